@@ -1,0 +1,134 @@
+"""The Article: what an editor shares. Typed, validated, body sanitised once at construction.
+
+Loaders (json, md, html, txt, url) live in ``sharer.loaders``; this module has no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import nh3
+
+from .errors import ArticleError
+
+# Tags and attributes an article body may keep. Everything else (script, style, iframe, forms,
+# event handlers, javascript: URLs) is removed by the nh3 (ammonia) sanitiser.
+ALLOWED_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "code",
+    "strong", "b", "em", "i", "u", "s", "del", "ins", "sub", "sup", "mark", "small",
+    "ul", "ol", "li", "dl", "dt", "dd", "a", "img", "figure", "figcaption",
+    "table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "span", "div",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+
+
+def sanitize_html(html: str) -> str:
+    """Return ``html`` with only safe tags/attributes; script and style contents are dropped."""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        clean_content_tags={"script", "style"},
+        url_schemes={"http", "https", "mailto"},
+        link_rel=None,
+    )
+
+
+def check_http_url(value: str, source: str, field_name: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ArticleError(source, field_name, "is required")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ArticleError(source, field_name, f"must be an http(s) URL, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article. ``body_html`` is always sanitised; ``published_at`` is timezone-aware."""
+
+    title: str
+    url: str
+    summary: str = ""
+    body_html: str = ""
+    image: str | None = None
+    author: str | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    published_at: datetime | None = None
+    lang: str | None = None
+    source: str = "<article>"  # where it was loaded from; used in error messages only
+
+    def __post_init__(self) -> None:
+        src = self.source
+        title = " ".join((self.title or "").split())
+        if not title:
+            raise ArticleError(src, "title", "is required")
+        object.__setattr__(self, "title", title)
+        object.__setattr__(self, "url", check_http_url(self.url, src, "url"))
+        if self.image:
+            object.__setattr__(self, "image", check_http_url(self.image, src, "image"))
+        else:
+            object.__setattr__(self, "image", None)
+        if self.published_at is not None:
+            if not isinstance(self.published_at, datetime):
+                raise ArticleError(src, "published_at", "must be a date-time")
+            if self.published_at.tzinfo is None or self.published_at.utcoffset() is None:
+                raise ArticleError(src, "published_at", "must include a time zone offset")
+        if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
+            raise ArticleError(src, "tags", "must be a list of strings")
+        object.__setattr__(self, "tags", tuple(t.strip() for t in self.tags if t.strip()))
+        object.__setattr__(self, "summary", " ".join((self.summary or "").split()))
+        object.__setattr__(self, "body_html", sanitize_html(self.body_html or ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form, the one stored with a share and accepted back by ``from_dict``."""
+        data = dataclasses.asdict(self)
+        data["tags"] = list(self.tags)
+        data["published_at"] = self.published_at.isoformat() if self.published_at else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<article>") -> Article:
+        """Build from a JSON object (the ``.json`` format). Unknown keys are an error."""
+        if not isinstance(data, dict):
+            raise ArticleError(source, "(document)", "must be a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)} | {"body"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ArticleError(source, unknown[0], "is not an article field")
+        values = dict(data)
+        if "body" in values:  # accept "body" as an alias of "body_html"
+            values.setdefault("body_html", values.pop("body"))
+        for name in ("title", "url", "summary", "body_html", "author", "lang", "image"):
+            if values.get(name) is not None and not isinstance(values[name], str):
+                raise ArticleError(source, name, "must be a string")
+        published = values.get("published_at")
+        if isinstance(published, str) and published:
+            try:
+                values["published_at"] = datetime.fromisoformat(published)
+            except ValueError:
+                raise ArticleError(source, "published_at", f"is not an ISO 8601 date-time: {published!r}") from None
+        elif published in ("", None):
+            values["published_at"] = None
+        tags = values.get("tags") or ()
+        if isinstance(tags, str) or not isinstance(tags, (list, tuple)):
+            raise ArticleError(source, "tags", "must be a list of strings")
+        values["tags"] = tuple(str(t) if isinstance(t, (int, float)) else t for t in tags)
+        values["source"] = values.get("source") or source
+        values.setdefault("title", "")  # missing required fields are reported by __post_init__
+        values.setdefault("url", "")
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)

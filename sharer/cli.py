@@ -1,0 +1,304 @@
+"""The ``sharer`` command. Calls ``sharer.service`` only; prints tables or the ``--json`` contract.
+
+Exit codes: 0 success, 1 a delivery failed (with --wait) or an operational error, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from functools import wraps
+
+import click
+import redis
+
+from . import service
+from .errors import ArticleError, ComposeError, ConfigError, InputError, NotFound, SharerError
+from .store.deliveries import Delivery
+
+BAD_INPUT = (ArticleError, ComposeError, ConfigError, InputError, NotFound)
+
+
+def handle_errors(fn):
+    """Turn our errors into one clear line and the contract's exit code — never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BAD_INPUT as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except redis.exceptions.ConnectionError:
+            from .config import load_settings
+
+            try:
+                url = load_settings().redis_url
+            except SharerError:
+                url = "(see config)"
+            click.echo(f"error: cannot reach Redis at {_hide_password(url)}", err=True)
+            sys.exit(1)
+        except SharerError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _runtime(ctx: click.Context):
+    from .runtime import get_runtime
+
+    return get_runtime(ctx.obj.get("config"))
+
+
+@click.group()
+@click.option("--config", "config", envvar="SHARER_CONFIG", type=click.Path(dir_okay=False),
+              help="Config file (default: config/sharer.toml or $SHARER_CONFIG).")
+@click.version_option(package_name="sharer")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """Publish one article to many platforms, and see what happened."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+def _load(source: str, url: str | None):
+    from .loaders import load_article
+
+    return load_article(source, url=url)
+
+
+def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError("--text", f"expected ACCOUNT=TEXT, got {pair!r}")
+        out[name.strip()] = text
+    return out
+
+
+def _accounts(to: str) -> list[str]:
+    return [a for a in (x.strip() for x in to.split(",")) if a]
+
+
+@main.command()
+@click.argument("source")
+@click.option("--to", "to", required=True, help="Comma-separated account names.")
+@click.option("--url", help="The article's URL (required for .txt articles; overrides others).")
+@click.option("--text", "texts", multiple=True, metavar="ACCOUNT=TEXT", help="Your own text for an account.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
+@click.pass_context
+@handle_errors
+def preview(ctx, source, to, url, texts, as_json):
+    """Show each post exactly as it will be sent, with its length against the limit."""
+    rt = _runtime(ctx)
+    article = _load(source, url)
+    posts = service.preview(rt, article, _accounts(to), _overrides(texts))
+    if as_json:
+        click.echo(json.dumps({"posts": [p.to_dict() for p in posts]}, ensure_ascii=False, indent=2))
+        return
+    for p in posts:
+        click.secho(f"── {p.account} ({p.platform}) — {p.length}/{p.limit} {p.unit}", bold=True)
+        click.echo(p.text)
+        for w in p.warnings:
+            click.secho(f"  ! {w}", fg="yellow")
+        click.echo()
+
+
+@main.command()
+@click.argument("source")
+@click.option("--to", "to", required=True, help="Comma-separated account names.")
+@click.option("--url", help="The article's URL (required for .txt articles; overrides others).")
+@click.option("--text", "texts", multiple=True, metavar="ACCOUNT=TEXT", help="Your own text for an account.")
+@click.option("--wait", is_flag=True, help="Show progress until every delivery is done; exit 1 if any failed.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds --wait waits at most.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
+@click.pass_context
+@handle_errors
+def share(ctx, source, to, url, texts, wait, timeout, as_json):
+    """Share an article (file or http(s) URL) to accounts, through the worker."""
+    rt = _runtime(ctx)
+    article = _load(source, url)
+    result = service.share(rt, article, _accounts(to), _overrides(texts))
+    deliveries = result.deliveries
+    if not wait:
+        if as_json:
+            _print_json({"share_id": result.share_id, "deliveries": [d.to_json() for d in deliveries]})
+        else:
+            click.echo(f"share {result.share_id}: {len(deliveries)} deliveries queued "
+                       f"(follow with: sharer status {result.share_id})")
+        return
+    live = LiveTable(enabled=not as_json and sys.stdout.isatty())
+    deliveries = service.wait(rt, result.share_id, timeout=timeout, on_update=live.update)
+    live.close()
+    if as_json:
+        _print_json({"share_id": result.share_id, "deliveries": [d.to_json() for d in deliveries]})
+    else:
+        click.echo(f"share {result.share_id}")
+        click.echo(render_table(deliveries))
+    sys.exit(0 if all(d.status == "delivered" for d in deliveries) else 1)
+
+
+@main.command()
+@click.argument("share_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def status(ctx, share_id, as_json):
+    """Every delivery of a share, with its status and where it landed."""
+    deliveries = service.status(_runtime(ctx), share_id)
+    if as_json:
+        _print_json({"share_id": share_id, "deliveries": [d.to_json() for d in deliveries]})
+    else:
+        click.echo(render_table(deliveries, events=True))
+
+
+@main.command("log")
+@click.option("--status", "status_", help="Only deliveries in this status.")
+@click.option("--account", help="Only this account's deliveries.")
+@click.option("--since", help="Only deliveries created since: ISO 8601 time, or 30m / 12h / 7d ago.")
+@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--cursor", help="The next_cursor of the previous page.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def log_cmd(ctx, status_, account, since, limit, cursor, as_json):
+    """Recent deliveries, newest first."""
+    deliveries, next_cursor = service.log(_runtime(ctx), status=status_, account=account,
+                                          since=parse_since(since) if since else None, limit=limit,
+                                          cursor=cursor)
+    if as_json:
+        _print_json({"deliveries": [d.to_json() for d in deliveries], "next_cursor": next_cursor})
+    else:
+        click.echo(render_table(deliveries))
+        if next_cursor:
+            click.echo(f"more: --cursor {next_cursor}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--base-port", default=8900, show_default=True, type=int, help="Port of the first emulator.")
+@handle_errors
+def sandbox(host, base_port):
+    """Run every platform's local emulator until Ctrl-C."""
+    from .sandbox.run import start_all
+
+    running = start_all(host, base_port)
+    for pid, emu in running.items():
+        click.echo(f"{pid:10} {emu.url}   (posts: {emu.url}/_sandbox/posts)")
+    click.echo("sandbox running; Ctrl-C to stop", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for emu in running.values():
+            emu.stop()
+
+
+@main.command()
+@click.pass_context
+@handle_errors
+def accounts(ctx):
+    """List configured accounts (never their secrets)."""
+    rt = _runtime(ctx)
+    for a in rt.settings.accounts.values():
+        creds = ", ".join(sorted(a.credentials)) or "-"
+        click.echo(f"{a.name:20} {a.platform:10} {a.api_base}   credentials: {creds}")
+
+
+@main.command()
+@click.pass_context
+@handle_errors
+def purge(ctx):
+    """Delete deliveries older than the configured retention now (beat does it hourly)."""
+    n = service.purge(_runtime(ctx))
+    click.echo(f"purged {n} deliveries")
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Keep the sandbox and worker running after the demo.")
+@click.pass_context
+@handle_errors
+def demo(ctx, keep):
+    """Start the sandbox and a worker, share every example article to the demo accounts, watch."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(ctx.obj.get("config"), keep=keep))
+
+
+# --- output helpers -------------------------------------------------------------------------------
+
+def _print_json(data) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def render_table(deliveries: list[Delivery], events: bool = False) -> str:
+    if not deliveries:
+        return "(no deliveries)"
+    rows = [("DELIVERY", "ACCOUNT", "PLATFORM", "STATUS", "TRIES", "WHERE / WHY")]
+    for d in deliveries:
+        where = d.post_url or d.note or d.error or ""
+        rows.append((d.id, d.account, d.platform, d.status, str(d.attempts), where))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
+    if events:
+        for d in deliveries:
+            lines.append("")
+            lines.append(f"{d.id} ({d.account}):")
+            for ev in d.events:
+                lines.append(f"  {ev['at']}  {ev['status']:<12} #{ev['attempt']}  {ev['message']}")
+    return "\n".join(lines)
+
+
+class LiveTable:
+    """Redraws the status table in place on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.lines = 0
+
+    def update(self, deliveries: list[Delivery]) -> None:
+        if not self.enabled:
+            return
+        text = render_table(deliveries)
+        if self.lines:
+            sys.stdout.write(f"\x1b[{self.lines}F\x1b[J")
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        self.lines = text.count("\n") + 1
+
+    def close(self) -> None:
+        if self.enabled and self.lines:
+            sys.stdout.write(f"\x1b[{self.lines}F\x1b[J")
+            sys.stdout.flush()
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+
+
+def parse_since(value: str) -> float:
+    m = _RELATIVE.match(value.strip())
+    if m:
+        factor = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return time.time() - float(m.group(1)) * factor
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError("--since", f"expected an ISO 8601 time or a duration like 12h, got {value!r}") from None
+    if dt.tzinfo is None:
+        raise InputError("--since", "give a time zone offset (e.g. 2026-11-25T09:00+08:00) or Z")
+    return dt.astimezone(UTC).timestamp()
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
+if __name__ == "__main__":
+    main()

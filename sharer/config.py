@@ -1,0 +1,375 @@
+"""Typed settings read once from TOML (``config/sharer.toml`` or ``$SHARER_CONFIG``).
+
+Secrets are never written in the config itself: a credential is a *reference*:
+
+* ``"env:NAME"``      – the value of environment variable NAME;
+* ``"file:KEY"``      – KEY in the secrets file (``[secrets] file = ...``, kept outside the repo);
+* ``"sandbox:"``      – the public, non-secret credential of the local emulators; only accepted when the
+  account's ``api_base`` is a loopback address, so it can never reach a real platform.
+
+Every problem fails at start with the file, the key and the reason (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/sharer.toml")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Secret:
+    """A credential value whose repr/str never shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for transient errors: full jitter between 0 and min(cap, base * 2**n)."""
+
+    base: float = 2.0
+    cap: float = 300.0
+    max_attempts: int = 6
+    deadline: float = 6 * 3600.0  # seconds after creation; past it a delivery fails
+
+
+@dataclass(frozen=True)
+class Account:
+    """One configured destination. ``options`` are already validated by the platform class."""
+
+    name: str
+    platform: str
+    api_base: str
+    credentials: dict[str, Secret] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    template: str | None = None
+    utm: dict[str, str] | None = None  # None = tagging off
+    rate_limit: tuple[int, float] | None = None  # (count, per seconds); None = platform default
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timezone: str | None = None
+
+    def secret(self, key: str) -> str:
+        return self.credentials[key].reveal()
+
+    def has_secret(self, key: str) -> bool:
+        return key in self.credentials
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str = DEFAULT_REDIS_URL
+    prefix: str = "sharer"
+    queue: str = "sharer"
+    retention_days: float = 90.0
+    timezone: str = "UTC"
+    lease_seconds: float = 120.0
+    http_timeout: float = 30.0
+    visibility_timeout: int = 3600
+    accounts: dict[str, Account] = field(default_factory=dict)
+    alert_webhook: str | None = None
+    alert_secret: Secret | None = None
+
+    def account(self, name: str) -> Account:
+        try:
+            return self.accounts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.accounts)) or "none configured"
+            raise ConfigError(f"{self.path}: unknown account {name!r} (known: {known})") from None
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+_TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts"}
+_ACCOUNT_KEYS = {
+    "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
+    "timezone",
+}
+SANDBOX_SECRET_PREFIX = "sandbox-"
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get("SHARER_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read and validate the config. Environment overrides: SHARER_REDIS_URL, SHARER_BROKER_URL."""
+    env = dict(os.environ if env is None else env)
+    p = config_path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found (set SHARER_CONFIG or create {DEFAULT_CONFIG})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    return parse_settings(raw, p, env)
+
+
+def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Settings:
+    _no_unknown(raw, _TOP_KEYS, p, "")
+    redis = _table(raw, "redis", p)
+    _no_unknown(redis, {"url", "prefix"}, p, "redis")
+    celery = _table(raw, "celery", p)
+    _no_unknown(celery, {"broker_url", "queue", "visibility_timeout"}, p, "celery")
+    log = _table(raw, "log", p)
+    _no_unknown(log, {"retention_days"}, p, "log")
+    defaults = _table(raw, "defaults", p)
+    _no_unknown(defaults, {"timezone"}, p, "defaults")
+    delivery = _table(raw, "delivery", p)
+    _no_unknown(delivery, {"lease_seconds", "http_timeout", "retry"}, p, "delivery")
+    alerts = _table(raw, "alerts", p)
+    _no_unknown(alerts, {"webhook", "secret"}, p, "alerts")
+    secrets_tbl = _table(raw, "secrets", p)
+    _no_unknown(secrets_tbl, {"file"}, p, "secrets")
+
+    redis_url = env.get("SHARER_REDIS_URL") or _str(redis, "url", p, "redis", DEFAULT_REDIS_URL)
+    broker_url = env.get("SHARER_BROKER_URL") or _str(celery, "broker_url", p, "celery", redis_url)
+    for key, url in (("redis.url", redis_url), ("celery.broker_url", broker_url)):
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"{p}: {key}: must be a redis:// URL, got {url!r}")
+    tz = _str(defaults, "timezone", p, "defaults", "UTC")
+    _check_zone(tz, p, "defaults.timezone")
+
+    secrets_file = secrets_tbl.get("file")
+    resolver = _CredentialResolver(p, env, Path(os.path.expanduser(secrets_file)) if secrets_file else None)
+
+    lease = _num(delivery, "lease_seconds", p, "delivery", 120.0)
+    http_timeout = _num(delivery, "http_timeout", p, "delivery", 30.0)
+    if http_timeout >= lease:
+        raise ConfigError(f"{p}: delivery.http_timeout ({http_timeout}) must be shorter than lease_seconds ({lease})")
+    default_retry = _retry(delivery.get("retry", {}), p, "delivery.retry", RetryPolicy())
+
+    accounts_tbl = _table(raw, "accounts", p)
+    accounts = {}
+    for name, acc in accounts_tbl.items():
+        accounts[name] = _account(name, acc, p, resolver, default_retry)
+
+    alert_secret = None
+    if "secret" in alerts:
+        alert_secret = resolver.resolve(alerts["secret"], "alerts.secret", alerts.get("webhook", ""))
+    return Settings(
+        path=p,
+        redis_url=redis_url,
+        broker_url=broker_url,
+        prefix=_str(redis, "prefix", p, "redis", "sharer"),
+        queue=_str(celery, "queue", p, "celery", "sharer"),
+        visibility_timeout=int(_num(celery, "visibility_timeout", p, "celery", 3600)),
+        retention_days=_num(log, "retention_days", p, "log", 90.0),
+        timezone=tz,
+        lease_seconds=lease,
+        http_timeout=http_timeout,
+        accounts=accounts,
+        alert_webhook=alerts.get("webhook"),
+        alert_secret=alert_secret,
+    )
+
+
+def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, default_retry: RetryPolicy) -> Account:
+    from .platforms import get_platform  # late: platforms import config types
+
+    where = f"accounts.{name}"
+    if not isinstance(acc, dict):
+        raise ConfigError(f"{p}: {where}: must be a table")
+    _no_unknown(acc, _ACCOUNT_KEYS, p, where)
+    platform_id = acc.get("platform")
+    if not platform_id:
+        raise ConfigError(f"{p}: {where}.platform: is required")
+    platform_cls = get_platform(platform_id, where=f"{p}: {where}.platform")
+    api_base = _str(acc, "api_base", p, where, platform_cls.default_api_base)
+    if not api_base or urlsplit(api_base).scheme not in ("http", "https"):
+        raise ConfigError(f"{p}: {where}.api_base: must be an http(s) URL, got {api_base!r}")
+    creds_raw = acc.get("credentials", {})
+    if not isinstance(creds_raw, dict):
+        raise ConfigError(f"{p}: {where}.credentials: must be a table of references")
+    known_creds = set(platform_cls.required_credentials) | set(platform_cls.optional_credentials)
+    _no_unknown(creds_raw, known_creds, p, f"{where}.credentials")
+    credentials = {}
+    for key in platform_cls.required_credentials:
+        if key not in creds_raw:
+            raise ConfigError(f"{p}: {where}.credentials.{key}: is required for platform {platform_id!r}")
+    for key, ref in creds_raw.items():
+        credentials[key] = resolver.resolve(ref, f"{where}.credentials.{key}", api_base)
+    try:
+        options = platform_cls.validate_options(acc.get("options", {}))
+    except ValueError as e:
+        raise ConfigError(f"{p}: {where}.options: {e}") from None
+    template = acc.get("template")
+    if template is not None:
+        from .compose import check_template
+
+        try:
+            check_template(template)
+        except ValueError as e:
+            raise ConfigError(f"{p}: {where}.template: {e}") from None
+    utm = _utm(acc.get("utm", True), platform_id, p, where)
+    rate = acc.get("rate_limit")
+    rate_limit = None
+    if rate is not None:
+        if not (isinstance(rate, dict) and set(rate) <= {"count", "per_seconds"} and "count" in rate):
+            raise ConfigError(f"{p}: {where}.rate_limit: must be {{count = N, per_seconds = S}}")
+        rate_limit = (int(rate["count"]), float(rate.get("per_seconds", 60)))
+        if rate_limit[0] <= 0 or rate_limit[1] <= 0:
+            raise ConfigError(f"{p}: {where}.rate_limit: count and per_seconds must be positive")
+    tz = acc.get("timezone")
+    if tz is not None:
+        _check_zone(tz, p, f"{where}.timezone")
+    return Account(
+        name=name,
+        platform=platform_id,
+        api_base=api_base.rstrip("/"),
+        credentials=credentials,
+        options=options,
+        template=template,
+        utm=utm,
+        rate_limit=rate_limit,
+        retry=_retry(acc.get("retry", {}), p, f"{where}.retry", default_retry),
+        timezone=tz,
+    )
+
+
+class _CredentialResolver:
+    def __init__(self, p: Path, env: dict[str, str], secrets_file: Path | None):
+        self.p, self.env, self.secrets_file = p, env, secrets_file
+        self._file_values: dict[str, Any] | None = None
+
+    def resolve(self, ref: Any, where: str, api_base: str) -> Secret:
+        p = self.p
+        if not isinstance(ref, str) or ":" not in ref:
+            raise ConfigError(
+                f"{p}: {where}: must be a reference like \"env:VAR\", \"file:KEY\" or \"sandbox:\" "
+                "(never the secret itself)"
+            )
+        kind, _, name = ref.partition(":")
+        if kind == "env":
+            if not name:
+                raise ConfigError(f"{p}: {where}: env: reference needs a variable name")
+            if not self.env.get(name):
+                raise ConfigError(f"{p}: {where}: environment variable {name} is not set")
+            return Secret(self.env[name])
+        if kind == "file":
+            values = self._load_file(where)
+            if name not in values or not isinstance(values[name], str):
+                raise ConfigError(f"{p}: {where}: key {name!r} not found in secrets file {self.secrets_file}")
+            return Secret(values[name])
+        if kind == "sandbox":
+            if not is_loopback_url(api_base):
+                raise ConfigError(f"{p}: {where}: sandbox: credentials only work with a loopback api_base")
+            key = where.rsplit(".", 1)[-1]
+            return Secret(SANDBOX_SECRET_PREFIX + key)
+        raise ConfigError(f"{p}: {where}: unknown reference kind {kind!r} (use env:, file: or sandbox:)")
+
+    def _load_file(self, where: str) -> dict[str, Any]:
+        if self._file_values is None:
+            if self.secrets_file is None:
+                raise ConfigError(f"{self.p}: {where}: file: reference but no [secrets] file is configured")
+            try:
+                self._file_values = tomllib.loads(self.secrets_file.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as e:
+                raise ConfigError(f"{self.p}: secrets.file: cannot read {self.secrets_file}: {e}") from None
+        return self._file_values
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _utm(value: Any, platform_id: str, p: Path, where: str) -> dict[str, str] | None:
+    if value is False:
+        return None
+    base = {"utm_source": platform_id, "utm_medium": "social", "utm_campaign": "sharer"}
+    if value is True:
+        return base
+    if not isinstance(value, dict):
+        raise ConfigError(f"{p}: {where}.utm: must be true, false or a table")
+    _no_unknown(value, {"enabled", "source", "medium", "campaign"}, p, f"{where}.utm")
+    if value.get("enabled", True) is False:
+        return None
+    for k in ("source", "medium", "campaign"):
+        if k in value:
+            if not isinstance(value[k], str) or not value[k]:
+                raise ConfigError(f"{p}: {where}.utm.{k}: must be a non-empty string")
+            base[f"utm_{k}"] = value[k]
+    return base
+
+
+def _retry(value: Any, p: Path, where: str, default: RetryPolicy) -> RetryPolicy:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{p}: {where}: must be a table")
+    _no_unknown(value, {"base", "cap", "max_attempts", "deadline"}, p, where)
+    return RetryPolicy(
+        base=_num(value, "base", p, where, default.base),
+        cap=_num(value, "cap", p, where, default.cap),
+        max_attempts=int(_num(value, "max_attempts", p, where, default.max_attempts)),
+        deadline=_num(value, "deadline", p, where, default.deadline),
+    )
+
+
+def _check_zone(name: str, p: Path, where: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{p}: {where}: unknown time zone {name!r}") from None
+
+
+def _table(raw: dict, key: str, p: Path) -> dict:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{p}: [{key}]: must be a table")
+    return value
+
+
+def _no_unknown(table: dict, known: set[str], p: Path, where: str) -> None:
+    for key in table:
+        if key not in known:
+            name = f"{where}.{key}" if where else key
+            raise ConfigError(f"{p}: {name}: unknown key (expected one of: {', '.join(sorted(known))})")
+
+
+def _str(table: dict, key: str, p: Path, where: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{p}: {where}.{key}: must be a string")
+    return value
+
+
+def _num(table: dict, key: str, p: Path, where: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{p}: {where}.{key}: must be a non-negative number")
+    return float(value)

@@ -1,0 +1,67 @@
+"""The one place in ``sharer`` that knows about Celery: the app's settings and sending task messages.
+
+Tasks are sent by name, so the core never imports ``tasks`` (the Celery layer imports us, not the
+other way round).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from .config import Settings
+
+DELIVER_TASK = "sharer.deliver"
+
+
+def celery_settings(settings: Settings) -> dict[str, Any]:
+    """Chosen, not defaulted. Each line says why."""
+    transport = {
+        # A task taken but not acknowledged within this many seconds is handed out again. Must exceed
+        # the longest countdown we ever use (300 s) and the lease, or messages are duplicated.
+        "visibility_timeout": settings.visibility_timeout,
+    }
+    return {
+        "broker_url": settings.broker_url,
+        # JSON only: a pickle payload from the broker is code execution waiting to happen.
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        # The delivery record is the result; storing Celery results only costs Redis memory.
+        "task_ignore_result": True,
+        "result_backend": None,
+        # Acknowledge after the task ran, so a worker that dies mid-task does not lose the message...
+        "task_acks_late": True,
+        # ...and requeue it when the child process is killed (the record's lease and attempt number
+        # make the re-run safe).
+        "task_reject_on_worker_lost": True,
+        # Take one message at a time: a prefetched message sits unacked behind a slow post.
+        "worker_prefetch_multiplier": 1,
+        # The same visibility timeout in all three places Celery reads it from.
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "visibility_timeout": settings.visibility_timeout,
+        "task_default_queue": settings.queue,
+        "task_create_missing_queues": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_send_task_events": False,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }
+
+
+class Queue:
+    """A sending-only Celery app for the CLI and web processes."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.app = Celery("sharer-client", set_as_current=False)
+        self.app.conf.update(celery_settings(settings))
+
+    def enqueue(self, delivery_id: str, countdown: float | None = None) -> None:
+        self.app.send_task(DELIVER_TASK, args=[delivery_id], queue=self.settings.queue,
+                           countdown=countdown if countdown and countdown > 0 else None)
+
+    def close(self) -> None:
+        self.app.close()

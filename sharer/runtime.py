@@ -1,0 +1,65 @@
+"""Per-process resources (settings, Redis pool, HTTP session), made on first use, never at import.
+
+Worker processes fork; a pool inherited across fork is unsafe, so the cache is keyed by pid.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import redis
+import requests
+from requests.adapters import HTTPAdapter
+
+from .config import Settings, load_settings
+from .store.deliveries import DeliveryStore
+from .store.keys import Keys
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pid: int = field(default_factory=os.getpid)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                                    health_check_interval=30)
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.prefix)
+
+    @cached_property
+    def store(self) -> DeliveryStore:
+        return DeliveryStore(self.redis, self.keys, self.settings.retention_days * 86400)
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """One keep-alive session per process; platform clients add their own headers per call."""
+        s = requests.Session()
+        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        s.headers["User-Agent"] = "sharer/0.1 (+https://github.com/sharer)"
+        return s
+
+    @cached_property
+    def queue(self):
+        from .queue import Queue
+
+        return Queue(self.settings)
+
+
+_cache: dict[tuple[int, str | None], Runtime] = {}
+
+
+def get_runtime(config: str | None = None) -> Runtime:
+    key = (os.getpid(), config or os.environ.get("SHARER_CONFIG"))
+    rt = _cache.get(key)
+    if rt is None:
+        _cache.clear()  # entries from a parent process must not be reused after fork
+        rt = _cache[key] = Runtime(load_settings(config))
+    return rt

@@ -1,0 +1,361 @@
+"""The delivery log: one hash per delivery, its event list, and the indexes — changed only atomically.
+
+Every status change goes through one Lua script that checks the current status (compare-and-set),
+optionally the attempt number (a fencing token), then writes the hash, appends the event, moves the
+status index and publishes a notice, all at once: the log and its indexes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+
+from ..clock import iso, ms, now
+from .keys import Keys
+
+ACTIVE = ("queued", "scheduled", "sending", "retrying", "unknown")
+TERMINAL = ("delivered", "failed", "cancelled")
+STATUSES = ("queued", "scheduled", "sending", "retrying", "delivered", "failed", "cancelled",
+            "unknown", "needs_review")
+
+# KEYS[1] delivery hash, KEYS[2] its event list
+# ARGV: 1 status-index prefix, 2 allowed current statuses ("a,b" or "*"), 3 new status ("" = keep),
+#       4 now iso, 5 message, 6 fencing token ("" = none), 7 fields json, 8 "1" to bump attempts,
+#       9 events channel
+_TRANSITION = """
+local h = KEYS[1]
+local cur = redis.call('HGET', h, 'status')
+if not cur then return {'missing', ''} end
+if ARGV[2] ~= '*' then
+  local ok = false
+  for s in string.gmatch(ARGV[2], '[^,]+') do if s == cur then ok = true end end
+  if not ok then return {'conflict', cur} end
+end
+if ARGV[6] ~= '' and redis.call('HGET', h, 'attempts') ~= ARGV[6] then return {'stale', cur} end
+local new = ARGV[3]
+if new == '' then new = cur end
+local attempts = tonumber(redis.call('HGET', h, 'attempts') or '0')
+if ARGV[8] == '1' then attempts = attempts + 1 end
+local fields = cjson.decode(ARGV[7])
+for k, v in pairs(fields) do
+  if v == false then redis.call('HDEL', h, k) else redis.call('HSET', h, k, tostring(v)) end
+end
+redis.call('HSET', h, 'status', new, 'attempts', attempts, 'updated_at', ARGV[4])
+if new ~= cur then
+  local member = redis.call('HGET', h, 'idx')
+  redis.call('ZREM', ARGV[1] .. cur, member)
+  redis.call('ZADD', ARGV[1] .. new, 0, member)
+end
+local ev = cjson.encode({at = ARGV[4], status = new, attempt = attempts, message = ARGV[5]})
+redis.call('RPUSH', KEYS[2], ev)
+redis.call('PUBLISH', ARGV[9], cjson.encode({delivery = redis.call('HGET', h, 'id'),
+  share = redis.call('HGET', h, 'share_id'), status = new, attempt = attempts, at = ARGV[4]}))
+return {'ok', tostring(attempts)}
+"""
+
+# Claim a delivery for sending: queued/retrying -> sending with a lease and a new attempt number.
+# ARGV: 1 status-index prefix, 2 now epoch, 3 now iso, 4 lease seconds, 5 channel
+_CLAIM = """
+local h = KEYS[1]
+local cur = redis.call('HGET', h, 'status')
+if not cur then return {'missing', ''} end
+local now = tonumber(ARGV[2])
+local function move(new, msg, bump)
+  local attempts = tonumber(redis.call('HGET', h, 'attempts') or '0')
+  if bump then attempts = attempts + 1 end
+  redis.call('HSET', h, 'status', new, 'attempts', attempts, 'updated_at', ARGV[3])
+  local member = redis.call('HGET', h, 'idx')
+  redis.call('ZREM', ARGV[1] .. cur, member)
+  redis.call('ZADD', ARGV[1] .. new, 0, member)
+  redis.call('RPUSH', KEYS[2], cjson.encode({at = ARGV[3], status = new, attempt = attempts, message = msg}))
+  redis.call('PUBLISH', ARGV[5], cjson.encode({delivery = redis.call('HGET', h, 'id'),
+    share = redis.call('HGET', h, 'share_id'), status = new, attempt = attempts, at = ARGV[3]}))
+  return attempts
+end
+if cur == 'queued' or cur == 'retrying' then
+  local not_before = tonumber(redis.call('HGET', h, 'not_before') or '0')
+  if not_before > now then return {'early', tostring(not_before)} end
+  local attempts = move('sending', 'sending', true)
+  redis.call('HSET', h, 'lease_until', tostring(now + tonumber(ARGV[4])))
+  return {'ok', tostring(attempts)}
+end
+if cur == 'sending' then
+  local lease = tonumber(redis.call('HGET', h, 'lease_until') or '0')
+  if lease > now then return {'busy', tostring(lease)} end
+  move('unknown', 'the worker sending this post stopped answering (lease expired); checking the platform', false)
+  return {'expired', ''}
+end
+return {'skip', cur}
+"""
+
+
+@dataclass
+class Delivery:
+    """A delivery record as stored (also the ``--json`` delivery object, see ``to_json``)."""
+
+    id: str
+    share_id: str
+    account: str
+    platform: str
+    status: str
+    attempts: int
+    created_at: str
+    updated_at: str
+    post: dict[str, Any] | None = None
+    post_id: str | None = None
+    post_url: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    note: str | None = None
+    override: str | None = None
+    not_before: float | None = None
+    lease_until: float | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_hash(cls, h: dict[str, str], events: list[str] | None = None) -> Delivery:
+        def opt(k: str) -> str | None:
+            v = h.get(k)
+            return v if v not in (None, "") else None
+
+        return cls(
+            id=h["id"], share_id=h["share_id"], account=h["account"], platform=h["platform"],
+            status=h["status"], attempts=int(h.get("attempts", 0)), created_at=h["created_at"],
+            updated_at=h.get("updated_at", h["created_at"]),
+            post=json.loads(h["post"]) if opt("post") else None,
+            post_id=opt("post_id"), post_url=opt("post_url"), error=opt("error"),
+            error_kind=opt("error_kind"), note=opt("note"), override=opt("override"),
+            not_before=float(h["not_before"]) if opt("not_before") else None,
+            lease_until=float(h["lease_until"]) if opt("lease_until") else None,
+            state=json.loads(h["state"]) if opt("state") else {},
+            events=[json.loads(e) for e in events or []],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "share_id": self.share_id, "account": self.account, "platform": self.platform,
+            "status": self.status, "attempts": self.attempts, "post_id": self.post_id,
+            "post_url": self.post_url, "error": self.error, "error_kind": self.error_kind,
+            "note": self.note, "created_at": self.created_at, "updated_at": self.updated_at,
+            "post": self.post, "events": self.events,
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of a scripted change: ``ok`` or why not (missing / conflict / stale / busy / ...)."""
+
+    outcome: str
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+class DeliveryStore:
+    def __init__(self, redis: Redis, keys: Keys, retention_seconds: float = 90 * 86400):
+        self.r = redis
+        self.k = keys
+        self.retention = int(retention_seconds)
+        self._transition = redis.register_script(_TRANSITION)
+        self._claim = redis.register_script(_CLAIM)
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def create_share(self, share: dict[str, Any], deliveries: list[dict[str, Any]], status: str = "queued",
+                     message: str = "queued") -> None:
+        """Write a share and its deliveries in one MULTI/EXEC: all of it exists, or none."""
+        t = now()
+        created = iso(t)
+        member_ms = f"{ms(t):013d}"
+        ttl = self.retention + 86400  # backstop; `purge` removes index entries on time
+        pipe = self.r.pipeline(transaction=True)
+        share_key = self.k.share(share["id"])
+        pipe.hset(share_key, mapping={**{k: _enc(v) for k, v in share.items()}, "created_at": created})
+        pipe.expire(share_key, ttl)
+        pipe.zadd(self.k.shares_index, {f"{member_ms}:{share['id']}": 0})
+        for d in deliveries:
+            member = f"{member_ms}:{d['id']}"
+            fields = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": status,
+                      "attempts": 0, "created_at": created, "updated_at": created, "idx": member}
+            pipe.hset(self.k.delivery(d["id"]), mapping=fields)
+            ev = json.dumps({"at": created, "status": status, "attempt": 0, "message": message})
+            pipe.rpush(self.k.events(d["id"]), ev)
+            pipe.expire(self.k.delivery(d["id"]), ttl)
+            pipe.expire(self.k.events(d["id"]), ttl)
+            pipe.zadd(self.k.all_index, {member: 0})
+            pipe.zadd(self.k.status_index(status), {member: 0})
+            pipe.zadd(self.k.account_index(d["account"]), {member: 0})
+        pipe.execute()
+
+    def transition(self, delivery_id: str, allowed: Iterable[str] | str, new: str | None, message: str,
+                   *, token: int | None = None, fields: dict[str, Any] | None = None,
+                   bump: bool = False) -> Result:
+        allowed_s = allowed if isinstance(allowed, str) else ",".join(allowed)
+        res = self._transition(
+            keys=[self.k.delivery(delivery_id), self.k.events(delivery_id)],
+            args=[self.k.status_prefix, allowed_s, new or "", iso(), message,
+                  "" if token is None else str(token), json.dumps(_fields(fields or {})),
+                  "1" if bump else "0", self.k.events_channel],
+        )
+        return Result(_s(res[0]), _s(res[1]))
+
+    def claim(self, delivery_id: str, lease_seconds: float) -> Result:
+        res = self._claim(
+            keys=[self.k.delivery(delivery_id), self.k.events(delivery_id)],
+            args=[self.k.status_prefix, repr(now()), iso(), repr(float(lease_seconds)), self.k.events_channel],
+        )
+        return Result(_s(res[0]), _s(res[1]))
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def get(self, delivery_id: str, with_events: bool = True) -> Delivery | None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.k.delivery(delivery_id))
+        if with_events:
+            pipe.lrange(self.k.events(delivery_id), 0, -1)
+        out = pipe.execute()
+        if not out[0]:
+            return None
+        return Delivery.from_hash(_dec(out[0]), [_s(e) for e in out[1]] if with_events else None)
+
+    def get_many(self, ids: list[str], with_events: bool = True) -> list[Delivery]:
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for i in ids:
+            pipe.hgetall(self.k.delivery(i))
+            if with_events:
+                pipe.lrange(self.k.events(i), 0, -1)
+        out = pipe.execute()
+        step = 2 if with_events else 1
+        result = []
+        for n in range(len(ids)):
+            h = out[n * step]
+            if h:
+                evs = [_s(e) for e in out[n * step + 1]] if with_events else None
+                result.append(Delivery.from_hash(_dec(h), evs))
+        return result
+
+    def share(self, share_id: str) -> dict[str, Any] | None:
+        h = _dec(self.r.hgetall(self.k.share(share_id)))
+        if not h:
+            return None
+        h["delivery_ids"] = json.loads(h.get("delivery_ids", "[]"))
+        return h
+
+    def query(self, *, status: str | None = None, account: str | None = None, since: float | None = None,
+              limit: int = 50, cursor: str | None = None, with_events: bool = True
+              ) -> tuple[list[Delivery], str | None]:
+        """Newest first. ``cursor`` is the opaque ``next_cursor`` of the previous page."""
+        if status:
+            index = self.k.status_index(status)
+        elif account:
+            index = self.k.account_index(account)
+        else:
+            index = self.k.all_index
+        high = f"({cursor}" if cursor else "+"
+        low = f"[{ms(since):013d}" if since else "-"
+        found: list[Delivery] = []
+        next_cursor = None
+        batch = max(limit * 2, 100)
+        while len(found) < limit:
+            members = [_s(m) for m in self.r.zrange(index, high, low, desc=True, bylex=True, offset=0, num=batch)]
+            if not members:
+                next_cursor = None
+                break
+            ids = [m.split(":", 1)[1] for m in members]
+            records = {d.id: d for d in self.get_many(ids, with_events=with_events)}
+            for member, did in zip(members, ids):
+                d = records.get(did)
+                next_cursor = member
+                if d is None or (account and d.account != account) or (status and d.status != status):
+                    continue
+                found.append(d)
+                if len(found) == limit:
+                    break
+            if len(members) < batch and len(found) < limit:
+                next_cursor = None
+                break
+            high = f"({members[-1]}" if len(found) < limit else high
+        if len(found) < limit:
+            next_cursor = None
+        return found, next_cursor
+
+    def ids_in_status(self, status: str, limit: int = 1000) -> list[str]:
+        members = self.r.zrange(self.k.status_index(status), "-", "+", bylex=True, offset=0, num=limit)
+        return [_s(m).split(":", 1)[1] for m in members]
+
+    def count_by_status(self) -> dict[str, int]:
+        pipe = self.r.pipeline(transaction=False)
+        for s in STATUSES:
+            pipe.zcard(self.k.status_index(s))
+        return dict(zip(STATUSES, pipe.execute()))
+
+    # --- retention -------------------------------------------------------------------------------
+
+    def purge(self, older_than: float, batch: int = 500) -> int:
+        """Delete deliveries and shares created before ``older_than`` (epoch seconds), indexes included."""
+        cutoff = f"({ms(older_than):013d}"
+        removed = 0
+        while True:
+            members = [_s(m) for m in self.r.zrange(self.k.all_index, "-", cutoff, bylex=True, offset=0, num=batch)]
+            if not members:
+                break
+            ids = [m.split(":", 1)[1] for m in members]
+            pipe = self.r.pipeline(transaction=False)
+            for i in ids:
+                pipe.hmget(self.k.delivery(i), "status", "account")
+            info = pipe.execute()
+            pipe = self.r.pipeline(transaction=True)
+            for member, did, (status, account) in zip(members, ids, info):
+                pipe.delete(self.k.delivery(did), self.k.events(did))
+                pipe.zrem(self.k.all_index, member)
+                for s in STATUSES:
+                    if status is None or _s(status) == s:
+                        pipe.zrem(self.k.status_index(s), member)
+                if account is not None:
+                    pipe.zrem(self.k.account_index(_s(account)), member)
+            pipe.execute()
+            removed += len(ids)
+        while True:
+            members = [_s(m) for m in self.r.zrange(self.k.shares_index, "-", cutoff, bylex=True, offset=0, num=batch)]
+            if not members:
+                break
+            pipe = self.r.pipeline(transaction=True)
+            for m in members:
+                pipe.delete(self.k.share(m.split(":", 1)[1]))
+                pipe.zrem(self.k.shares_index, m)
+            pipe.execute()
+        return removed
+
+    def iter_share_ids(self, limit: int = 50) -> Iterator[str]:
+        for m in self.r.zrange(self.k.shares_index, "+", "-", desc=True, bylex=True, offset=0, num=limit):
+            yield _s(m).split(":", 1)[1]
+
+
+def _enc(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
+
+
+def _fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """None deletes a field (sent as false to Lua); containers are JSON-encoded."""
+    return {k: (False if v is None else _enc(v)) for k, v in fields.items()}
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _dec(h: dict) -> dict[str, str]:
+    return {_s(k): _s(v) for k, v in h.items()}

@@ -1,0 +1,63 @@
+"""Every Redis key sharer uses, under one prefix (``[redis] prefix``, default ``sharer``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "sharer"
+
+    def share(self, share_id: str) -> str:
+        return f"{self.prefix}:share:{share_id}"
+
+    def delivery(self, delivery_id: str) -> str:
+        return f"{self.prefix}:dlv:{delivery_id}"
+
+    def events(self, delivery_id: str) -> str:
+        return f"{self.prefix}:dlv:{delivery_id}:events"
+
+    # Indexes are lexicographic sorted sets (all scores 0) whose members are
+    # "<13-digit created ms>:<id>", so time order, cursors and --since are one ZRANGE BYLEX.
+    @property
+    def shares_index(self) -> str:
+        return f"{self.prefix}:idx:shares"
+
+    @property
+    def all_index(self) -> str:
+        return f"{self.prefix}:idx:all"
+
+    def status_index(self, status: str) -> str:
+        return f"{self.prefix}:idx:status:{status}"
+
+    def account_index(self, account: str) -> str:
+        return f"{self.prefix}:idx:account:{account}"
+
+    @property
+    def status_prefix(self) -> str:
+        return f"{self.prefix}:idx:status:"
+
+    # Platform state shared by all workers.
+    def token(self, account: str) -> str:
+        return f"{self.prefix}:token:{account}"
+
+    def token_lock(self, account: str) -> str:
+        return f"{self.prefix}:token:{account}:lock"
+
+    def cache(self, account: str, name: str) -> str:
+        return f"{self.prefix}:cache:{account}:{name}"
+
+    def rate(self, account: str, endpoint: str = "post") -> str:
+        return f"{self.prefix}:rate:{account}:{endpoint}"
+
+    def dedupe(self, digest: str) -> str:
+        return f"{self.prefix}:dedupe:{digest}"
+
+    @property
+    def schedule(self) -> str:
+        return f"{self.prefix}:schedule"
+
+    @property
+    def events_channel(self) -> str:
+        return f"{self.prefix}:events"

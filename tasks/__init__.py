@@ -1,0 +1,28 @@
+"""The Celery layer: ``celery -A tasks worker`` and ``celery -A tasks beat``.
+
+Thin on purpose: each task calls one function of the ``sharer`` core. Configuration is read when
+Celery first needs it (``on_configure``), never at import.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+app = Celery("sharer")
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **_: object) -> None:
+    from sharer.queue import celery_settings
+    from sharer.runtime import get_runtime
+
+    settings = get_runtime().settings
+    sender.conf.update(celery_settings(settings))
+    sender.conf.beat_schedule = {
+        "purge-old-deliveries": {"task": "sharer.purge", "schedule": 3600.0},
+    }
+
+
+from . import jobs  # noqa: E402,F401  (registers the tasks on `app`)
+
+__all__ = ["app"]

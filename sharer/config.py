@@ -97,6 +97,7 @@ class Settings:
     accounts: dict[str, Account] = field(default_factory=dict)
     alert_webhook: str | None = None
     alert_secret: Secret | None = None
+    media_rewrite: dict[str, str] = field(default_factory=dict)
 
     def account(self, name: str) -> Account:
         try:
@@ -108,7 +109,7 @@ class Settings:
 
 # --- loading -------------------------------------------------------------------------------------
 
-_TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts"}
+_TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts", "media"}
 _ACCOUNT_KEYS = {
     "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
     "timezone",
@@ -150,6 +151,14 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     alerts = _table(raw, "alerts", p)
     _no_unknown(alerts, {"webhook", "secret"}, p, "alerts")
     secrets_tbl = _table(raw, "secrets", p)
+    media = _table(raw, "media", p)
+    _no_unknown(media, {"rewrite"}, p, "media")
+    media_rewrite = media.get("rewrite", {})
+    if not isinstance(media_rewrite, dict) or not all(
+        isinstance(v, str) and urlsplit(k).scheme in ("http", "https") and urlsplit(v).scheme in ("http", "https")
+        for k, v in media_rewrite.items()
+    ):
+        raise ConfigError(f"{p}: media.rewrite: must map http(s) URL prefixes to http(s) URL prefixes")
     _no_unknown(secrets_tbl, {"file"}, p, "secrets")
 
     redis_url = env.get("SHARER_REDIS_URL") or _str(redis, "url", p, "redis", DEFAULT_REDIS_URL)
@@ -191,6 +200,7 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         accounts=accounts,
         alert_webhook=alerts.get("webhook"),
         alert_secret=alert_secret,
+        media_rewrite=dict(media_rewrite),
     )
 
 

@@ -53,7 +53,7 @@ def run_delivery(rt: Runtime, delivery_id: str) -> Next:
 
     ctx = DeliveryContext(
         delivery_id=delivery_id, account=account, session=rt.session, timeout=rt.settings.http_timeout,
-        redis=rt.redis, keys=rt.keys, state=dict(record.state),
+        redis=rt.redis, keys=rt.keys, state=dict(record.state), media_rewrite=rt.settings.media_rewrite,
         on_step=lambda msg: store.transition(delivery_id, "sending", None, msg, token=token),
         on_state=lambda state: store.transition(delivery_id, "sending", None, "progress saved",
                                                 token=token, fields={"state": state}),

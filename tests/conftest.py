@@ -73,6 +73,8 @@ def config_file(tmp_path_factory, emulators) -> Path:
         f'[celery]\nqueue = "sharer-test-{tag}"\n\n'
         '[defaults]\ntimezone = "Asia/Shanghai"\n\n'
         '[delivery]\nlease_seconds = 30\nhttp_timeout = 5\n\n'
+        # example articles' images (news.example.com) are served by the stand-in site emulator
+        f'[media]\nrewrite = {{ "https://news.example.com/" = "{emulators["site"].url}/" }}\n\n'
         + account_tables(emulators)
     )
     return path

@@ -78,6 +78,7 @@ class DeliveryContext:
     state: dict[str, Any] = field(default_factory=dict)  # survives retries (e.g. thread part ids)
     on_step: Callable[[str], None] | None = None
     on_state: Callable[[dict[str, Any]], None] | None = None
+    media_rewrite: dict[str, str] = field(default_factory=dict)  # [media] rewrite, see sharer.media
 
     def step(self, message: str) -> None:
         """Record a visible progress line in the delivery's event log."""

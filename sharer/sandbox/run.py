@@ -9,6 +9,7 @@ from .server import Emulator
 # platform id -> (emulator class, default port). Ports match the demo accounts in config/sharer.toml.
 EMULATORS: dict[str, tuple[str, int]] = {
     "webhook": ("sharer.sandbox.webhook:WebhookEmulator", 8900),
+    "site": ("sharer.sandbox.site:SiteEmulator", 8909),  # the newsroom website's stand-in (images)
 }
 
 

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo install redis lint bench sandbox worker clean
+.PHONY: test demo install redis system-deps lint bench sandbox worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,14 @@ redis:
 	@for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
 	  echo "Redis did not start on 127.0.0.1:6379" >&2; exit 1
 
-test: install redis
+# System tools the tests use, from Debian's packages when missing (CI runs as root).
+system-deps:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing docker-compose (apt-get)"; \
+	  (apt-get update -qq && apt-get install -y -qq docker-compose) >/dev/null 2>&1 || \
+	  echo "warning: could not install docker-compose" >&2; }
+
+test: install redis system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

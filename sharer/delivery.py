@@ -35,14 +35,12 @@ def run_delivery(rt: Runtime, delivery_id: str) -> Next:
     if claim.outcome != "ok":
         log.info("delivery %s not sent now: %s %s", delivery_id, claim.outcome, claim.detail)
         return DONE
-    token = int(claim.detail)
-    record = store.get(delivery_id, with_events=False)
-    assert record is not None  # claimed a moment ago
+    token, record = claim.token, claim.record
+    assert record is not None
     try:
-        share = store.share(record.share_id)
-        if share is None:
+        if claim.article_json is None:
             raise SharerError(f"share {record.share_id} is gone")
-        article = Article.from_dict(json.loads(share["article"]))
+        article = Article.from_dict(json.loads(claim.article_json))
         account = rt.settings.account(record.account)
         platform = get_platform(account.platform)(account)
         post = platform.compose(article, record.override)

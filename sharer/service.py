@@ -65,7 +65,7 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
     )
     for d in deliveries:
         rt.queue.enqueue(d["id"])
-    return ShareResult(share_id, status(rt, share_id))
+    return ShareResult(share_id, rt.store.get_many([d["id"] for d in deliveries]))
 
 
 def status(rt: Runtime, share_id: str) -> list[Delivery]:

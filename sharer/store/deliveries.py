@@ -58,7 +58,7 @@ return {'ok', tostring(attempts)}
 """
 
 # Claim a delivery for sending: queued/retrying -> sending with a lease and a new attempt number.
-# ARGV: 1 status-index prefix, 2 now epoch, 3 now iso, 4 lease seconds, 5 channel
+# ARGV: 1 status-index prefix, 2 now epoch, 3 now iso, 4 lease seconds, 5 channel, 6 share key prefix
 _CLAIM = """
 local h = KEYS[1]
 local cur = redis.call('HGET', h, 'status')
@@ -81,7 +81,9 @@ if cur == 'queued' or cur == 'retrying' then
   if not_before > now then return {'early', tostring(not_before)} end
   local attempts = move('sending', 'sending', true)
   redis.call('HSET', h, 'lease_until', tostring(now + tonumber(ARGV[4])))
-  return {'ok', tostring(attempts)}
+  -- hand back the record and its share's article: the worker needs nothing else to compose
+  local article = redis.call('HGET', ARGV[6] .. redis.call('HGET', h, 'share_id'), 'article') or ''
+  return {'ok', tostring(attempts), redis.call('HGETALL', h), article}
 end
 if cur == 'sending' then
   local lease = tonumber(redis.call('HGET', h, 'lease_until') or '0')
@@ -158,6 +160,18 @@ class Result:
         return self.outcome == "ok"
 
 
+@dataclass(frozen=True)
+class Claim(Result):
+    """A successful claim carries the record (``detail`` is the attempt number) and the article JSON."""
+
+    record: Delivery | None = None
+    article_json: str | None = None
+
+    @property
+    def token(self) -> int:
+        return int(self.detail)
+
+
 class DeliveryStore:
     def __init__(self, redis: Redis, keys: Keys, retention_seconds: float = 90 * 86400):
         self.r = redis
@@ -206,12 +220,19 @@ class DeliveryStore:
         )
         return Result(_s(res[0]), _s(res[1]))
 
-    def claim(self, delivery_id: str, lease_seconds: float) -> Result:
+    def claim(self, delivery_id: str, lease_seconds: float) -> Claim:
+        """queued/retrying -> sending with a lease; on success also returns the record and article JSON."""
         res = self._claim(
             keys=[self.k.delivery(delivery_id), self.k.events(delivery_id)],
-            args=[self.k.status_prefix, repr(now()), iso(), repr(float(lease_seconds)), self.k.events_channel],
+            args=[self.k.status_prefix, repr(now()), iso(), repr(float(lease_seconds)), self.k.events_channel,
+                  self.k.share("")],
         )
-        return Result(_s(res[0]), _s(res[1]))
+        outcome, detail = _s(res[0]), _s(res[1])
+        if outcome != "ok":
+            return Claim(outcome, detail)
+        flat = [_s(x) for x in res[2]]
+        record = Delivery.from_hash(dict(zip(flat[::2], flat[1::2])))
+        return Claim(outcome, detail, record, _s(res[3]) or None)
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -1,0 +1,122 @@
+"""Deliveries per second through the whole pipeline vs. a bare Celery task, in the same run.
+
+Both use a 2-process prefork worker with sharer's Celery settings, the same Redis, and the same local
+webhook receiver (a separate process). Ours does: share() (Redis writes + enqueue) -> claim (Lua) ->
+read record + share -> compose -> signed POST -> delivered (Lua). The baseline does one POST and one
+Redis write. Usage: python bench/throughput.py [-n 2000] [--concurrency 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sharer import service  # noqa: E402
+from sharer.config import load_settings  # noqa: E402
+from sharer.loaders import load_article  # noqa: E402
+from sharer.runtime import Runtime  # noqa: E402
+
+PORT = 18900
+
+
+def start(cmd: list[str], env: dict[str, str], ready: str | None, log: Path) -> subprocess.Popen:
+    fh = open(log, "wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 30
+    while ready and ready.encode() not in log.read_bytes():
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"{cmd} failed:\n{log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=2)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="sharer-bench-"))
+    tag = secrets.token_hex(3)
+    cfg = tmp / "sharer.toml"
+    cfg.write_text(
+        f'[redis]\nurl = "redis://127.0.0.1:6379/14"\nprefix = "bench-{tag}"\n[celery]\nqueue = "bench-{tag}"\n'
+        f'[accounts.bench]\nplatform = "webhook"\napi_base = "http://127.0.0.1:{PORT}/hooks/bench"\n'
+        'credentials = { secret = "sandbox:" }\nutm = false\noptions = { include_body = false }\n'
+    )
+    os.environ["SHARER_CONFIG"] = str(cfg)
+    env = dict(os.environ)
+    rt = Runtime(load_settings(cfg))
+    sandbox = start([sys.executable, "-m", "sharer.cli", "sandbox", "--base-port", str(PORT)], env,
+                    "sandbox running", tmp / "sandbox.log")
+    worker_args = ["worker", "-P", "prefork", "-c", str(args.concurrency), "--without-gossip",
+                   "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
+    try:
+        article = load_article(str(ROOT / "examples" / "baic-catl.json"))
+
+        # --- ours ---
+        w = start([sys.executable, "-m", "celery", "-A", "tasks", *worker_args, "-n", f"ours-{tag}@%h"], env,
+                  None, tmp / "ours.log")
+        time.sleep(3)
+        t0 = time.perf_counter()
+        for _ in range(args.n):
+            service.share(rt, article, ["bench"])
+        while rt.store.count_by_status()["delivered"] < args.n:
+            if time.perf_counter() - t0 > 600:
+                raise SystemExit("ours: timed out")
+            time.sleep(0.05)
+        ours = args.n / (time.perf_counter() - t0)
+        stop(w)
+        failed = rt.store.count_by_status()["failed"]
+
+        # --- bare baseline ---
+        from bench import baseline_tasks
+
+        body = json.dumps({"title": article.title, "url": article.url, "text": article.summary})
+        w = start([sys.executable, "-m", "celery", "-A", "bench.baseline_tasks", *worker_args, "-n",
+                   f"bare-{tag}@%h"], env, None, tmp / "bare.log")
+        time.sleep(3)
+        key = f"bench-{tag}:bare"
+        url = f"http://127.0.0.1:{PORT}/hooks/bare"
+        requests.post(f"http://127.0.0.1:{PORT}/_sandbox/reset", timeout=5)
+        t0 = time.perf_counter()
+        for _ in range(args.n):
+            baseline_tasks.bare.apply_async(args=[url, key, body])
+        while int(rt.redis.get(key) or 0) < args.n:
+            if time.perf_counter() - t0 > 600:
+                raise SystemExit("bare: timed out")
+            time.sleep(0.05)
+        bare = args.n / (time.perf_counter() - t0)
+        stop(w)
+    finally:
+        stop(sandbox)
+        for k in rt.redis.scan_iter(match=f"bench-{tag}*", count=1000):
+            rt.redis.delete(k)
+    print(f"deliveries: {args.n}, worker: prefork x{args.concurrency}, failed: {failed}")
+    print("| pipeline | deliveries/s |")
+    print("|---|---|")
+    print(f"| sharer (share -> worker -> signed webhook -> log) | {ours:.0f} |")
+    print(f"| bare Celery task (POST + 1 Redis write) | {bare:.0f} |")
+    print(f"ratio: {ours / bare:.2f} (target >= 0.80)")
+
+
+if __name__ == "__main__":
+    main()

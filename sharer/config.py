@@ -93,6 +93,8 @@ class Settings:
     timezone: str = "UTC"
     lease_seconds: float = 120.0
     http_timeout: float = 30.0
+    overdue_seconds: float = 3600.0
+    duplicate_window: float = 86400.0
     visibility_timeout: int = 3600
     accounts: dict[str, Account] = field(default_factory=dict)
     alert_webhook: str | None = None
@@ -147,7 +149,8 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     defaults = _table(raw, "defaults", p)
     _no_unknown(defaults, {"timezone"}, p, "defaults")
     delivery = _table(raw, "delivery", p)
-    _no_unknown(delivery, {"lease_seconds", "http_timeout", "retry"}, p, "delivery")
+    _no_unknown(delivery, {"lease_seconds", "http_timeout", "retry", "overdue_minutes", "duplicate_window_hours"},
+                p, "delivery")
     alerts = _table(raw, "alerts", p)
     _no_unknown(alerts, {"webhook", "secret"}, p, "alerts")
     secrets_tbl = _table(raw, "secrets", p)
@@ -197,6 +200,8 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         timezone=tz,
         lease_seconds=lease,
         http_timeout=http_timeout,
+        overdue_seconds=_num(delivery, "overdue_minutes", p, "delivery", 60.0) * 60,
+        duplicate_window=_num(delivery, "duplicate_window_hours", p, "delivery", 24.0) * 3600,
         accounts=accounts,
         alert_webhook=alerts.get("webhook"),
         alert_secret=alert_secret,

@@ -1,22 +1,41 @@
 """One delivery attempt, start to finish: claim the record, compose, publish, record the verdict.
 
-Called by the Celery task; returns what the caller should do next (nothing, or send the task again
-after ``countdown`` seconds). No Celery here: the task is a thin wrapper.
+The record in Redis is the truth; a Celery message only nudges it forward. What happens per error class:
+
+* transient (5xx, connect errors, "system busy"): ``retrying`` after full-jitter exponential backoff,
+  until ``max_attempts`` or the delivery's deadline, then ``failed``;
+* rate-limited: ``retrying`` not before the platform's reset time; not counted as an attempt;
+* auth: platform clients refresh their token once themselves; one that still fails is ``failed``
+  with "re-authorise account X";
+* permanent: ``failed`` at once with the platform's message;
+* ambiguous (the request may have reached the platform: read timeout, dropped connection, 502/504,
+  a worker that died mid-call, a "duplicate" answer): ``unknown``, then reconcile — never a blind
+  retry. A platform with an idempotency key is simply retried with the same key; otherwise we look
+  for the post: found -> ``delivered``; surely absent -> retry; can't tell -> ``needs_review``.
+
+Countdowns never exceed ``MAX_COUNTDOWN``; longer waits are left to the sweeper, which re-nudges
+records whose ``not_before`` has passed (long countdowns on a Redis broker get redelivered).
+No Celery here: the task is a thin wrapper around ``run_delivery``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from dataclasses import dataclass
 
 from .article import Article
-from .errors import DeliveryError, SharerError
+from .config import Account, RetryPolicy
+from .errors import Ambiguous, AuthExpired, DeliveryError, Duplicate, RateLimited, SharerError, TransientError
 from .platforms import get_platform
-from .platforms.base import DeliveryContext, Post, Receipt
+from .platforms.base import DeliveryContext, Platform, Post, Receipt
 from .runtime import Runtime
+from .store.deliveries import Delivery
 
 log = logging.getLogger("sharer.delivery")
+MAX_COUNTDOWN = 300.0
 
 
 @dataclass(frozen=True)
@@ -29,9 +48,39 @@ class Next:
 DONE = Next()
 
 
-def run_delivery(rt: Runtime, delivery_id: str) -> Next:
+def backoff(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))] (AWS architecture blog)."""
+    ceiling = min(policy.cap, policy.base * (2 ** max(0, attempt - 1)))
+    return (rng or random).uniform(0, ceiling)
+
+
+def rate_for(account: Account) -> tuple[int, float] | None:
+    """The account's configured limit, else its platform's documented default (None = unlimited)."""
+    if account.rate_limit:
+        return account.rate_limit
+    return getattr(get_platform(account.platform), "rate_limit", None)
+
+
+def later(seconds: float) -> Next:
+    """Run again after ``seconds``, or leave it to the sweeper when that is too far ahead."""
+    return Next(max(0.05, seconds)) if seconds <= MAX_COUNTDOWN else DONE
+
+
+def run_delivery(rt: Runtime, delivery_id: str, account_name: str | None = None) -> Next:
     store = rt.store
-    claim = store.claim(delivery_id, rt.settings.lease_seconds)
+    rate = rate_key = None
+    if account_name and account_name in rt.settings.accounts:
+        rate = rate_for(rt.settings.accounts[account_name])
+        rate_key = rt.keys.rate(account_name) if rate else None
+    claim = store.claim(delivery_id, rt.settings.lease_seconds, rate_key=rate_key or "", rate=rate)
+    if claim.outcome == "limited":
+        log.info("delivery %s deferred %.1fs by the account's rate limit", delivery_id, float(claim.detail))
+        return later(float(claim.detail))
+    if claim.outcome == "early":
+        return later(float(claim.detail) - time.time())
+    if claim.outcome == "expired" or (claim.outcome == "skip" and claim.detail == "unknown"):
+        # a worker died holding it (or an earlier check was interrupted): find out what happened
+        return reconcile(rt, delivery_id)
     if claim.outcome != "ok":
         log.info("delivery %s not sent now: %s %s", delivery_id, claim.outcome, claim.detail)
         return DONE
@@ -40,43 +89,152 @@ def run_delivery(rt: Runtime, delivery_id: str) -> Next:
     try:
         if claim.article_json is None:
             raise SharerError(f"share {record.share_id} is gone")
-        article = Article.from_dict(json.loads(claim.article_json))
-        account = rt.settings.account(record.account)
-        platform = get_platform(account.platform)(account)
-        post = platform.compose(article, record.override)
+        platform, post = _compose(rt, record, claim.article_json)
     except SharerError as e:
-        store.transition(delivery_id, "sending", "failed", f"cannot compose: {e}", token=token,
-                         fields={"error": str(e), "error_kind": "compose"})
+        _fail(rt, record, token, f"cannot compose: {e}", "compose")
         return DONE
 
-    ctx = DeliveryContext(
-        delivery_id=delivery_id, account=account, session=rt.session, timeout=rt.settings.http_timeout,
-        redis=rt.redis, keys=rt.keys, state=dict(record.state), media_rewrite=rt.settings.media_rewrite,
-        on_step=lambda msg: store.transition(delivery_id, "sending", None, msg, token=token),
-        on_state=lambda state: store.transition(delivery_id, "sending", None, "progress saved",
-                                                token=token, fields={"state": state}),
-    )
+    ctx = _context(rt, record, platform.account, token)
     try:
         receipt = platform.publish(post, ctx)
     except DeliveryError as e:
-        message = ctx.redact(str(e))
-        store.transition(delivery_id, "sending", "failed", message, token=token,
-                         fields={"error": message, "error_kind": e.kind, "post": post.to_dict()})
-        return DONE
-    except Exception as e:  # a bug in a client: record it without leaking anything
+        return _on_error(rt, record, token, platform, post, ctx, e)
+    except Exception as e:  # a bug in a client: the post may or may not be out — don't guess
         log.exception("delivery %s: unexpected error", delivery_id)
-        message = ctx.redact(f"internal error: {type(e).__name__}: {e}")
-        store.transition(delivery_id, "sending", "failed", message, token=token,
-                         fields={"error": message, "error_kind": "internal", "post": post.to_dict()})
-        return DONE
+        err = Ambiguous(ctx.redact(f"internal error: {type(e).__name__}: {e}"))
+        return _on_error(rt, record, token, platform, post, ctx, err)
     _delivered(rt, delivery_id, token, post, receipt)
     return DONE
 
 
+def _compose(rt: Runtime, record: Delivery, article_json: str) -> tuple[Platform, Post]:
+    article = Article.from_dict(json.loads(article_json))
+    account = rt.settings.account(record.account)
+    platform = get_platform(account.platform)(account)
+    return platform, platform.compose(article, record.override)
+
+
+def _context(rt: Runtime, record: Delivery, account: Account, token: int | None) -> DeliveryContext:
+    store, did = rt.store, record.id
+    allowed = "sending" if token is not None else "unknown"
+    return DeliveryContext(
+        delivery_id=did, account=account, session=rt.session, timeout=rt.settings.http_timeout,
+        redis=rt.redis, keys=rt.keys, state=dict(record.state), media_rewrite=rt.settings.media_rewrite,
+        on_step=lambda msg: store.transition(did, allowed, None, msg, token=token),
+        on_state=lambda state: store.transition(did, allowed, None, "progress saved", token=token,
+                                                fields={"state": state}),
+    )
+
+
+def _on_error(rt: Runtime, record: Delivery, token: int, platform: Platform, post: Post,
+              ctx: DeliveryContext, err: DeliveryError) -> Next:
+    did = record.id
+    message = ctx.redact(str(err))
+    account = platform.account
+    if isinstance(err, RateLimited):
+        wait = max(err.retry_after, 0.5)
+        _to(rt, did, "sending", "retrying", f"rate-limited; next try in {wait:.0f}s: {message}",
+                         token=token, fields={"error": message, "error_kind": err.kind,
+                                              "not_before": time.time() + wait, "post": post.to_dict(),
+                                              "rate_waits": record.rate_waits + 1})
+        return later(wait)
+    if isinstance(err, (Ambiguous, Duplicate)):
+        if platform.idempotent and not isinstance(err, Duplicate):
+            return _retry_or_fail(rt, record, token, account.retry, post, message, err.kind,
+                                  note="safe to resend: the platform de-duplicates by idempotency key")
+        _to(rt, did, "sending", "unknown", f"{message}; checking whether the post went out",
+                         token=token, fields={"error": message, "error_kind": err.kind, "post": post.to_dict()})
+        return reconcile(rt, did)
+    if isinstance(err, TransientError):
+        return _retry_or_fail(rt, record, token, account.retry, post, message, err.kind)
+    if isinstance(err, AuthExpired):
+        message = f"re-authorise account {account.name}: {message}"
+    _fail(rt, record, token, message, err.kind, post)
+    return DONE
+
+
+def _retry_or_fail(rt: Runtime, record: Delivery, token: int | None, policy: RetryPolicy, post: Post,
+                   message: str, kind: str, note: str = "") -> Next:
+    """Schedule another attempt with backoff, unless attempts or the deadline are used up."""
+    did = record.id
+    allowed = "sending" if token is not None else "unknown"
+    counted = token if token is not None else record.attempts
+    counted -= record.rate_waits
+    age = time.time() - _epoch(record.created_at)
+    if counted >= policy.max_attempts or age >= policy.deadline:
+        why = f"gave up after {counted} attempts" if counted >= policy.max_attempts else "deadline passed"
+        _to(rt, did, allowed, "failed", f"{why}: {message}", token=token,
+                            fields={"error": message, "error_kind": kind, "post": post.to_dict()})
+        return DONE
+    wait = backoff(policy, counted)
+    text = f"{message}; retry in {wait:.1f}s" + (f" ({note})" if note else "")
+    _to(rt, did, allowed, "retrying", text, token=token,
+                        fields={"error": message, "error_kind": kind, "not_before": time.time() + wait,
+                                "post": post.to_dict()})
+    return later(wait)
+
+
+def reconcile(rt: Runtime, delivery_id: str) -> Next:
+    """An ``unknown`` delivery: look for the post on the platform before anything is sent again."""
+    record, article_json = rt.store.load(delivery_id)
+    if record is None or record.status != "unknown":
+        return DONE
+    try:
+        platform, post = _compose(rt, record, article_json or "{}")
+    except SharerError as e:
+        _to(rt, delivery_id, "unknown", "needs_review", f"cannot check: {e}")
+        return DONE
+    ctx = _context(rt, record, platform.account, None)
+    if platform.idempotent:
+        return _retry_or_fail(rt, record, None, platform.account.retry, post, record.error or "interrupted",
+                              "ambiguous", note="safe to resend: the platform de-duplicates by idempotency key")
+    try:
+        found = platform.find_existing(post, ctx)
+    except DeliveryError as e:
+        reason = ctx.redact(str(e))
+        _to(rt, delivery_id, "unknown", "needs_review",
+                            f"the post may or may not have been published and we cannot tell ({reason}); "
+                            "check the account, then mark it posted or send it again",
+                            fields={"error": record.error or reason, "error_kind": "ambiguous"})
+        return DONE
+    if found is not None:
+        where = found.url or found.note or "no public URL"
+        _to(rt, delivery_id, "unknown", "delivered", f"found on the platform: {where}",
+                            fields={"post_id": found.post_id, "post_url": found.url, "note": found.note,
+                                    "error": None, "error_kind": None, "post": post.to_dict()})
+        return DONE
+    return _retry_or_fail(rt, record, None, platform.account.retry, post,
+                          (record.error or "interrupted") + "; not found on the platform", "transient")
+
+
+def _fail(rt: Runtime, record: Delivery, token: int, message: str, kind: str, post: Post | None = None) -> None:
+    fields = {"error": message, "error_kind": kind}
+    if post is not None:
+        fields["post"] = post.to_dict()
+    _to(rt, record.id, "sending", "failed", message, token=token, fields=fields)
+
+
 def _delivered(rt: Runtime, delivery_id: str, token: int, post: Post, receipt: Receipt) -> None:
     where = receipt.url or receipt.note or "no public URL"
-    rt.store.transition(
+    _to(rt,
         delivery_id, "sending", "delivered", f"delivered: {where}", token=token,
         fields={"post_id": receipt.post_id, "post_url": receipt.url, "note": receipt.note, "error": None,
                 "error_kind": None, "post": post.to_dict(), "lease_until": None},
     )
+
+
+ALERT_ON = ("delivered", "failed", "needs_review")
+
+
+def _to(rt: Runtime, delivery_id: str, allowed, new: str | None, message: str, **kw) -> bool:
+    """A status change; a settled one also triggers the configured alert webhook."""
+    result = rt.store.transition(delivery_id, allowed, new, message, **kw)
+    if result.ok and new in ALERT_ON and rt.settings.alert_webhook:
+        rt.queue.send_alert(delivery_id)
+    return result.ok
+
+
+def _epoch(iso_text: str) -> float:
+    from .clock import parse_iso
+
+    return parse_iso(iso_text).timestamp()

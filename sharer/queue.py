@@ -13,6 +13,7 @@ from celery import Celery
 from .config import Settings
 
 DELIVER_TASK = "sharer.deliver"
+ALERT_TASK = "sharer.alert"
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
@@ -59,9 +60,13 @@ class Queue:
         self.app = Celery("sharer-client", set_as_current=False)
         self.app.conf.update(celery_settings(settings))
 
-    def enqueue(self, delivery_id: str, countdown: float | None = None) -> None:
-        self.app.send_task(DELIVER_TASK, args=[delivery_id], queue=self.settings.queue,
+    def enqueue(self, delivery_id: str, countdown: float | None = None, account: str | None = None) -> None:
+        """Nudge a delivery. The account name lets the worker apply its rate limit in the claim."""
+        self.app.send_task(DELIVER_TASK, args=[delivery_id, account], queue=self.settings.queue,
                            countdown=countdown if countdown and countdown > 0 else None)
+
+    def send_alert(self, delivery_id: str) -> None:
+        self.app.send_task(ALERT_TASK, args=[delivery_id], queue=self.settings.queue)
 
     def close(self) -> None:
         self.app.close()

@@ -64,7 +64,7 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
         deliveries,
     )
     for d in deliveries:
-        rt.queue.enqueue(d["id"])
+        rt.queue.enqueue(d["id"], account=d["account"])
     return ShareResult(share_id, rt.store.get_many([d["id"] for d in deliveries]))
 
 

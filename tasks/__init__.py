@@ -19,6 +19,9 @@ def _configure(sender: Celery, **_: object) -> None:
     settings = get_runtime().settings
     sender.conf.update(celery_settings(settings))
     sender.conf.beat_schedule = {
+        # re-nudge deliveries whose message was lost, expire dead leases, flag overdue ones
+        "sweep": {"task": "sharer.sweep", "schedule": 60.0},
+        # enforce [log] retention_days
         "purge-old-deliveries": {"task": "sharer.purge", "schedule": 3600.0},
     }
 

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
-from sharer.delivery import run_delivery
-from sharer.queue import DELIVER_TASK
+from sharer.errors import TransientError
+from sharer.queue import ALERT_TASK, DELIVER_TASK
 from sharer.runtime import get_runtime
 
 from . import app
 
 
 @app.task(name=DELIVER_TASK, ignore_result=True)
-def deliver(delivery_id: str) -> None:
+def deliver(delivery_id: str, account: str | None = None) -> None:
+    from sharer.delivery import run_delivery
+
     rt = get_runtime()
-    nxt = run_delivery(rt, delivery_id)
+    nxt = run_delivery(rt, delivery_id, account)
     if nxt.countdown is not None:
-        rt.queue.enqueue(delivery_id, countdown=nxt.countdown)
+        rt.queue.enqueue(delivery_id, countdown=nxt.countdown, account=account)
+
+
+@app.task(name="sharer.sweep", ignore_result=True)
+def sweep() -> dict:
+    from sharer.sweeper import sweep as run_sweep
+
+    report = run_sweep(get_runtime())
+    return {"nudged": len(report.nudged), "overdue": len(report.overdue)}
+
+
+@app.task(name=ALERT_TASK, ignore_result=True, autoretry_for=(TransientError,), max_retries=8,
+          retry_backoff=5, retry_backoff_max=300, retry_jitter=True)
+def alert(delivery_id: str) -> None:
+    from sharer.alerts import send_alert
+
+    send_alert(get_runtime(), delivery_id)
 
 
 @app.task(name="sharer.purge", ignore_result=True)

@@ -54,7 +54,7 @@ def test_share_to_two_webhooks_is_delivered_once_each_and_signed(emulators, runt
     assert json.loads(status.stdout)["deliveries"] == deliveries
 
 
-def test_receiver_500_ends_failed_with_its_message(emulators, runtime, worker):
+def test_receiver_500_is_retried_then_ends_failed_with_its_message(emulators, runtime, worker):
     inject(emulators["webhook"], path="/hooks/a", kind="status", status=500, count=10,
            body={"error": "disk full on receiver"})
     article = load_article(str(EXAMPLES / "baic-catl.json"))
@@ -63,7 +63,11 @@ def test_receiver_500_ends_failed_with_its_message(emulators, runtime, worker):
     assert d.status == "failed"
     assert "disk full on receiver" in d.error
     assert "HTTP 500" in d.error
-    assert [e["status"] for e in d.events][-1] == "failed"
+    assert d.attempts == 4  # max_attempts in the test config
+    statuses = [e["status"] for e in d.events]
+    assert statuses.count("retrying") == 3 and statuses[-1] == "failed"
+    assert "gave up after 4 attempts" in d.events[-1]["message"]
+    assert sandbox_posts(emulators["webhook"]) == []
 
 
 def test_wrong_secret_is_rejected_and_recorded_without_the_secret(emulators, runtime, worker):

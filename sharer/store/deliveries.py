@@ -58,7 +58,9 @@ return {'ok', tostring(attempts)}
 """
 
 # Claim a delivery for sending: queued/retrying -> sending with a lease and a new attempt number.
-# ARGV: 1 status-index prefix, 2 now epoch, 3 now iso, 4 lease seconds, 5 channel, 6 share key prefix
+# KEYS[3] the account's rate-limit log ("" = no limit)
+# ARGV: 1 status-index prefix, 2 now epoch, 3 now iso, 4 lease seconds, 5 channel, 6 share key prefix,
+#       7 rate count, 8 rate period seconds, 9 a unique member for this send
 _CLAIM = """
 local h = KEYS[1]
 local cur = redis.call('HGET', h, 'status')
@@ -79,6 +81,20 @@ end
 if cur == 'queued' or cur == 'retrying' then
   local not_before = tonumber(redis.call('HGET', h, 'not_before') or '0')
   if not_before > now then return {'early', tostring(not_before)} end
+  -- the account's shared rate limit: a sliding-window log of send times (exact: never more than
+  -- ARGV[7] sends in any ARGV[8] seconds, whatever the number of workers)
+  if KEYS[3] ~= '' then
+    local limit, period = tonumber(ARGV[7]), tonumber(ARGV[8])
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - period)
+    if redis.call('ZCARD', KEYS[3]) >= limit then
+      local oldest = tonumber(redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2])
+      local wait_until = oldest + period
+      redis.call('HSET', h, 'not_before', tostring(wait_until))
+      return {'limited', tostring(wait_until - now)}
+    end
+    redis.call('ZADD', KEYS[3], now, ARGV[9])
+    redis.call('EXPIRE', KEYS[3], math.ceil(period) + 60)
+  end
   local attempts = move('sending', 'sending', true)
   redis.call('HSET', h, 'lease_until', tostring(now + tonumber(ARGV[4])))
   -- hand back the record and its share's article: the worker needs nothing else to compose
@@ -116,6 +132,8 @@ class Delivery:
     override: str | None = None
     not_before: float | None = None
     lease_until: float | None = None
+    rate_waits: int = 0  # rate-limited attempts, which do not count against max_attempts
+    overdue: bool = False
     state: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -134,6 +152,7 @@ class Delivery:
             error_kind=opt("error_kind"), note=opt("note"), override=opt("override"),
             not_before=float(h["not_before"]) if opt("not_before") else None,
             lease_until=float(h["lease_until"]) if opt("lease_until") else None,
+            rate_waits=int(h.get("rate_waits") or 0), overdue=h.get("overdue") == "1",
             state=json.loads(h["state"]) if opt("state") else {},
             events=[json.loads(e) for e in events or []],
         )
@@ -143,7 +162,8 @@ class Delivery:
             "id": self.id, "share_id": self.share_id, "account": self.account, "platform": self.platform,
             "status": self.status, "attempts": self.attempts, "post_id": self.post_id,
             "post_url": self.post_url, "error": self.error, "error_kind": self.error_kind,
-            "note": self.note, "created_at": self.created_at, "updated_at": self.updated_at,
+            "note": self.note, "overdue": self.overdue,
+            "created_at": self.created_at, "updated_at": self.updated_at,
             "post": self.post, "events": self.events,
         }
 
@@ -220,12 +240,20 @@ class DeliveryStore:
         )
         return Result(_s(res[0]), _s(res[1]))
 
-    def claim(self, delivery_id: str, lease_seconds: float) -> Claim:
-        """queued/retrying -> sending with a lease; on success also returns the record and article JSON."""
+    def claim(self, delivery_id: str, lease_seconds: float, *, rate_key: str = "",
+              rate: tuple[int, float] | None = None) -> Claim:
+        """queued/retrying -> sending with a lease; on success also returns the record and article JSON.
+
+        Other outcomes: ``early`` (not before ``detail``), ``limited`` (rate limit: wait ``detail`` s),
+        ``busy`` (another worker holds a live lease), ``expired`` (lease ran out: now ``unknown``),
+        ``skip`` (status ``detail`` is not sendable), ``missing``.
+        """
+        count, period = rate or (0, 0.0)
+        t = now()
         res = self._claim(
-            keys=[self.k.delivery(delivery_id), self.k.events(delivery_id)],
-            args=[self.k.status_prefix, repr(now()), iso(), repr(float(lease_seconds)), self.k.events_channel,
-                  self.k.share("")],
+            keys=[self.k.delivery(delivery_id), self.k.events(delivery_id), rate_key if rate else ""],
+            args=[self.k.status_prefix, repr(t), iso(t), repr(float(lease_seconds)), self.k.events_channel,
+                  self.k.share(""), str(count), repr(float(period)), f"{t!r}:{delivery_id}"],
         )
         outcome, detail = _s(res[0]), _s(res[1])
         if outcome != "ok":
@@ -245,6 +273,14 @@ class DeliveryStore:
         if not out[0]:
             return None
         return Delivery.from_hash(_dec(out[0]), [_s(e) for e in out[1]] if with_events else None)
+
+    def load(self, delivery_id: str) -> tuple[Delivery | None, str | None]:
+        """The record and its share's article JSON, in one round trip."""
+        h = _dec(self.r.hgetall(self.k.delivery(delivery_id)))
+        if not h:
+            return None, None
+        article = self.r.hget(self.k.share(h["share_id"]), "article")
+        return Delivery.from_hash(h), _s(article) if article is not None else None
 
     def get_many(self, ids: list[str], with_events: bool = True) -> list[Delivery]:
         if not ids:

@@ -1,0 +1,41 @@
+"""The "tell me when a post failed" webhook: a signed JSON notice when a delivery settles.
+
+Sent by its own Celery task (``sharer.alert``) so a slow alert receiver never delays a post; retried
+on failure. Same signature scheme as the webhook platform: ``X-Sharer-Signature: sha256=<hmac>``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .errors import TransientError
+from .platforms.webhook import sign
+from .redact import redact
+from .runtime import Runtime
+
+
+def send_alert(rt: Runtime, delivery_id: str) -> bool:
+    s = rt.settings
+    if not s.alert_webhook:
+        return False
+    d = rt.store.get(delivery_id, with_events=False)
+    if d is None:
+        return False
+    share = rt.store.share(d.share_id) or {}
+    notice = {
+        "event": f"delivery.{d.status}", "delivery_id": d.id, "share_id": d.share_id, "account": d.account,
+        "platform": d.platform, "status": d.status, "attempts": d.attempts, "post_url": d.post_url,
+        "error": d.error, "title": share.get("title"), "article_url": share.get("url"),
+        "updated_at": d.updated_at,
+    }
+    body = json.dumps(notice, ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json; charset=utf-8", "X-Sharer-Delivery": d.id}
+    if s.alert_secret:
+        headers["X-Sharer-Signature"] = sign(s.alert_secret.reveal(), body)
+    try:
+        resp = rt.session.post(s.alert_webhook, data=body, headers=headers, timeout=(5, 15))
+    except Exception as e:  # requests errors carry the URL; keep only the kind
+        raise TransientError(f"alert webhook unreachable: {type(e).__name__}") from None
+    if resp.status_code >= 300:
+        raise TransientError(redact(f"alert webhook answered HTTP {resp.status_code}"))
+    return True

@@ -114,17 +114,23 @@ def preview(ctx, source, to, url, texts, as_json):
 @click.option("--to", "to", required=True, help="Comma-separated account names.")
 @click.option("--url", help="The article's URL (required for .txt articles; overrides others).")
 @click.option("--text", "texts", multiple=True, metavar="ACCOUNT=TEXT", help="Your own text for an account.")
+@click.option("--idempotency-key", help="Repeating a share with the same key returns the same share.")
+@click.option("--force", is_flag=True, help="Share again even if this article went to these accounts recently.")
 @click.option("--wait", is_flag=True, help="Show progress until every delivery is done; exit 1 if any failed.")
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds --wait waits at most.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
 @click.pass_context
 @handle_errors
-def share(ctx, source, to, url, texts, wait, timeout, as_json):
+def share(ctx, source, to, url, texts, idempotency_key, force, wait, timeout, as_json):
     """Share an article (file or http(s) URL) to accounts, through the worker."""
     rt = _runtime(ctx)
     article = _load(source, url)
-    result = service.share(rt, article, _accounts(to), _overrides(texts))
+    result = service.share(rt, article, _accounts(to), _overrides(texts), idempotency_key=idempotency_key,
+                           force=force)
     deliveries = result.deliveries
+    if result.duplicate and not as_json:
+        click.echo(f"already shared recently: returning share {result.share_id} (use --force to share again)",
+                   err=True)
     if not wait:
         if as_json:
             _print_json({"share_id": result.share_id, "deliveries": [d.to_json() for d in deliveries]})
@@ -177,6 +183,66 @@ def log_cmd(ctx, status_, account, since, limit, cursor, as_json):
         click.echo(render_table(deliveries))
         if next_cursor:
             click.echo(f"more: --cursor {next_cursor}")
+
+
+@main.command()
+@click.argument("delivery_id")
+@click.option("--yes", is_flag=True, help="Confirm retrying a needs_review delivery (it may already be out).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def retry(ctx, delivery_id, yes, as_json):
+    """Send a failed or needs_review delivery again."""
+    rt = _runtime(ctx)
+    d = service.delivery(rt, delivery_id)
+    confirmed = yes
+    if d.status == "needs_review" and not yes and sys.stdin.isatty():
+        click.echo(f"{delivery_id} may already be published on {d.account}: {d.error or ''}")
+        confirmed = click.confirm("Checked the account and want to send it again?", default=False)
+    d = service.retry(rt, delivery_id, confirmed=confirmed)
+    if as_json:
+        _print_json(d.to_json())
+    else:
+        click.echo(f"{d.id}: {d.status}")
+
+
+@main.command()
+@click.argument("delivery_id")
+@click.option("--url", help="Where the post is (if you found it).")
+@click.pass_context
+@handle_errors
+def posted(ctx, delivery_id, url):
+    """Close a needs_review delivery: you checked, and the post is out."""
+    d = service.mark_posted(_runtime(ctx), delivery_id, url)
+    click.echo(f"{d.id}: {d.status}")
+
+
+@main.command()
+@click.argument("share_or_delivery_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def cancel(ctx, share_or_delivery_id, as_json):
+    """Cancel deliveries that have not started sending; says which were already out."""
+    result = service.cancel(_runtime(ctx), share_or_delivery_id)
+    if as_json:
+        _print_json({"cancelled": result.cancelled, "not_cancelled": result.not_cancelled})
+        return
+    for did in result.cancelled:
+        click.echo(f"{did}: cancelled")
+    for did, st in result.not_cancelled.items():
+        click.echo(f"{did}: not cancelled ({st})")
+
+
+@main.command()
+@click.pass_context
+@handle_errors
+def sweep(ctx):
+    """Re-nudge stuck deliveries and flag overdue ones now (beat does it every minute)."""
+    from .sweeper import sweep as run_sweep
+
+    report = run_sweep(_runtime(ctx))
+    click.echo(f"nudged {len(report.nudged)}, newly overdue {len(report.overdue)}")
 
 
 @main.command()

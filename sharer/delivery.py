@@ -159,8 +159,8 @@ def _retry_or_fail(rt: Runtime, record: Delivery, token: int | None, policy: Ret
     did = record.id
     allowed = "sending" if token is not None else "unknown"
     counted = token if token is not None else record.attempts
-    counted -= record.rate_waits
-    age = time.time() - _epoch(record.created_at)
+    counted -= record.rate_waits + record.attempt_base
+    age = time.time() - (record.retried_at or _epoch(record.created_at))
     if counted >= policy.max_attempts or age >= policy.deadline:
         why = f"gave up after {counted} attempts" if counted >= policy.max_attempts else "deadline passed"
         _to(rt, did, allowed, "failed", f"{why}: {message}", token=token,

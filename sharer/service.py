@@ -5,6 +5,8 @@ Everything here is plain Python over a ``Runtime``; no Celery, no HTTP framework
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -38,20 +40,37 @@ def preview(rt: Runtime, article: Article, accounts: list[str], overrides: dict[
 class ShareResult:
     share_id: str
     deliveries: list[Delivery]
+    duplicate: bool = False  # True: an earlier share was returned instead of a new one
 
 
-def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None = None
-          ) -> ShareResult:
+def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None = None,
+          *, idempotency_key: str | None = None, force: bool = False) -> ShareResult:
     """Create a share with one queued delivery per account, then enqueue one task per delivery.
 
-    Every post is composed first, so a bad override fails here and nothing is stored.
+    Every post is composed first, so a bad override fails here and nothing is stored. Repeating a
+    trigger is safe: the same ``idempotency_key`` returns the same share, and the same article to the
+    same accounts within ``[delivery] duplicate_window_hours`` returns the existing share unless
+    ``force``.
     """
     accounts = _unique_accounts(accounts)
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
+        raise InputError("idempotency_key", "must be 1 to 200 characters")
     unknown_override = set(overrides or {}) - set(accounts)
     if unknown_override:
         raise InputError("text", f"override for account {sorted(unknown_override)[0]!r} which is not in --to")
     posts = preview(rt, article, accounts, overrides)
     share_id = new_id("sh")
+    claims = _dedupe_keys(rt, article, accounts, overrides, idempotency_key, force)
+    for key, ttl in claims:  # first writer wins; a repeat finds the earlier share id
+        if not rt.redis.set(key, share_id, nx=True, ex=int(ttl)):
+            existing = rt.redis.get(key)
+            existing_id = existing.decode() if isinstance(existing, bytes) else existing
+            if existing_id and rt.store.share(existing_id) is not None:
+                for k, _ in claims:  # release what this attempt took
+                    if rt.redis.get(k) in (share_id, share_id.encode()):
+                        rt.redis.delete(k)
+                return ShareResult(existing_id, status(rt, existing_id), duplicate=True)
+            rt.redis.set(key, share_id, ex=int(ttl))
     deliveries = []
     for name, post in zip(accounts, posts):
         deliveries.append({
@@ -111,6 +130,80 @@ def is_settled(d: Delivery) -> bool:
 
 def purge(rt: Runtime) -> int:
     return rt.store.purge(time.time() - rt.settings.retention_days * 86400)
+
+
+def _dedupe_keys(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None,
+                 idempotency_key: str | None, force: bool) -> list[tuple[str, float]]:
+    keys = []
+    if idempotency_key:
+        digest = hashlib.sha256(b"key\0" + idempotency_key.encode()).hexdigest()[:32]
+        keys.append((rt.keys.dedupe(digest), max(rt.settings.duplicate_window, 86400.0)))
+    if not force and rt.settings.duplicate_window > 0:
+        material = json.dumps([article.url, article.title, sorted(accounts), sorted((overrides or {}).items())],
+                              ensure_ascii=False)
+        digest = hashlib.sha256(material.encode()).hexdigest()[:32]
+        keys.append((rt.keys.dedupe(digest), rt.settings.duplicate_window))
+    return keys
+
+
+# --- editor actions -------------------------------------------------------------------------------
+
+RETRYABLE = ("failed", "needs_review")
+CANCELLABLE = ("queued", "scheduled", "retrying")
+
+
+def retry(rt: Runtime, delivery_id: str, *, confirmed: bool = False) -> Delivery:
+    """Send a failed or needs_review delivery again. needs_review needs ``confirmed``: it may be out."""
+    d = delivery(rt, delivery_id)
+    if d.status not in RETRYABLE:
+        raise InputError("delivery", f"{delivery_id} is {d.status}; only failed or needs_review can be retried")
+    if d.status == "needs_review" and not confirmed:
+        raise InputError("confirm", f"{delivery_id} may already be published; check the account first, "
+                                    "then confirm the retry")
+    result = rt.store.transition(delivery_id, d.status, "queued", "retry requested by an editor",
+                                 fields={"not_before": None, "error": None, "error_kind": None,
+                                         "rate_waits": "0", "overdue": None, "retried_at": time.time(),
+                                         "attempt_base": d.attempts})
+    if not result.ok:
+        raise InputError("delivery", f"{delivery_id} changed to {result.detail} meanwhile; nothing done")
+    rt.queue.enqueue(delivery_id, account=d.account)
+    return delivery(rt, delivery_id)
+
+
+def mark_posted(rt: Runtime, delivery_id: str, url: str | None = None) -> Delivery:
+    """An editor checked the account and found the post: close a needs_review delivery as delivered."""
+    d = delivery(rt, delivery_id)
+    if d.status not in ("needs_review", "unknown"):
+        raise InputError("delivery", f"{delivery_id} is {d.status}; only needs_review can be marked posted")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise InputError("url", "must be an http(s) URL")
+    rt.store.transition(delivery_id, d.status, "delivered", "marked as posted by an editor",
+                        fields={"post_url": url, "error": None, "error_kind": None,
+                                "note": "confirmed by an editor"})
+    return delivery(rt, delivery_id)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    cancelled: list[str]
+    not_cancelled: dict[str, str]  # delivery id -> its status (already out, or sending)
+
+
+def cancel(rt: Runtime, share_or_delivery_id: str) -> CancelResult:
+    """Cancel what has not started sending; report what was already out."""
+    if share_or_delivery_id.startswith("dl_"):
+        ds = [delivery(rt, share_or_delivery_id)]
+    else:
+        ds = status(rt, share_or_delivery_id)
+    cancelled, kept = [], {}
+    for d in ds:
+        if d.status in CANCELLABLE and rt.store.transition(d.id, CANCELLABLE, "cancelled",
+                                                            "cancelled by an editor").ok:
+            cancelled.append(d.id)
+            rt.redis.zrem(rt.keys.schedule, d.id)
+        else:
+            kept[d.id] = rt.store.get(d.id, with_events=False).status
+    return CancelResult(cancelled, kept)
 
 
 def _unique_accounts(accounts: list[str]) -> list[str]:

@@ -74,7 +74,9 @@ def config_file(tmp_path_factory, emulators) -> Path:
         '[defaults]\ntimezone = "Asia/Shanghai"\n\n'
         '[delivery]\nlease_seconds = 30\nhttp_timeout = 5\n'
         # fast retries so tests see whole retry sequences in seconds
-        'retry = { base = 0.2, cap = 1.0, max_attempts = 4 }\n\n'
+        'retry = { base = 0.2, cap = 1.0, max_attempts = 4 }\n'
+        # tests share the same examples again and again; duplicate detection has its own test
+        'duplicate_window_hours = 0\n\n'
         # example articles' images (news.example.com) are served by the stand-in site emulator
         f'[media]\nrewrite = {{ "https://news.example.com/" = "{emulators["site"].url}/" }}\n\n'
         + account_tables(emulators)

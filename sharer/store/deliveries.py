@@ -133,6 +133,8 @@ class Delivery:
     not_before: float | None = None
     lease_until: float | None = None
     rate_waits: int = 0  # rate-limited attempts, which do not count against max_attempts
+    attempt_base: int = 0  # attempts before an editor's retry (each retry gets a fresh budget)
+    retried_at: float | None = None
     overdue: bool = False
     state: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -153,6 +155,8 @@ class Delivery:
             not_before=float(h["not_before"]) if opt("not_before") else None,
             lease_until=float(h["lease_until"]) if opt("lease_until") else None,
             rate_waits=int(h.get("rate_waits") or 0), overdue=h.get("overdue") == "1",
+            attempt_base=int(h.get("attempt_base") or 0),
+            retried_at=float(h["retried_at"]) if opt("retried_at") else None,
             state=json.loads(h["state"]) if opt("state") else {},
             events=[json.loads(e) for e in events or []],
         )

@@ -6,10 +6,13 @@ sandbox's stand-in for the newsroom site in the demo), applied before every down
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import PermanentError
+import requests
+
+from .errors import PermanentError, TransientError
 from .platforms.base import DeliveryContext, send
 
 MAGIC = {
@@ -54,9 +57,15 @@ def fetch_image(ctx: DeliveryContext, url: str, *, max_bytes: int, allowed: tupl
     """GET an image with the account's timeouts, a size cap and a content check (magic bytes)."""
     real_url = rewrite(url, ctx.media_rewrite)
     resp = send(ctx, "GET", real_url, idempotent=True, stream=True)
+    started = time.monotonic()
     try:
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise TransientError(f"image {url} could not be downloaded (HTTP {resp.status_code})")
         if resp.status_code != 200:
             raise PermanentError(f"image {url} could not be downloaded (HTTP {resp.status_code})")
+        declared_type = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if declared_type and not declared_type.startswith(("image/", "application/octet-stream")):
+            raise PermanentError(f"image {url} is served as {declared_type}, not an image")
         declared = int(resp.headers.get("Content-Length") or 0)
         if declared > max_bytes:
             raise PermanentError(f"image {url} is {declared} bytes; the platform accepts at most {max_bytes}")
@@ -65,7 +74,11 @@ def fetch_image(ctx: DeliveryContext, url: str, *, max_bytes: int, allowed: tupl
             size += len(chunk)
             if size > max_bytes:
                 raise PermanentError(f"image {url} is larger than {max_bytes} bytes")
+            if time.monotonic() - started > ctx.timeout:  # a trickling server must not hold the lease
+                raise TransientError(f"image {url} took longer than {ctx.timeout:.0f}s to download")
             chunks.append(chunk)
+    except requests.RequestException as e:
+        raise TransientError(f"image {url}: download interrupted ({type(e).__name__})") from None
     finally:
         resp.close()
     data = b"".join(chunks)

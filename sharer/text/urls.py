@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 import regex
 
+from .tlds import COUNTRY_TLDS, GENERIC_TLDS
+
 Span = tuple[int, int]
 
 # --- explicit http(s) URLs -------------------------------------------------------------------------
@@ -65,26 +67,9 @@ def find_urls(text: str) -> list[Span]:
 
 # --- twitter-text URLs (explicit and bare domains) ----------------------------------------------------
 
-# ccTLDs (ASCII) as listed by IANA and used by twitter-text.
-_CCTLDS = (
-    "ac ad ae af ag ai al am an ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bl bm bn bo bq br bs bt "
-    "bv bw by bz ca cc cd cf cg ch ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk dm do dz ec ee eg eh er es "
-    "et eu fi fj fk fm fo fr ga gb gd ge gf gg gh gi gl gm gn gp gq gr gs gt gu gw gy hk hm hn hr ht hu id ie "
-    "il im in io iq ir is it je jm jo jp ke kg kh ki km kn kp kr kw ky kz la lb lc li lk lr ls lt lu lv ly ma "
-    "mc md me mf mg mh mk ml mm mn mo mp mq mr ms mt mu mv mw mx my mz na nc ne nf ng ni nl no np nr nu nz om "
-    "pa pe pf pg ph pk pl pm pn pr ps pt pw py qa re ro rs ru rw sa sb sc sd se sg sh si sj sk sl sm sn so sr "
-    "ss st su sv sx sy sz tc td tf tg th tj tk tl tm tn to tp tr tt tv tw tz ua ug uk um us uy uz va vc ve vg "
-    "vi vn vu wf ws ye yt za zm zw"
-).split()
-# The common generic TLDs.  twitter-text knows ~1250; a bare domain on a rarer one (``foo.dentist``) is
-# not treated as a URL here, which only matters for text that is not a link on a common TLD anyway.
-_GTLDS = (
-    "academy agency app art asia biz blog center click cloud club codes com company coop design dev digital "
-    "edu email fun fyi gov group guru icu info ink int jobs link live ltd media mil mobi museum name net "
-    "network news one online org page pro run services shop site social solutions space store studio "
-    "systems tech tel today tools top travel video vip website wiki win world xyz zone"
-).split()
-_SPECIAL_SHORT_CCTLDS = ("co", "tv")  # ``t.co`` and ``foo.tv`` count even without a path.
+# Longest first, so that an alternation never settles for a prefix of the real TLD.
+_TLD_ALTERNATION = "|".join(sorted(GENERIC_TLDS | COUNTRY_TLDS, key=len, reverse=True))
+_CCTLD_ALTERNATION = "|".join(sorted(COUNTRY_TLDS, key=len, reverse=True))
 
 _LATIN_ACCENTS = r"\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u00FF\u0100-\u024F\u0253\u0254\u0256\u0257\u0259\u025B" \
     r"\u0263\u0268\u026F\u0272\u0289\u028B\u02BB\u0300-\u036F\u1E00-\u1EFF"
@@ -97,71 +82,134 @@ _QUERY = r"(?:\?[a-z0-9!?*'@();:&=+$/%#\[\]\-_.,~|]*[a-z0-9\-_&=#/])?"
 _PORT = r"(?::[0-9]+)?"
 _INVALID = r"\uFFFE\uFEFF\uFFFF"
 _DIRECTIONAL = r"\u202A-\u202E\u061C\u200E\u200F\u2066-\u2069"
-# twitter-text: a domain character is anything but ASCII punctuation, spaces and invisible marks.
-_DOMAIN_CHAR = r"[^!-/:-@\[-`{-~\s\p{Z}\p{Cc}" + _INVALID + _DIRECTIONAL + "]"
-_TLD_END = r"(?![0-9a-z@+\-])"
-
-_X_EXPLICIT_RE = regex.compile(
-    rf"(?<![A-Za-z0-9@＠$#＃{_INVALID}])"
-    rf"(?P<url>https?://"
-    rf"(?P<domain>(?:{_DOMAIN_CHAR}(?:(?:[_\-]|{_DOMAIN_CHAR})*{_DOMAIN_CHAR})?\.)*"
-    rf"{_DOMAIN_CHAR}(?:(?:\-|{_DOMAIN_CHAR})*{_DOMAIN_CHAR})?\."
-    rf"(?:[a-z]{{2,63}}{_TLD_END}|xn--[\-0-9a-z]+{_TLD_END}|[^\x00-\x7F\W\d_]{{2,}}))"
+_SPACES = r"\x09-\x0D\x20\x85\xA0\u1680\u180E\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+# twitter-text's domain character: anything but its ASCII punctuation list (which omits " and `),
+# its spaces, the invalid characters and the directional marks.  CJK text and emoji qualify.
+_DOMAIN_CHAR = r"[^!#-/:-@\[-_{-~" + _SPACES + _INVALID + _DIRECTIONAL + "]"
+# Labels are matched atomically: a label runs to the next "." or it is not a label, so there is
+# nothing to backtrack into (twitter-text's own pattern backtracks quadratically on long CJK runs).
+_SUBDOMAIN = rf"(?>{_DOMAIN_CHAR}(?:{_DOMAIN_CHAR}|[_\-])*)(?<![_\-])\."
+_DOMAIN_NAME = rf"(?>{_DOMAIN_CHAR}(?:{_DOMAIN_CHAR}|-)*)(?<!-)\."
+_TLD = rf"(?:{_TLD_ALTERNATION}|xn--[\-0-9a-z]+)(?![0-9a-z@+\-])"
+# twitter-text's extractUrl: a consumed "preceding" character, then an optional protocol, a domain of any
+# script, port, path and query.  A match that is then rejected still consumes its text, as there.
+#
+# twitter-text tries every position; inside a run of domain characters (a CJK sentence, say) a domain
+# starting mid-run ends where one starting at the run's first valid position does, so it fails or
+# succeeds the same way.  Only three kinds of start are therefore tried, which keeps the scan linear:
+# an explicit "http(s)://", the start of a run (the preceding character is not a domain character), the
+# position after one whose preceding character was not allowed ("@abc中文example.com"), and the first
+# position after the previous match (whose last character it consumed).  As in twitter-text, a
+# preceding character is preferred to the start of the text.
+_BAD_BEFORE = rf"A-Za-z0-9@＠$#＃{_INVALID}"
+_NOT_DOMAIN = r"!#-/:-@\[-_{-~" + _SPACES + _INVALID + _DIRECTIONAL
+_X_URL_RE = regex.compile(
+    rf"(?:(?P<before>[^{_BAD_BEFORE}])(?=https?://)"
+    rf"|(?![{_BAD_BEFORE}])(?P<before_run>[{_NOT_DOMAIN}])"
+    rf"|(?<=[{_BAD_BEFORE}])(?P<before_shift>[^{_BAD_BEFORE}])"
+    rf"|\G(?P<before_resume>[^{_BAD_BEFORE}])"
+    rf"|^)"
+    rf"(?P<url>(?P<proto>https?://)?"
+    rf"(?P<domain>(?:{_SUBDOMAIN})*{_DOMAIN_NAME}{_TLD})"
     rf"{_PORT}{_PATH}{_QUERY})",
     regex.IGNORECASE,
 )
-_TLDS = sorted(_GTLDS + _CCTLDS, key=len, reverse=True)
-_ASCII_LABEL = r"[\-a-z0-9" + _LATIN_ACCENTS + "]+"
-_X_BARE_RE = regex.compile(
-    rf"(?<![A-Za-z0-9@＠$#＃\-_./{_INVALID}])"
-    rf"(?P<url>(?P<domain>(?:{_ASCII_LABEL}\.)+(?:{'|'.join(_TLDS)}|xn--[\-0-9a-z]+){_TLD_END})"
-    rf"{_PORT}{_PATH}{_QUERY})",
-    regex.IGNORECASE,
+# A URL never contains whitespace and always has a dot followed by a letter (the TLD), so only the
+# whitespace-free chunks that have one are scanned: prose costs next to nothing.
+_URLISH_CHUNK_RE = regex.compile(
+    rf"(?<![^{_SPACES}])(?:[^{_SPACES}.]++|\.(?![^\W\d_]))*+\.(?=[^\W\d_])[^{_SPACES}]*+"
 )
-_SHORT_DOMAIN_RE = regex.compile(rf"^{_ASCII_LABEL}\.(?P<tld>{'|'.join(_CCTLDS)})$", regex.IGNORECASE)
+# The ASCII domains twitter-text picks out of a protocol-less match ("中文example.com" -> "example.com").
+_ASCII_DOMAIN_RE = regex.compile(rf"(?:[\-a-z0-9{_LATIN_ACCENTS}]+\.)+{_TLD}", regex.IGNORECASE)
+# A single label on a country TLD, e.g. "foo.cn": not a URL without a path, except on .co and .tv.
+_SHORT_DOMAIN_RE = regex.compile(rf"^{_DOMAIN_NAME}(?:{_CCTLD_ALTERNATION})$", regex.IGNORECASE)
+_SPECIAL_SHORT_DOMAIN_RE = regex.compile(rf"^{_DOMAIN_NAME}(?:co|tv)$", regex.IGNORECASE)
+_IDEOGRAPHIC_DOTS_RE = regex.compile(r"[\u3002\uFF0E\uFF61]")
+_TCO_RE = regex.compile(
+    r"^https?://t\.co/([a-z0-9]+)(?:\?[a-z0-9!?*'@();:&=+$/%#\[\]\-_.,~|]*[a-z0-9\-_&=#/])?", regex.IGNORECASE
+)
 _MAX_LABEL = 63
 _MAX_URL = 4096
+_MAX_TCO_SLUG = 40
 
 
-def _idna_ok(domain: str) -> bool:
-    """twitter-text's check: every label, punycode-encoded, is 1..63 characters long."""
+def _to_ascii(domain: str) -> str | None:
+    """twitter-text's ``idna.toAscii``: punycode each label; ``None`` if a label is empty or over 63.
+
+    Like the punycode.js library twitter-text uses, 。．｡ inside a label act as dots when encoding
+    (and no nameprep is applied), so "中文。example" is one label of "xn--fiq228c.example", not an error.
+    """
+    if domain[:4].lower() == "xn--" and not _ASCII_DOMAIN_RE.fullmatch(domain):
+        return None
+    labels = []
     for label in domain.split("."):
-        if label.isascii():
-            encoded_len = len(label)
-        else:
-            try:
-                encoded_len = 4 + len(label.encode("punycode"))
-            except UnicodeError:
-                return False
-        if not 1 <= encoded_len <= _MAX_LABEL:
-            return False
-    return True
+        parts = []
+        for part in _IDEOGRAPHIC_DOTS_RE.split(label):
+            if part.isascii():
+                parts.append(part)
+            else:
+                try:
+                    parts.append("xn--" + part.encode("punycode").decode("ascii"))
+                except UnicodeError:
+                    return None
+        encoded = ".".join(parts)
+        if not 1 <= len(encoded) <= _MAX_LABEL:
+            return None
+        labels.append(encoded)
+    return ".".join(labels)
 
 
 def find_x_urls(text: str) -> list[Span]:
     """Spans of what twitter-text counts as a URL (23 weighted characters each on X).
 
-    Explicit ``http(s)://`` URLs, plus bare ASCII domains on a known TLD such as ``example.com`` or
-    ``www.example.cn/path``.  As in twitter-text, a bare *single label* on a country TLD without a path
-    (``foo.cn``, ``setup.py``) is not a URL, except on ``.co`` and ``.tv`` (``t.co``); a bare domain
-    right after ``- _ . /`` or an ASCII letter/digit is not one either (file paths, e-mail addresses).
-    Paths end on twitter-text's path-ending characters, so ``https://a.com/x.`` excludes the full stop
-    and CJK text after a URL is not part of it.
+    A port of twitter-text's ``extractUrlsWithIndices``: explicit ``http(s)://`` URLs, and bare domains
+    such as ``example.com`` or ``www.example.cn/path`` - only on a TLD twitter-text knows (``tlds.py``).
+
+    * A protocol-less match is a domain of any script; only its ASCII domains are URLs, so CJK text glued
+      to ``example.com`` belongs to the first label - and if that label punycodes to more than 63
+      characters (a long CJK sentence with no space before the domain) there is no URL at all.
+    * A bare single label on a country TLD without a path (``foo.cn``, ``setup.py``) is not a URL, except
+      on ``.co`` and ``.tv`` (``t.co``); neither is a bare domain after ``- _ . /``, an ASCII letter or
+      digit, or ``@`` (e-mail addresses).
+    * Paths end on twitter-text's path-ending characters (``https://a.com/x.`` excludes the full stop;
+      CJK text after a URL is not part of it); ``t.co`` links take no path.
     """
     spans: list[Span] = []
-    for m in _X_EXPLICIT_RE.finditer(text):
-        if _idna_ok(m.group("domain")) and len(m.group("url")) <= _MAX_URL:
-            spans.append(m.span("url"))
-    taken = _Spans(spans)
-    for m in _X_BARE_RE.finditer(text):
+    for chunk in _URLISH_CHUNK_RE.finditer(text):
+        # Start on the whitespace before the chunk: the "preceding" character of a URL at its start.
+        spans.extend(_x_urls_in(text, max(chunk.start() - 1, 0), chunk.end()))
+    return spans
+
+
+def _x_urls_in(text: str, pos: int, endpos: int) -> list[Span]:
+    """``find_x_urls`` between ``pos`` and ``endpos``."""
+    spans: list[Span] = []
+    for m in _X_URL_RE.finditer(text, pos, endpos):
         start, end = m.span("url")
-        if taken.overlaps(start, end) or not _idna_ok(m.group("domain")):
+        domain = m.group("domain")
+        ascii_domain = _to_ascii(domain)
+        protocol = m.group("proto") or "https://"
+        if ascii_domain is None or len(protocol) + (end - start) + len(ascii_domain) - len(domain) > _MAX_URL:
             continue
-        short = _SHORT_DOMAIN_RE.match(m.group("domain"))
-        if short and not m.group("path") and short.group("tld").lower() not in _SPECIAL_SHORT_CCTLDS:
+        if m.group("proto"):
+            tco = _TCO_RE.match(m.group("url"))
+            if tco and len(tco.group(1)) > _MAX_TCO_SLUG:
+                continue
+            spans.append((start, start + tco.end() if tco else end))
             continue
-        spans.append((start, end))
-    return sorted(spans)
+        before = m.group("before_run") or m.group("before_shift") or m.group("before_resume") or ""
+        if before in ("-", "_", ".", "/"):
+            continue
+        path = m.group("path")
+        found: list[Span] = []
+        for am in _ASCII_DOMAIN_RE.finditer(domain):
+            name = am.group()
+            if path or _SPECIAL_SHORT_DOMAIN_RE.match(name) or not _SHORT_DOMAIN_RE.match(name):
+                found.append((start + am.start(), start + am.end()))
+        if found and path:
+            found[-1] = (found[-1][0], end)
+        spans.extend(found)
+    return spans
 
 
 # --- hashtags and mentions ----------------------------------------------------------------------------

@@ -1,0 +1,345 @@
+"""Sina Weibo (新浪微博): one short status with the article link, via ``POST /2/statuses/share.json``.
+
+Set-up:
+  1. Create a web app on open.weibo.com (我的应用), bind the news site's domain as its 安全域名 (safe
+     domain: 应用信息 → 基本应用信息编辑 → 安全域名) and list it in ``options.safe_domains``.
+  2. Authorise the posting account with the OAuth2 code flow; put the ``access_token`` in an env var or
+     the secrets file (``credentials = { access_token = "env:WEIBO_TOKEN" }``).
+  3. Set ``options.rip`` to the public IP of the server that posts (Weibo requires the "real IP").
+
+Quirks:
+  - The status must contain at least one link on the app's safe domain, and no ``#话题#`` topic.
+  - Length is in 汉字: CJK = 1, ASCII/Latin-1 = ½ (rounded up), each link a fixed ~11 (t.cn); the server
+    algorithm is unverified, hence the ``limit``, ``url_weight`` and ``margin`` options.
+  - ``error_code`` may be a string. Web apps get no refresh token: an expired token means re-authorising.
+  - No idempotency: Weibo answers 20017/20019 for a repeat, without the earlier id.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import string
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import regex
+import requests
+
+from ..article import Article
+from ..compose import article_values, render_template, tag_url
+from ..config import is_loopback_url
+from ..errors import (
+    Ambiguous,
+    AuthExpired,
+    ComposeError,
+    DeliveryError,
+    Duplicate,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from ..media import Image, fetch_image
+from ..text import count_weibo, find_urls, trim
+from .base import DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
+
+SANDBOX_RIP = "127.0.0.1"  # used when ``rip`` is unset and api_base is a loopback (sandbox) address
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Weibo: "< 5 MB"
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif")
+BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# A Weibo topic: "#话题#" (or full-width ＃), no whitespace inside. Weibo links it even right after CJK
+# text ("今天#天气#"), so unlike sharer.text's recogniser there is no look-behind.
+TOPIC_RE = regex.compile(r"[#＃][^#＃\s]+[#＃]")
+
+TRANSIENT = {"10001", "10002", "10003", "10009", "10010", "10011", "21331"}
+RATE_LIMITED = {"10022", "10023", "10024", "20016"}
+AUTH = {"21327", "21332", "21314", "21315", "21316", "21317", "21319"}
+DUPLICATE = {"20017", "20019"}
+SLOW = "20032"  # "posted, server slow": success without a guarantee
+
+
+# --- pure helpers ------------------------------------------------------------------------------------
+
+def mid_to_base62(mid: str | int) -> str:
+    """The id in a status's public URL: 7-digit groups from the right, each base62, inner ones 4 wide."""
+    digits = str(int(mid))
+    groups = []
+    while digits:
+        groups.insert(0, digits[-7:])
+        digits = digits[:-7]
+    out = []
+    for i, group in enumerate(groups):
+        n, enc = int(group), ""
+        while True:
+            n, r = divmod(n, 62)
+            enc = BASE62[r] + enc
+            if not n:
+                break
+        out.append(enc.rjust(4, "0") if i else enc)
+    return "".join(out)
+
+
+def status_url(uid: str, mid: str | int) -> str:
+    return f"https://weibo.com/{uid}/{mid_to_base62(mid)}"
+
+
+def _outside_urls(text: str) -> list[tuple[int, int, bool]]:
+    """``text`` cut into (start, end, is_url) pieces."""
+    pieces, pos = [], 0
+    for start, end in find_urls(text):
+        pieces.append((pos, start, False))
+        pieces.append((start, end, True))
+        pos = end
+    pieces.append((pos, len(text), False))
+    return pieces
+
+
+def find_topics(text: str) -> list[str]:
+    """``#话题#`` topics outside links (a ``#fragment`` in a URL is not a topic)."""
+    return [m.group() for s, e, is_url in _outside_urls(text) if not is_url for m in TOPIC_RE.finditer(text[s:e])]
+
+
+def strip_topics(text: str) -> str:
+    """Remove the ``#`` marks of every topic, keeping its words: "#新能源#汽车" -> "新能源汽车"."""
+    out = []
+    for s, e, is_url in _outside_urls(text):
+        piece = text[s:e]
+        while not is_url and TOPIC_RE.search(piece):
+            piece = TOPIC_RE.sub(lambda m: m.group()[1:-1], piece)
+        out.append(piece)
+    return "".join(out)
+
+
+def render_lines(template: str, values: dict[str, str]) -> str:
+    """``render_template``, minus the lines left empty by empty fields (no blank line for no summary)."""
+    def empty(line: str) -> bool:
+        has_field = any(f for _, f, _, _ in string.Formatter().parse(line))
+        return has_field and not line.format_map(values).strip()
+
+    return render_template("\n".join(ln for ln in template.split("\n") if not empty(ln)), values)
+
+
+def host_allowed(url: str, domains: list[str]) -> bool:
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def _normal_domain(d: str) -> str:
+    return d.strip().lower().removeprefix("*.").lstrip(".").rstrip(".")
+
+
+def seconds_to_next_hour(now: float) -> float:
+    """Weibo's posting windows are clock hours (UTC+8 is a whole-hour offset, so UTC hours match)."""
+    return 3600.0 - (now % 3600.0) or 3600.0
+
+
+# --- the platform --------------------------------------------------------------------------------------
+
+class Weibo(Platform):
+    id = "weibo"
+    title = "Sina Weibo"
+    default_api_base = "https://api.weibo.com"
+    required_credentials = ("access_token",)
+    limit = 140
+    unit = "Weibo units"
+    sandbox_port = 8902
+    default_template = "{title}\n{summary}\n{url}"
+    option_defaults = {
+        "safe_domains": [],  # the app's bound 安全域名; the article link must be on one of them
+        "rip": "",  # the posting server's public IP; "" = 127.0.0.1 in the sandbox, an error elsewhere
+        "limit": 140,  # unverified server rule
+        "url_weight": 11,  # what one (t.cn-shortened) link counts; unverified
+        "margin": 0,  # units kept free below the limit
+        "attach_image": True,
+    }
+
+    @classmethod
+    def validate_options(cls, raw: Any) -> dict[str, Any]:
+        out = super().validate_options(raw)
+        domains = out["safe_domains"]
+        if not all(isinstance(d, str) and _normal_domain(d) and "/" not in d for d in domains):
+            raise ValueError("safe_domains: must be a list of domain names like \"news.example.com\"")
+        out["safe_domains"] = [_normal_domain(d) for d in domains]
+        for key in ("limit", "url_weight", "margin"):
+            if int(out[key]) != out[key] or out[key] < (0 if key == "margin" else 1):
+                raise ValueError(f"{key}: must be a {'non-negative' if key == 'margin' else 'positive'} integer")
+            out[key] = int(out[key])
+        if out["margin"] >= out["limit"]:
+            raise ValueError("margin: must be smaller than limit")
+        if out["rip"]:
+            try:
+                ipaddress.ip_address(out["rip"])
+            except ValueError:
+                raise ValueError(f"rip: must be an IP address, got {out['rip']!r}") from None
+        return out
+
+    # --- composition (pure) ---------------------------------------------------------------------------
+
+    def count(self, text: str) -> int:
+        return count_weibo(text, self.options["url_weight"])
+
+    @property
+    def effective_limit(self) -> int:
+        return self.options["limit"] - self.options["margin"]
+
+    def compose(self, article: Article, text: str | None = None) -> Post:
+        name = self.account.name
+        domains = self.options["safe_domains"]
+        if not domains:
+            raise ComposeError(name, "no safe_domains configured (options.safe_domains: the Weibo app's 安全域名); "
+                                     "the share API only accepts statuses linking to them")
+        url = tag_url(article.url, self.account.utm)
+        if not host_allowed(url, domains):
+            raise ComposeError(name, f"the article link {article.url} is not on the account's safe domains "
+                                     f"({', '.join(domains)}); Weibo's share API would reject it")
+        rip = self.options["rip"]
+        if not rip:
+            if not is_loopback_url(self.account.api_base):
+                raise ComposeError(name, "options.rip is required: Weibo's share API needs the posting server's "
+                                         "public IP address")
+            rip = SANDBOX_RIP
+        limit = self.effective_limit
+        status, warnings = (self._override(text, article, url, limit) if text is not None
+                            else self._generate(article, url, limit))
+        pic = article.image if self.options["attach_image"] else None
+        payload = {"status": status, "pic": pic, "rip": rip}
+        return Post(self.id, name, status, payload, self.count(status), limit, self.unit, tuple(warnings))
+
+    def _override(self, text: str, article: Article, url: str, limit: int) -> tuple[str, list[str]]:
+        """An editor's text: checked, never cut. A bare article link in it is tagged."""
+        warnings = []
+        links = [text[s:e] for s, e in find_urls(text)]
+        if url not in links:
+            if article.url in links:
+                text = "".join(url if is_url and text[s:e] == article.url else text[s:e]
+                               for s, e, is_url in _outside_urls(text))
+                warnings.append("article link tagged")
+            else:
+                raise ComposeError(self.account.name, f"the text must contain the article link {url} "
+                                                      "(Weibo's share API needs a link on the safe domain)")
+        topics = find_topics(text)
+        if topics:
+            raise ComposeError(self.account.name, f"the text contains the topic {topics[0]}: Weibo's share API "
+                                                  "rejects #话题# topics (remove the # marks)")
+        self.check_override(text, self.count(text), limit)
+        return text, warnings
+
+    def _generate(self, article: Article, url: str, limit: int) -> tuple[str, list[str]]:
+        """Template text; the summary is trimmed to fit, then dropped, then the title trimmed."""
+        name, template = self.account.name, self.template
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        if "url" not in fields:
+            raise ComposeError(name, "the template has no {url}: Weibo's share API needs the article link")
+        values = article_values(article, url)
+        clean = {k: strip_topics(v) for k, v in values.items() if k not in ("url", "image")}
+        warnings = []
+        if any(clean[k] != values[k] for k in clean):
+            warnings.append("# marks of #topic# removed (Weibo's share API forbids topics)")
+        values.update(clean)
+        title, summary = values["title"], values["summary"] if "summary" in fields else ""
+
+        def render(t: str, s: str) -> str:
+            return render_lines(template, {**values, "title": t, "summary": s})
+
+        text = render(title, summary)
+        if self.count(text) > limit:
+            if summary and self.count(render(title, "")) <= limit:
+                cut = trim(summary, limit, count=lambda s: self.count(render(title, s)))
+                text = render(title, cut.text)
+                warnings.append("summary trimmed" if cut.text else "summary dropped")
+            else:
+                if summary:
+                    warnings.append("summary dropped")
+                cut = trim(title, limit, count=lambda t: self.count(render(t, "")))
+                if not cut.text or self.count(render(cut.text, "")) > limit:
+                    raise ComposeError(name, f"the template's fixed text and link alone exceed {limit} "
+                                             f"{self.unit}")
+                text = render(cut.text, "")
+                warnings.append("title trimmed")
+        topics = find_topics(text)
+        if topics:
+            raise ComposeError(name, f"the template produces the topic {topics[0]}: Weibo's share API "
+                                     "rejects #话题# topics")
+        return text, warnings
+
+    # --- delivery --------------------------------------------------------------------------------------
+
+    def publish(self, post: Post, ctx: DeliveryContext) -> Receipt:
+        form = {"access_token": self.account.secret("access_token"), "status": post.payload["status"],
+                "rip": post.payload["rip"]}
+        files = None
+        if post.payload.get("pic"):
+            image = self._fetch_image(post.payload["pic"], ctx)
+            if image is not None:
+                files = {"pic": (image.filename, image.data, image.content_type)}
+        resp = send(ctx, "POST", f"{self.account.api_base}/2/statuses/share.json", data=form, files=files)
+        data = self._answer(resp, ctx)
+        if not (data.get("idstr") or data.get("id")):
+            raise Ambiguous("Weibo answered without a status id; the status may have been posted",
+                            status=resp.status_code)
+        return self._receipt(data)
+
+    def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
+        """The newest 20 statuses of the account, matched on every safe-domain link of ``post``.
+
+        On real Weibo the text holds t.cn links: matching there needs ``short_url/expand`` (not done).
+        """
+        needles = [post.text[s:e] for s, e in find_urls(post.text)
+                   if host_allowed(post.text[s:e], self.options["safe_domains"])]
+        if not needles:
+            raise Ambiguous("the post has no safe-domain link to look for")
+        resp = send(ctx, "GET", f"{self.account.api_base}/2/statuses/user_timeline.json", idempotent=True,
+                    params={"access_token": self.account.secret("access_token"), "count": 20})
+        for status in self._answer(resp, ctx).get("statuses") or []:
+            text = str(status.get("text") or "")
+            if all(n in text for n in needles):
+                return self._receipt(status)
+        return None
+
+    def _answer(self, resp: requests.Response, ctx: DeliveryContext) -> dict[str, Any]:
+        """The JSON body of a success; an error answer raises (Weibo's code first, else the HTTP status)."""
+        data = json_body(resp)
+        if str(data.get("error_code") or "0").strip() not in ("", "0"):
+            raise self._error(resp, data, ctx)
+        if not 200 <= resp.status_code < 300:
+            raise error_for_status(resp, ctx.redact(f"Weibo answered HTTP {resp.status_code}: {short(resp.text)}"))
+        return data
+
+    def _receipt(self, status: dict[str, Any]) -> Receipt:
+        idstr = str(status.get("idstr") or status.get("id"))
+        user = status.get("user") or {}
+        uid = user.get("idstr") or user.get("id")
+        mid = str(status.get("mid") or idstr)
+        if not uid or not mid.isdigit():
+            return Receipt(idstr, None, note="Weibo's answer had no user id or numeric mid for a public URL")
+        return Receipt(idstr, status_url(str(uid), mid))
+
+    def _error(self, resp: requests.Response, data: dict[str, Any], ctx: DeliveryContext) -> DeliveryError:
+        code = str(data.get("error_code")).strip()
+        detail = short(str(data.get("error") or data.get("error_description") or "no error text"))
+        message = ctx.redact(f"Weibo error {code}: {detail}")
+        kw = {"code": code, "status": resp.status_code}
+        if code in TRANSIENT:
+            return TransientError(message, **kw)
+        if code in RATE_LIMITED:
+            return RateLimited(message, retry_after=seconds_to_next_hour(time.time()), **kw)
+        if code in AUTH:
+            return AuthExpired(ctx.redact(f"Weibo rejected the access token of {self.account.name} ({detail}); web "
+                                          "apps get no refresh token: the account owner must authorise again"), **kw)
+        if code in DUPLICATE:
+            return Duplicate(message, **kw)
+        if code == SLOW:
+            return Ambiguous(ctx.redact(f"Weibo says the status was received but the server is slow ({detail}); "
+                                        "verify before posting again"), **kw)
+        return PermanentError(message, **kw)
+
+    def _fetch_image(self, url: str, ctx: DeliveryContext) -> Image | None:
+        """Download the article image; any problem means posting without it (noted in the log)."""
+        try:
+            image = fetch_image(ctx, url, max_bytes=MAX_IMAGE_BYTES - 1, allowed=IMAGE_TYPES)
+        except DeliveryError as e:
+            ctx.step(f"image not attached ({e}); posting without it")
+            return None
+        ctx.step(f"image attached ({image.content_type}, {len(image.data)} bytes)")
+        return image

@@ -1,0 +1,508 @@
+"""X (Twitter): one post, or a numbered thread, through tweepy's API v2 ``Client``.
+
+Set-up
+  1. developer.x.com: an App inside a Project, user authentication with "Read and write" permission.
+  2. OAuth 1.0a (simplest; tokens never expire, a 401 means re-authorise): API Key and Secret
+     (``consumer_key``, ``consumer_secret``) and an Access Token and Secret (``access_token``,
+     ``access_token_secret``) generated *after* choosing "Read and write".
+  3. Or OAuth 2.0 user context: ``client_id`` (+ ``client_secret`` for a confidential client) and a
+     refresh token (``oauth2_refresh_token``) from one PKCE authorisation with the scopes
+     ``tweet.read tweet.write users.read offline.access media.write``. Refresh tokens are single-use:
+     the current pair lives in Redis (``<prefix>:token:<account>``) from the first refresh on.
+  With all four OAuth 1.0a credentials configured, OAuth 1.0a is used; otherwise OAuth 2.0.
+
+Quirks
+  - Length is twitter-text's weighted count (URL = 23, CJK/emoji = 2), limit 280 (``max_length``).
+  - tweepy hard-codes ``https://api.twitter.com``; a transport adapter on the client's session sends
+    those requests to ``api_base`` instead. OAuth 1.0a signatures cover the original URL.
+  - No idempotency key: a thread that fails at part k resumes at part k (ids kept in the delivery state).
+  - 429 carries no Retry-After: the wait is ``x-rate-limit-reset`` (Unix seconds) minus now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import time
+import unicodedata
+from collections.abc import Callable
+from html.parser import HTMLParser
+from typing import Any
+
+import regex
+import requests
+import tweepy
+from redis.exceptions import LockError
+from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
+
+from ..article import Article
+from ..compose import article_values, render_template, tag_url
+from ..errors import (
+    Ambiguous,
+    AuthExpired,
+    ComposeError,
+    DeliveryError,
+    Duplicate,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from ..media import Image, fetch_image
+from ..text import count_x, find_urls, split_thread, thread_label, trim
+from .base import DeliveryContext, Platform, Post, Receipt, json_body, send, short
+
+OAUTH1 = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+OAUTH2 = ("client_id", "oauth2_refresh_token")
+PUBLIC_HOSTS = ("https://api.twitter.com", "https://api.x.com")  # what tweepy (and we) put in URLs
+TOKEN_PATH = "/2/oauth2/token"
+MEDIA_PATH = "/2/media/upload"
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # GIFs need the chunked upload (not implemented)
+LABEL_RESERVE = count_x(thread_label(99, 99))  # room kept for the " k/n" numbering of a thread part
+_NOT_X_TEXT = dict.fromkeys(map(ord, "\ufffe\ufeff\uffff"))  # X rejects posts holding these
+_NOT_IN_HASHTAG = regex.compile(r"[^\p{L}\p{M}\p{Nd}_]")
+
+
+# --- composition (pure) ---------------------------------------------------------------------------
+
+def hashtag(tag: str) -> str | None:
+    """``"power battery"`` -> ``#PowerBattery``; characters X does not allow are dropped; None if no letter."""
+    words = [w for w in (_NOT_IN_HASHTAG.sub("", w) for w in tag.split()) if w]
+    if len(words) > 1:
+        words = [w[:1].upper() + w[1:] for w in words]
+    body = "".join(words)
+    return "#" + body if regex.search(r"\p{L}", body) else None
+
+
+def hashtags(tags: tuple[str, ...] | list[str]) -> list[str]:
+    out: list[str] = []
+    for tag in tags:
+        h = hashtag(tag)
+        if h and h.casefold() not in {o.casefold() for o in out}:
+            out.append(h)
+    return out
+
+
+class _Paragraphs(HTMLParser):
+    """Plain-text paragraphs of a (sanitised) article body: block elements separate paragraphs."""
+
+    BLOCKS = frozenset("p div li ul ol h1 h2 h3 h4 h5 h6 blockquote pre tr table figure figcaption dt dd hr".split())
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        self.out.append("\n\n" if tag in self.BLOCKS else " " if tag == "br" else "")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.out.append("\n\n" if tag in self.BLOCKS else "")
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(data)
+
+
+def body_paragraphs(body_html: str) -> list[str]:
+    parser = _Paragraphs()
+    parser.feed(body_html or "")
+    parser.close()
+    return [p for p in (_clean(" ".join(chunk.split())) for chunk in "".join(parser.out).split("\n\n")) if p]
+
+
+def _clean(text: str) -> str:
+    return unicodedata.normalize("NFC", text.translate(_NOT_X_TEXT))
+
+
+class X(Platform):
+    id = "x"
+    title = "X (Twitter)"
+    default_api_base = "https://api.x.com"
+    required_credentials = ()
+    optional_credentials = (*OAUTH1, "client_id", "client_secret", "oauth2_refresh_token")
+    option_defaults = {
+        "username": "",  # for post URLs https://x.com/<username>/status/<id>
+        "thread": False,  # post the article body as a numbered thread after the link post
+        "max_length": 280,  # weighted length limit (Premium accounts may post more: unverified)
+        "max_thread_parts": 25,
+        "max_hashtags": 5,
+        "attach_image": True,
+        "max_image_bytes": 5 * 1024 * 1024,  # unverified (third-party SDK doc)
+    }
+    default_template = "{title} {url} {hashtags}"
+    limit = 280
+    unit = "weighted characters"
+    sandbox_port = 8903
+    rate_limit = (100, 900.0)  # POST /2/tweets: 100 per 15 min per user (X docs, 2026)
+
+    @classmethod
+    def validate_options(cls, raw: Any) -> dict[str, Any]:
+        out = super().validate_options(raw)
+        if not 2 <= out["max_thread_parts"] <= 99:
+            raise ValueError("max_thread_parts: must be between 2 and 99")
+        if out["max_length"] < 2 * LABEL_RESERVE or out["max_hashtags"] < 0 or out["max_image_bytes"] <= 0:
+            raise ValueError("max_length, max_hashtags and max_image_bytes must be sensible positive numbers")
+        return out
+
+    def compose(self, article: Article, text: str | None = None, thread: bool | None = None) -> Post:
+        limit = int(self.options["max_length"])
+        image = article.image if self.options["attach_image"] else None
+        thread = self.options["thread"] if thread is None else thread
+        if text is not None:
+            text = _clean(text.strip())
+            self.check_override(text, count_x(text), limit)
+            notes = ("thread mode ignored: a text override is posted as one post",) if thread else ()
+            return self._post([text], image, limit, notes)
+        url = tag_url(article.url, self.account.utm)
+        body = body_paragraphs(article.body_html) if thread else []
+        if not body:
+            head, notes = self._head(article, url, limit)
+            notes += ["no body text: posted as one post"] if thread else []
+            return self._post([head], image, limit, notes)
+        head, notes = self._head(article, url, limit - LABEL_RESERVE)
+        rest = split_thread("\n\n".join(body), limit - LABEL_RESERVE, count=count_x, numbering=False)
+        most = int(self.options["max_thread_parts"])
+        if len(rest) + 1 > most:
+            notes.append(f"thread cut to {most} posts: the last {len(rest) + 1 - most} body parts are not posted")
+            rest = rest[: most - 1]
+        n = len(rest) + 1
+        return self._post([p + thread_label(k, n) for k, p in enumerate([head, *rest], 1)], image, limit, notes)
+
+    def _head(self, article: Article, url: str, limit: int) -> tuple[str, list[str]]:
+        """The link post: the template with summary, then title trimmed to fit, then hashtags while they fit."""
+        values = article_values(article, url)
+        render = lambda vals, tags: _clean(render_template(self.template, {**vals, "hashtags": " ".join(tags)}))
+        notes: list[str] = []
+        for name in ("summary", "title"):
+            if count_x(render(values, [])) <= limit:
+                break
+            if "{" + name + "}" in self.template:
+                cut = trim(values[name], limit, count=lambda s, n=name: count_x(render({**values, n: s}, [])))
+                values[name] = cut.text
+                if cut.trimmed:
+                    notes.append(f"{name} trimmed to fit {limit} weighted characters")
+        length = count_x(render(values, []))
+        if length > limit:
+            raise ComposeError(self.account.name, f"the template is {length} weighted characters long even "
+                                                  f"without title and summary; the limit is {limit}")
+        wanted = hashtags(article.tags)[: int(self.options["max_hashtags"])] if "{hashtags}" in self.template else []
+        used: list[str] = []
+        for tag in wanted:
+            if count_x(render(values, [*used, tag])) > limit:
+                notes.append(f"{len(wanted) - len(used)} hashtag(s) left out for lack of room")
+                break
+            used.append(tag)
+        return render(values, used), notes
+
+    def _post(self, parts: list[str], image: str | None, limit: int, notes: Any) -> Post:
+        return Post(self.id, self.account.name, parts[0], {"parts": parts, "image": image},
+                    max(count_x(p) for p in parts), limit, self.unit, tuple(notes))
+
+    # --- delivery ---------------------------------------------------------------------------------
+
+    def status_url(self, post_id: str) -> str:
+        user = self.options["username"].lstrip("@")
+        return f"https://x.com/{user}/status/{post_id}" if user else f"https://x.com/i/web/status/{post_id}"
+
+    def receipt(self, ids: list[str]) -> Receipt:
+        return Receipt(ids[0], self.status_url(ids[0]), f"thread of {len(ids)} posts" if len(ids) > 1 else None)
+
+    def publish(self, post: Post, ctx: DeliveryContext) -> Receipt:
+        parts: list[str] = list(post.payload["parts"])
+        n = len(parts)
+        done = [str(i) for i in ctx.state.get("parts", [])][:n]
+        with _Api(ctx) as api:
+            media_ids = None
+            if done:
+                ctx.step(f"resuming the thread at part {len(done) + 1}/{n}" if len(done) < n else "already posted")
+            elif post.payload.get("image"):
+                media_id = self._image(api, post.payload["image"], ctx)
+                media_ids = [media_id] if media_id else None
+            for k in range(len(done), n):
+                post_id = api.create(parts[k], media_ids if k == 0 else None, done[-1] if done else None)
+                done.append(post_id)
+                ctx.state["parts"] = list(done)
+                ctx.save_state()  # after EACH part: a retry must never post it again
+                if n > 1:
+                    ctx.step(f"part {k + 1}/{n} posted: {post_id}")
+        return self.receipt(done)
+
+    def _image(self, api: _Api, url: str, ctx: DeliveryContext) -> str | None:
+        """Upload the article image. One we cannot fetch or would not send is left out (noted in the log);
+        an upload X refuses is an error like any other."""
+        try:
+            image = fetch_image(ctx, url, max_bytes=int(self.options["max_image_bytes"]), allowed=IMAGE_TYPES)
+        except DeliveryError as e:
+            ctx.step(f"image not attached ({e}); posting without it")
+            return None
+        media_id = api.upload(image)
+        ctx.step(f"image uploaded ({image.content_type}, {len(image.data)} bytes): media {media_id}")
+        return media_id
+
+    def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
+        """Look through the account's newest 100 posts for the parts of this post.
+
+        Part 1 carries our article URL (matched on ``entities.urls[].expanded_url``: X shows t.co links);
+        part k+1 is the reply to part k. A thread found only in part is not "delivered": the parts found
+        are saved to the state and None is returned, so the retry posts the rest and nothing twice.
+        """
+        parts = post.payload["parts"]
+        done = [str(i) for i in ctx.state.get("parts", [])][: len(parts)]
+        known = len(done)
+        if known < len(parts):
+            with _Api(ctx) as api:
+                me = api.call("the account lookup", lambda c, ua: c.get_me(user_auth=ua).data, write=False)
+                timeline = api.call("the timeline", lambda c, ua: c.get_users_tweets(
+                    me.id, max_results=100, tweet_fields=["entities", "referenced_tweets"], user_auth=ua).data,
+                    write=False) or []
+            while len(done) < len(parts):
+                found = next((t for t in timeline if _is_part(t, parts[len(done)], done[-1] if done else None)), None)
+                if found is None:
+                    break
+                done.append(str(found.id))
+        if len(done) == len(parts):
+            return self.receipt(done)
+        if len(done) > known:
+            ctx.state["parts"] = done
+            ctx.save_state()
+            ctx.step(f"parts 1-{len(done)} of {len(parts)} found on X; the thread continues from there")
+        return None
+
+
+def _is_part(tweet: Any, text: str, reply_to: str | None) -> bool:
+    """Whether ``tweet`` is the part with ``text``: the reply to ``reply_to``, or the post with our link(s)."""
+    if reply_to is not None:
+        return any(r.type == "replied_to" and str(r.id) == reply_to for r in tweet.referenced_tweets or [])
+    urls = [text[s:e] for s, e in find_urls(text)]
+    links = {u.get("expanded_url") for u in (tweet.entities or {}).get("urls", [])}
+    shown = html.unescape(tweet.text)
+    return all(u in links or u in shown for u in urls) if urls else shown == text
+
+
+# --- the API session ------------------------------------------------------------------------------
+
+class _Reroute(HTTPAdapter):
+    """Sends requests for tweepy's hard-coded hosts to the account's ``api_base``, with our timeouts."""
+
+    def __init__(self, api_base: str, timeout: float):
+        super().__init__(max_retries=0)
+        self.api_base, self.timeout = api_base.rstrip("/"), timeout
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        url = request.url or ""
+        for host in PUBLIC_HOSTS:
+            if url.startswith(host + "/") and not url.startswith(self.api_base + "/"):
+                request.url = self.api_base + url[len(host):]
+                kwargs["proxies"] = get_environ_proxies(request.url)  # proxies of the real destination
+                break
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = (min(5.0, self.timeout), self.timeout)
+        return super().send(request, **kwargs)
+
+
+class _Api:
+    """One tweepy ``Client`` for one attempt: auth chosen from the credentials, errors mapped to ours."""
+
+    def __init__(self, ctx: DeliveryContext):
+        self.ctx, self.account = ctx, ctx.account
+        if all(self.account.has_secret(k) for k in OAUTH1):
+            self.oauth2 = None
+            self.client = tweepy.Client(**{k: self.account.secret(k) for k in OAUTH1})
+        elif all(self.account.has_secret(k) for k in OAUTH2):
+            self.oauth2 = OAuth2Tokens(ctx)
+            self.client = tweepy.Client(bearer_token=self.oauth2.access_token())
+        else:
+            raise PermanentError(f"account {self.account.name!r}: configure consumer_key, consumer_secret, "
+                                 "access_token and access_token_secret (OAuth 1.0a) or client_id and "
+                                 "oauth2_refresh_token (OAuth 2.0)")
+        adapter = _Reroute(self.account.api_base, ctx.timeout)
+        for host in PUBLIC_HOSTS:
+            self.client.session.mount(host, adapter)
+
+    def __enter__(self) -> _Api:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.client.session.close()
+
+    def call(self, what: str, fn: Callable[[tweepy.Client, bool], Any], *, write: bool) -> Any:
+        """``fn(client, user_auth)``; with OAuth 2.0 a 401 refreshes the token once and retries once."""
+        for attempt in (1, 2):
+            try:
+                return fn(self.client, self.oauth2 is None)
+            except tweepy.Unauthorized as e:
+                if self.oauth2 is not None and attempt == 1:
+                    self.client.bearer_token = self.oauth2.refresh(failed=self.client.bearer_token)
+                    continue
+                raise self.error(e, what, write) from None
+            except tweepy.HTTPException as e:
+                raise self.error(e, what, write) from None
+            except requests.RequestException as e:
+                raise network_error(e, write) from None
+        raise AssertionError("unreachable")
+
+    def create(self, text: str, media_ids: list[str] | None, reply_to: str | None) -> str:
+        def fn(client: tweepy.Client, user_auth: bool) -> str:
+            resp = client.create_tweet(text=text, media_ids=media_ids, in_reply_to_tweet_id=reply_to,
+                                       user_auth=user_auth)
+            try:
+                return str(resp.data["id"])
+            except (KeyError, TypeError):
+                raise Ambiguous("X accepted the post but its answer has no post id") from None
+
+        return self.call("the post", fn, write=True)
+
+    def upload(self, image: Image) -> str:
+        """``POST /2/media/upload`` (one shot) over the client's session and auth (tweepy has no v2 upload)."""
+        def fn(client: tweepy.Client, user_auth: bool) -> str:
+            auth = tweepy.OAuth1UserHandler(client.consumer_key, client.consumer_secret, client.access_token,
+                                            client.access_token_secret).apply_auth() if user_auth else None
+            headers = {"User-Agent": client.user_agent}
+            if not user_auth:
+                headers["Authorization"] = f"Bearer {client.bearer_token}"
+            media = (image.filename, image.data, image.content_type)
+            with client.session.post(PUBLIC_HOSTS[0] + MEDIA_PATH, files={"media": media},
+                                     data={"media_category": "tweet_image"}, headers=headers, auth=auth) as resp:
+                raise_for_status(resp)
+                media_id = (json_body(resp).get("data") or {}).get("id")
+            if not media_id:
+                raise TransientError("X answered the image upload without a media id")
+            return str(media_id)
+
+        return self.call("the image upload", fn, write=False)
+
+    def error(self, e: tweepy.HTTPException, what: str, write: bool) -> DeliveryError:
+        resp = e.response
+        status = resp.status_code
+        detail = "; ".join(str(m) for m in e.api_messages) or str(resp.reason or "")
+        message = self.ctx.redact(f"X answered HTTP {status} to {what}: {short(detail)}")
+        if status == 429:
+            return RateLimited(message, retry_after=reset_in(resp.headers), status=status)
+        if status == 403 and ("duplicate" in detail.lower() or 187 in e.api_codes):
+            return Duplicate(message, status=status)
+        if status == 401:
+            if self.oauth2 is not None:
+                return AuthExpired(message, status=status)
+            return PermanentError(f"{message}; re-authorise account {self.account.name!r}", status=status)
+        if status in (502, 504) and write:
+            return Ambiguous(message, status=status)
+        if status >= 500:
+            return TransientError(message, status=status)
+        return PermanentError(message, status=status)
+
+
+_STATUS_ERRORS = {400: tweepy.BadRequest, 401: tweepy.Unauthorized, 403: tweepy.Forbidden, 404: tweepy.NotFound,
+                  429: tweepy.TooManyRequests}
+
+
+def raise_for_status(resp: requests.Response) -> None:
+    """tweepy's own exception for a non-2xx answer to a request we made on its session."""
+    if not 200 <= resp.status_code < 300:
+        cls = _STATUS_ERRORS.get(resp.status_code) or (
+            tweepy.TwitterServerError if resp.status_code >= 500 else tweepy.HTTPException)
+        raise cls(resp)
+
+
+def reset_in(headers: Any, default: float = 900.0) -> float:
+    """Seconds until the exhausted window resets (the 15-min one, or a 24-hour one at 0 remaining)."""
+    resets = []
+    for prefix in ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour"):
+        value = headers.get(f"{prefix}-reset")
+        if value and (prefix == "x-rate-limit" or headers.get(f"{prefix}-remaining") == "0"):
+            try:
+                resets.append(float(value))
+            except ValueError:
+                pass
+    return max(0.0, max(resets) - time.time()) if resets else default
+
+
+def network_error(e: requests.RequestException, write: bool) -> DeliveryError:
+    """Same rule as ``base.send``: failed before sending is transient; after, a write is ambiguous."""
+    after = Ambiguous if write else TransientError
+    if isinstance(e, requests.ConnectTimeout):
+        return TransientError("could not connect to X (timeout)")
+    if isinstance(e, requests.ReadTimeout):
+        return after("no answer from X before the timeout; the request may have been received")
+    if isinstance(e, requests.ConnectionError):
+        text = repr(e)
+        before = any(s in text for s in ("NewConnectionError", "Connection refused", "NameResolution",
+                                         "Failed to resolve", "Max retries exceeded"))
+        if before and "RemoteDisconnected" not in text and "Connection aborted" not in text:
+            return TransientError("could not connect to X")
+        return after("the connection to X was dropped; the request may have been received")
+    if isinstance(e, requests.JSONDecodeError):
+        return after("X answered without readable JSON")
+    return TransientError(f"HTTP request to X failed: {type(e).__name__}")
+
+
+# --- OAuth 2.0 tokens -----------------------------------------------------------------------------
+
+class OAuth2Tokens:
+    """The account's OAuth 2.0 token pair, shared by all workers in Redis.
+
+    X refresh tokens are single-use: each refresh returns a new one and kills the old, so the new pair
+    is written to Redis the moment it arrives, before the access token is used, under a lock so only
+    one worker refreshes. ``seed`` (a digest of the configured refresh token) lets an operator
+    re-authorise by putting a new token in the config: a record from an older seed is ignored.
+    """
+
+    def __init__(self, ctx: DeliveryContext):
+        if ctx.redis is None or ctx.keys is None:
+            raise PermanentError("X OAuth 2.0 needs Redis to keep the rotating refresh token")
+        self.ctx, self.redis, self.account = ctx, ctx.redis, ctx.account
+        self.key = ctx.keys.token(self.account.name)
+        self.lock_key = ctx.keys.token_lock(self.account.name)
+        self.seed = hashlib.sha256(self.account.secret("oauth2_refresh_token").encode()).hexdigest()[:16]
+
+    def _load(self) -> dict[str, Any]:
+        raw = self.redis.get(self.key)
+        rec = json.loads(raw) if raw else {}
+        return rec if rec.get("seed") == self.seed else {}
+
+    def access_token(self) -> str:
+        rec = self._load()
+        if rec.get("access_token") and float(rec.get("expires_at", 0)) > time.time() + 60:
+            return rec["access_token"]
+        return self.refresh()
+
+    def refresh(self, failed: str | None = None) -> str:
+        lock = self.redis.lock(self.lock_key, timeout=max(30.0, 3 * self.ctx.timeout),
+                               blocking_timeout=self.ctx.timeout + 5)
+        if not lock.acquire():
+            raise TransientError("another worker is refreshing the X token")
+        try:
+            rec = self._load()
+            current = rec.get("access_token")
+            if current and current != failed and float(rec.get("expires_at", 0)) > time.time() + 60:
+                return current  # refreshed by another worker meanwhile
+            data = self._request(rec.get("refresh_token") or self.account.secret("oauth2_refresh_token"))
+            rec = {"seed": self.seed, "access_token": data["access_token"],
+                   "refresh_token": data.get("refresh_token") or rec.get("refresh_token"),
+                   "expires_at": time.time() + float(data.get("expires_in") or 7200)}
+            self.redis.set(self.key, json.dumps(rec))  # before any use: the old refresh token is spent
+            self.ctx.step("X OAuth 2.0 token refreshed")
+            return rec["access_token"]
+        finally:
+            try:
+                lock.release()
+            except LockError:  # the lock expired meanwhile: nothing to release
+                pass
+
+    def _request(self, refresh_token: str) -> dict[str, Any]:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        auth = None
+        if self.account.has_secret("client_secret"):  # confidential client: HTTP Basic
+            auth = (self.account.secret("client_id"), self.account.secret("client_secret"))
+        else:
+            form["client_id"] = self.account.secret("client_id")
+        resp = send(self.ctx, "POST", self.account.api_base + TOKEN_PATH, data=form, auth=auth)
+        body = json_body(resp)
+        if resp.status_code == 200 and body.get("access_token"):
+            return body
+        detail = body.get("error_description") or body.get("error") or body.get("detail") or resp.reason
+        message = self.ctx.redact(f"X answered HTTP {resp.status_code} to the token refresh: {short(str(detail))}")
+        if resp.status_code == 429:
+            raise RateLimited(message, retry_after=reset_in(resp.headers), status=429)
+        if resp.status_code >= 500:
+            raise TransientError(message, status=resp.status_code)
+        raise PermanentError(f"{message}; re-authorise account {self.account.name!r}", status=resp.status_code)

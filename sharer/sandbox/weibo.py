@@ -1,0 +1,241 @@
+"""Sina Weibo open API emulator: ``POST /2/statuses/share.json`` and ``GET /2/statuses/user_timeline.json``.
+
+What it checks, in order, with Weibo's own codes (``{"request", "error_code" (a string), "error"}``,
+HTTP 400 — the real HTTP statuses are unverified; a fault may set ``status``):
+  method (10021) → access_token (missing 10006, expired 21327, unknown 21332) → ``rip`` (10016) →
+  ``status`` (empty 20008, over the limit 20012, a ``#话题#`` topic 10017 "parameter (status)'s value
+  invalid", no link on the safe domain 10017 "appkey not bind domain!") → ``pic`` (not a file 20007,
+  not JPEG/GIF/PNG 20005, 5 MB or more 20006) → same text as a recent status 20019 → posting rate
+  (30 per sliding hour per user, 20016).
+
+Control (besides the base API):
+  GET/POST /_sandbox/weibo/config   {"safe_domains": [...], "posts_per_hour": N, "limit": 140, "url_weight": 11}
+  GET      /_sandbox/images/NAME.jpg|png|gif   small valid images (sandbox/images.py); NAME "large" is ≥ 5 MB,
+                                               "fake" is not an image (but says it is), "missing" is 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..text import count_weibo, find_urls
+from .images import SAMPLE_JPEG, make_png
+from .server import Emulator, Request, Response, route
+
+SANDBOX_TOKEN = "sandbox-access_token"  # what "sandbox:" resolves to for the credential "access_token"
+SANDBOX_USER = {"id": 7712345678, "screen_name": "沙盒新闻"}
+SHARE = "/2/statuses/share.json"
+CST = timezone(timedelta(hours=8))
+TOPIC = re.compile(r"[#＃][^#＃\s]+[#＃]")
+MAX_PIC = 5 * 1024 * 1024
+
+ERRORS: dict[str, str] = {
+    "10001": "system error!", "10002": "service unavailable!", "10003": "remote service error",
+    "10006": "source paramter(appkey) is missing", "10008": "param error, see doc for more info.",
+    "10009": "too many pending tasks, system is busy!", "10010": "job expired!", "10011": "RPC error!",
+    "10016": "miss required parameter (rip) , see doc for more info.",
+    "10017": "appkey not bind domain!", "10021": "HTTP METHOD is not suported for this request!",
+    "10022": "IP requests out of rate limit!", "10023": "user requests out of rate limit!",
+    "10024": "user requests for (statuses/share) out of rate limit!",
+    "20005": "unsupported image type, only suport JPG, GIF, PNG!", "20006": "image size too large.",
+    "20007": "does multipart has image?", "20008": "content is null!",
+    "20012": "text too long, please input text less than 140 characters!", "20016": "out of limit!",
+    "20017": "repeated content!", "20018": "contain illegal website!", "20019": "repeat content!",
+    "20032": "update success, while server slow now, please wait 1-2 minutes",
+    "21314": "token used", "21315": "token expired", "21316": "token revoked", "21317": "token rejected",
+    "21319": "accessor was revoked", "21327": "expired_token", "21332": "invalid_access_token",
+}
+
+
+class WeiboEmulator(Emulator):
+    platform = "weibo"
+
+    def reset_state(self) -> None:
+        self.users = {SANDBOX_TOKEN: dict(SANDBOX_USER)}
+        self.expired: set[str] = set()
+        self.safe_domains = ["news.example.com"]
+        self.posts_per_hour = 30
+        self.limit = 140
+        self.url_weight = 11
+        self.statuses: list[dict[str, Any]] = []  # newest last
+        self.mids = itertools.count(4912345678901234, 7919)
+
+    def error(self, code: Any, spec: dict[str, Any]) -> Response:
+        code = str(code)
+        body = {"request": spec.get("request", SHARE), "error_code": int(code) if spec.get("int") else code,
+                "error": spec.get("error") or ERRORS.get(code, "unknown error")}
+        return Response(int(spec.get("status", 400)), body)
+
+    def fail(self, code: str, request: str = SHARE, error: str | None = None) -> Response:
+        return self.error(code, {"request": request, **({"error": error} if error else {})})
+
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.expired |= set(self.users)
+
+    # --- API -----------------------------------------------------------------------------------------
+
+    def _user(self, req: Request, request: str) -> tuple[dict[str, Any] | None, Response | None]:
+        token = req.arg("access_token")
+        if not token:
+            return None, self.fail("10006", request)
+        if token in self.expired:
+            return None, self.fail("21327", request)
+        user = self.users.get(token)
+        return (user, None) if user else (None, self.fail("21332", request))
+
+    @route("*", SHARE.replace(".", r"\."))
+    def share(self, req: Request) -> Response:
+        if req.method != "POST":
+            return self.fail("10021")
+        with self.lock:
+            user, err = self._user(req, SHARE)
+            if err:
+                return err
+            form, files = req.form(), req.files()
+            if not form.get("rip"):
+                return self.fail("10016")
+            text = form.get("status", "")
+            if not text.strip():
+                return self.fail("20008")
+            if count_weibo(text, self.url_weight) > self.limit:
+                return self.fail("20012", error=f"text too long, please input text less than {self.limit} characters!")
+            if TOPIC.search(_without_urls(text)):
+                return self.fail("10017", error="parameter (status)'s value invalid,expect (no #topic#) , but get "
+                                                "(#topic#) , see doc for more info.")
+            if not any(_on(text[s:e], self.safe_domains) for s, e in find_urls(text)):
+                return self.fail("10017")
+            pic = None
+            if "pic" in form:  # sent as a plain field, not a file part
+                return self.fail("20007")
+            if "pic" in files:
+                filename, _ctype, data = files["pic"]
+                kind = _sniff(data)
+                if kind is None:
+                    return self.fail("20005")
+                if len(data) >= MAX_PIC:
+                    return self.fail("20006")
+                pic = {"filename": filename, "content_type": kind, "size": len(data),
+                       "sha1": hashlib.sha1(data).hexdigest()}
+            now = time.time()
+            mine = [s for s in self.statuses if s["user"]["id"] == user["id"]]
+            if any(s["text"] == text and now - s["_at"] < 86400 for s in mine):
+                return self.fail("20019")
+            if sum(1 for s in mine if now - s["_at"] < 3600) >= self.posts_per_hour:
+                return self.fail("20016")
+            status = self._status(user, text, pic, now)
+            self.statuses.append(status)
+            public = {k: v for k, v in status.items() if k != "_at"}
+            uid = str(user["id"])
+            self.record_post({"id": status["idstr"], "mid": status["mid"], "uid": uid,
+                              "url": _status_url(uid, status["mid"]), "text": text,
+                              "rip": form["rip"], "pic": pic,
+                              "encoding": "multipart" if files else "form", "status": public})
+            return Response(200, public)
+
+    @route("GET", r"/2/statuses/user_timeline\.json")
+    def user_timeline(self, req: Request) -> Response:
+        request = "/2/statuses/user_timeline.json"
+        with self.lock:
+            user, err = self._user(req, request)
+            if err:
+                return err
+            try:
+                count = int(req.query.get("count", "20"))
+                page = int(req.query.get("page", "1"))
+            except ValueError:
+                return self.fail("10008", request)
+            count, page = max(1, min(count, 100)), max(1, page)
+            mine = [{k: v for k, v in s.items() if k != "_at"} for s in reversed(self.statuses)
+                    if s["user"]["id"] == user["id"]]
+            return Response(200, {"statuses": mine[(page - 1) * count: page * count], "previous_cursor": 0,
+                                  "next_cursor": 0, "total_number": len(mine), "hasvisible": False})
+
+    def _status(self, user: dict[str, Any], text: str, pic: dict[str, Any] | None, now: float) -> dict[str, Any]:
+        mid = next(self.mids)
+        status: dict[str, Any] = {
+            "created_at": datetime.fromtimestamp(now, CST).strftime("%a %b %d %H:%M:%S +0800 %Y"),
+            "id": mid, "idstr": str(mid), "mid": str(mid), "text": text,
+            "source": '<a href="https://app.weibo.com/t/feed/sharer" rel="nofollow">sharer</a>',
+            "favorited": False, "truncated": False, "pic_urls": [], "reposts_count": 0, "comments_count": 0,
+            "attitudes_count": 0, "visible": {"type": 0, "list_id": 0},
+            "user": {"id": user["id"], "idstr": str(user["id"]), "screen_name": user["screen_name"],
+                     "name": user["screen_name"], "profile_url": f"u/{user['id']}"},
+            "_at": now,
+        }
+        if pic:
+            ext = pic["content_type"].split("/")[1].replace("jpeg", "jpg")
+            name = f"{pic['sha1'][:24]}.{ext}"
+            status.update({"thumbnail_pic": f"https://wx1.sinaimg.cn/thumbnail/{name}",
+                           "bmiddle_pic": f"https://wx1.sinaimg.cn/bmiddle/{name}",
+                           "original_pic": f"https://wx1.sinaimg.cn/large/{name}",
+                           "pic_urls": [{"thumbnail_pic": f"https://wx1.sinaimg.cn/thumbnail/{name}"}]})
+        return status
+
+    # --- control -------------------------------------------------------------------------------------
+
+    def control(self, req: Request) -> Response:
+        if req.path == "/_sandbox/weibo/config":
+            with self.lock:
+                if req.method == "POST":
+                    spec = req.json()
+                    for key in ("safe_domains", "posts_per_hour", "limit", "url_weight"):
+                        if key in spec:
+                            setattr(self, key, spec[key])
+                return Response(200, {"safe_domains": self.safe_domains, "posts_per_hour": self.posts_per_hour,
+                                      "limit": self.limit, "url_weight": self.url_weight})
+        m = re.fullmatch(r"/_sandbox/images/(\w[\w-]*)\.(jpg|jpeg|png|gif)", req.path)
+        if m and req.method == "GET":
+            return sample_image(m.group(1), m.group(2))
+        return super().control(req)
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+def _without_urls(text: str) -> str:
+    for s, e in reversed(find_urls(text)):
+        text = text[:s] + " " + text[e:]
+    return text
+
+
+def _on(url: str, domains: list[str]) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def _sniff(data: bytes) -> str | None:
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return None
+
+
+def _status_url(uid: str, mid: str) -> str:
+    from ..platforms.weibo import status_url
+
+    return status_url(uid, mid)
+
+
+GIF_BYTES = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"
+             b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+
+def sample_image(name: str, ext: str) -> Response:
+    ctype = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}[ext]
+    if name == "missing":
+        return Response(404, {"error": "no such image"})
+    if name == "fake":
+        return Response(200, b"<html>not an image</html>", {"Content-Type": ctype})
+    data = {"image/jpeg": SAMPLE_JPEG, "image/png": make_png(), "image/gif": GIF_BYTES}[ctype]
+    if name == "large":
+        data += b"\x00" * (MAX_PIC + 1024)
+    return Response(200, data, {"Content-Type": ctype})

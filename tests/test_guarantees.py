@@ -146,3 +146,21 @@ def test_stale_worker_cannot_overwrite_with_an_old_token(runtime, article):
     stale = rt.store.transition(did, "sending", "delivered", "late answer", token=first.token)
     assert stale.outcome == "stale"
     assert rt.store.get(did).status == "sending"
+
+
+def test_alert_webhook_gets_a_signed_notice_of_a_failure(emulators, runtime, worker, article):
+    from sharer.alerts import send_alert
+    from sharer.config import Secret
+    from sharer.sandbox.webhook import SANDBOX_SECRET
+
+    inject(emulators["webhook"], path="/hooks/a", kind="status", status=422, body={"error": "rejected"})
+    r = service.share(runtime, article, ["hook-a"])
+    [d] = wait_settled(runtime, r.share_id)
+    assert d.status == "failed"
+    rt = Runtime(dataclasses.replace(runtime.settings, alert_webhook=emulators["webhook"].url + "/alerts",
+                                     alert_secret=Secret(SANDBOX_SECRET)))
+    assert send_alert(rt, d.id)
+    [notice] = [p for p in sandbox_posts(emulators["webhook"]) if p["path"] == "/alerts"]
+    body = notice["body"]
+    assert body["event"] == "delivery.failed" and body["delivery_id"] == d.id
+    assert "rejected" in body["error"] and body["account"] == "hook-a"

@@ -109,6 +109,8 @@ class Platform:
     limit: ClassVar[int] = 0
     unit: ClassVar[str] = "characters"
     idempotent: ClassVar[bool] = False  # has a real idempotency key (Mastodon)
+    # documented posting limit (count, per seconds) shared by all workers; [accounts.X] rate_limit overrides
+    rate_limit: ClassVar[tuple[int, float] | None] = None
     sandbox_port: ClassVar[int] = 0  # port of its emulator under `sharer sandbox`
 
     def __init__(self, account: Account):

@@ -144,6 +144,7 @@ class Weibo(Platform):
     limit = 140
     unit = "Weibo units"
     sandbox_port = 8902
+    rate_limit = (30, 3600.0)  # posting: 30 per hour per user (Weibo rate-limiting wiki)
     default_template = "{title}\n{summary}\n{url}"
     option_defaults = {
         "safe_domains": [],  # the app's bound 安全域名; the article link must be on one of them

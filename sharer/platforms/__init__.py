@@ -15,6 +15,14 @@ if TYPE_CHECKING:
 
 REGISTRY: dict[str, str] = {
     "webhook": "sharer.platforms.webhook:Webhook",
+    "wechat": "sharer.platforms.wechat:WeChat",
+    "telegram": "sharer.platforms.telegram:Telegram",
+    "mastodon": "sharer.platforms.mastodon:Mastodon",
+    "weibo": "sharer.platforms.weibo:Weibo",
+    "wecom": "sharer.platforms.wecom:WeCom",
+    "feishu": "sharer.platforms.feishu:Feishu",
+    "dingtalk": "sharer.platforms.dingtalk:DingTalk",
+    "x": "sharer.platforms.x:X",
 }
 
 

@@ -9,6 +9,14 @@ from .server import Emulator
 # platform id -> (emulator class, default port). Ports match the demo accounts in config/sharer.toml.
 EMULATORS: dict[str, tuple[str, int]] = {
     "webhook": ("sharer.sandbox.webhook:WebhookEmulator", 8900),
+    "wechat": ("sharer.sandbox.wechat:WeChatEmulator", 8901),
+    "telegram": ("sharer.sandbox.telegram:TelegramEmulator", 8904),
+    "mastodon": ("sharer.sandbox.mastodon:MastodonEmulator", 8905),
+    "weibo": ("sharer.sandbox.weibo:WeiboEmulator", 8902),
+    "wecom": ("sharer.sandbox.wecom:WeComEmulator", 8906),
+    "feishu": ("sharer.sandbox.feishu:FeishuEmulator", 8907),
+    "dingtalk": ("sharer.sandbox.dingtalk:DingTalkEmulator", 8908),
+    "x": ("sharer.sandbox.x:XEmulator", 8903),
     "site": ("sharer.sandbox.site:SiteEmulator", 8909),  # the newsroom website's stand-in (images)
 }
 

@@ -1,0 +1,308 @@
+"""Mastodon: one status on the account's instance (``POST {api_base}/api/v1/statuses``).
+
+Set-up: on the instance, Preferences → Development → New application with scopes ``write:statuses
+write:media read:accounts read:statuses``; copy "Your access token" into credential ``access_token``
+(``env:`` or ``file:``) and set ``api_base`` to ``https://your.instance``. If the instance allows more
+(or fewer) than 500 characters, set ``options.max_characters`` to its limit.
+
+Quirks:
+- Length = grapheme clusters, every URL counts ``characters_reserved_per_url`` (23), ``@user@domain``
+  counts as ``@user``. Compose is pure, so it uses the *configured* limit; delivery reads the instance's
+  real limit (``GET /api/v2/instance``, cached in Redis for a day) and refuses, with a message saying
+  which ``max_characters`` to configure, a status the instance would reject.
+- ``Idempotency-Key`` = the delivery id: Mastodon keeps it ~1 hour and answers a repeated POST with the
+  original status, so retrying a status POST after a timeout or dropped connection is safe.
+- Images: downloaded (type/size checked), uploaded with ``POST /api/v2/media`` which may answer 202
+  (``url: null``); ``GET /api/v1/media/:id`` answers 206 until processed, then 200 — polled a bounded
+  number of times.
+- ``X-RateLimit-Reset`` is an ISO-8601 timestamp (not epoch seconds).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import regex
+
+from ..article import Article
+from ..compose import article_values, render_template, tag_url
+from ..errors import Ambiguous, AuthExpired, ComposeError, DeliveryError, PermanentError, RateLimited, TransientError
+from ..media import fetch_image
+from ..text import count_graphemes, trim
+from .base import DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
+
+VISIBILITIES = ("public", "unlisted", "private", "direct")
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+DESCRIPTION_LIMIT = 1500
+# Mastodon's MENTION_RE: ``@user@domain`` is counted as ``@user`` (the domain is free).
+_MENTION_RE = regex.compile(r"(?<![=/\w])@(\w+(?:[\w.-]+\w+)?)@[\w.-]+\w+", regex.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class InstanceLimits:
+    max_characters: int
+    url_weight: int
+
+
+def count_status(text: str, url_weight: int = 23) -> int:
+    """Mastodon's StatusLengthValidator: graphemes, each URL = ``url_weight``, mentions without domain."""
+    return count_graphemes(_MENTION_RE.sub(r"@\1", text), url_weight=url_weight)
+
+
+def hashtag(tag: str) -> str | None:
+    """``power battery`` → ``#PowerBattery``; None when the tag has symbols a hashtag cannot hold (C++)."""
+    words = re.split(r"[\s\-_.·/]+", tag.strip())
+    if not all(regex.fullmatch(r"[\w\p{M}]+", w) for w in words if w):
+        return None
+    body = "".join(w[:1].upper() + w[1:] for w in words if w)
+    if not body or body.isdigit():
+        return None
+    return "#" + body
+
+
+def _reset_seconds(value: str | None, default: float) -> float:
+    """Seconds until an ISO-8601 ``X-RateLimit-Reset`` (e.g. ``2026-11-25T21:45:00.000000Z``)."""
+    if not value:
+        return default
+    try:
+        reset = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return default
+    if reset.tzinfo is None:
+        reset = reset.replace(tzinfo=UTC)
+    return max(0.0, (reset - datetime.now(UTC)).total_seconds())
+
+
+class Mastodon(Platform):
+    id = "mastodon"
+    title = "Mastodon"
+    default_api_base = "https://mastodon.social"
+    required_credentials = ("access_token",)
+    option_defaults: ClassVar[dict[str, Any]] = {
+        "visibility": "public",
+        "language": "",                  # ISO 639; empty = the article's lang
+        "max_characters": 500,           # the instance's limit (checked against /api/v2/instance at delivery)
+        "characters_reserved_per_url": 23,
+        "hashtags": True,                # {hashtags}: #CamelCase from the article tags, while they fit
+        "image": True,                   # attach the article image
+        "image_description": "",         # alt text; empty = the article title
+        "max_image_bytes": 16_000_000,   # unverified (instance-dependent): configurable
+        "media_poll_attempts": 20,
+        "media_poll_interval": 1.0,
+        "instance_cache_seconds": 86400,
+    }
+    default_template = "{title}\n\n{summary}\n\n{url}\n\n{hashtags}"
+    limit = 500
+    unit = "characters"
+    idempotent = True
+    sandbox_port = 8905
+    rate_limit: ClassVar[tuple[int, float]] = (300, 300.0)  # 300 requests / 5 min per account
+
+    @classmethod
+    def validate_options(cls, raw: Any) -> dict[str, Any]:
+        out = super().validate_options(raw)
+        if out["visibility"] not in VISIBILITIES:
+            raise ValueError(f"visibility: must be one of {', '.join(VISIBILITIES)}, got {out['visibility']!r}")
+        for key in ("max_characters", "characters_reserved_per_url", "max_image_bytes", "media_poll_attempts"):
+            if int(out[key]) != out[key] or out[key] < 1:
+                raise ValueError(f"{key}: must be a positive whole number")
+        return out
+
+    # --- compose (pure) ---------------------------------------------------------------------------
+
+    def count(self, text: str) -> int:
+        return count_status(text, int(self.options["characters_reserved_per_url"]))
+
+    def compose(self, article: Article, text: str | None = None) -> Post:
+        url = tag_url(article.url, self.account.utm)
+        limit = int(self.options["max_characters"])
+        warnings: list[str] = []
+        if text is not None:
+            status = text.strip()
+            self.check_override(status, self.count(status), limit)
+        else:
+            status = self._render(article, url, limit, warnings)
+        payload: dict[str, Any] = {"status": status, "visibility": self.options["visibility"]}
+        language = self.options["language"] or article.lang
+        if language:
+            payload["language"] = language
+        # Not wire fields: the image to upload (its media id joins the status at delivery) and the
+        # tagged article URL that find_existing looks for.
+        payload["media"] = None
+        if self.options["image"] and article.image:
+            alt = self.options["image_description"] or article.title
+            payload["media"] = {"url": article.image, "description": trim(alt, DESCRIPTION_LIMIT).text}
+        payload["article_url"] = url
+        return Post(self.id, self.account.name, status, payload, self.count(status), limit, self.unit,
+                    tuple(warnings))
+
+    def _render(self, article: Article, url: str, limit: int, warnings: list[str]) -> str:
+        values = article_values(article, url)
+
+        def render(title: str, summary: str, tags: str = "") -> str:
+            return render_template(self.template, {**values, "title": title, "summary": summary, "hashtags": tags})
+
+        title, summary = article.title, article.summary
+        if self.count(render(title, summary)) > limit:
+            summary = trim(summary, limit, count=lambda s: self.count(render(title, s))).text
+            warnings.append("summary trimmed to fit the status limit" if summary else "summary left out")
+            if self.count(render(title, summary)) > limit:
+                title = trim(title, limit, count=lambda t: self.count(render(t, summary))).text
+                warnings.append("title trimmed to fit the status limit")
+        status = render(title, summary)
+        if self.count(status) > limit:
+            raise ComposeError(self.account.name, f"the template alone is {self.count(status)} characters; "
+                                f"the limit is {limit}")
+        if self.options["hashtags"] and not warnings:  # a trimmed summary gets the room, not hashtags
+            chosen: list[str] = []
+            for tag in dict.fromkeys(t for t in map(hashtag, article.tags) if t):
+                candidate = render(title, summary, " ".join([*chosen, tag]))
+                if self.count(candidate) > limit:
+                    warnings.append(f"hashtags from {tag} on left out: no room")
+                    break
+                chosen.append(tag)
+                status = candidate
+        return status
+
+    # --- delivery ---------------------------------------------------------------------------------
+
+    def _headers(self, ctx: DeliveryContext) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.account.secret('access_token')}"}
+
+    def publish(self, post: Post, ctx: DeliveryContext) -> Receipt:
+        self._check_instance_limit(post, ctx)
+        body: dict[str, Any] = {k: post.payload[k] for k in ("status", "visibility", "language")
+                                if post.payload.get(k)}
+        media = post.payload.get("media")
+        if media:
+            body["media_ids"] = [self._media_id(media, ctx)]
+        headers = {**self._headers(ctx), "Idempotency-Key": ctx.delivery_id}
+        # idempotent=True: with the Idempotency-Key, a repeat of this POST returns the status the first
+        # one made instead of making a second, so a read timeout or a dropped connection is safe to retry
+        # (TransientError) rather than Ambiguous.
+        resp = send(ctx, "POST", f"{self.account.api_base}/api/v1/statuses", idempotent=True, json=body,
+                    headers=headers)
+        data = json_body(resp)
+        if resp.status_code == 200 and data.get("id") is not None:
+            return Receipt(str(data["id"]), data.get("url") or data.get("uri"))
+        if resp.status_code == 200:
+            raise Ambiguous(ctx.redact(f"Mastodon answered 200 without a status: {short(resp.text)}"), status=200)
+        raise self._error(ctx, "status", resp, data, retry_safe=True)
+
+    def instance_limits(self, ctx: DeliveryContext) -> InstanceLimits | None:
+        """The instance's status limit, cached in Redis; None when the instance does not say."""
+        key = ctx.keys.cache(self.account.name, "instance") if ctx.redis is not None and ctx.keys else None
+        if key:
+            cached = ctx.redis.get(key)
+            if cached:
+                raw = json.loads(cached)
+                return InstanceLimits(int(raw["max_characters"]), int(raw["url_weight"]))
+        resp = send(ctx, "GET", f"{self.account.api_base}/api/v2/instance", idempotent=True)
+        if resp.status_code != 200:
+            ctx.step(f"instance limits unavailable (HTTP {resp.status_code}); the instance will check the length")
+            return None
+        statuses = (json_body(resp).get("configuration") or {}).get("statuses") or {}
+        limits = InstanceLimits(int(statuses.get("max_characters") or 500),
+                                int(statuses.get("characters_reserved_per_url") or 23))
+        if key:
+            ctx.redis.set(key, json.dumps({"max_characters": limits.max_characters, "url_weight": limits.url_weight}),
+                          ex=max(1, int(self.options["instance_cache_seconds"])))
+        return limits
+
+    def _check_instance_limit(self, post: Post, ctx: DeliveryContext) -> None:
+        limits = self.instance_limits(ctx)
+        if limits is None:
+            return
+        length = count_status(post.text, limits.url_weight)
+        if length > limits.max_characters:
+            raise PermanentError(
+                f"the status is {length} characters but the instance allows {limits.max_characters}; set "
+                f"options.max_characters = {limits.max_characters} for account {self.account.name!r} in the "
+                "config so posts are composed to fit", code="instance_limit")
+
+    def _media_id(self, media: dict[str, Any], ctx: DeliveryContext) -> str:
+        """Upload the image once per delivery (the id survives retries in ``ctx.state``), wait until processed."""
+        if ctx.state.get("media_id"):
+            return str(ctx.state["media_id"])
+        base = self.account.api_base
+        image = fetch_image(ctx, media["url"], max_bytes=int(self.options["max_image_bytes"]), allowed=MEDIA_TYPES)
+        # A repeated upload only leaves an unattached attachment (the instance cleans those up): safe to retry.
+        resp = send(ctx, "POST", f"{base}/api/v2/media", idempotent=True, headers=self._headers(ctx),
+                    files={"file": (image.filename, image.data, image.content_type)},
+                    data={"description": media.get("description") or ""})
+        data = json_body(resp)
+        if resp.status_code not in (200, 202) or data.get("id") is None:
+            raise self._error(ctx, "media upload", resp, data, retry_safe=True)
+        media_id = str(data["id"])
+        if resp.status_code == 202 or not data.get("url"):
+            ctx.step(f"image uploaded as media {media_id}; waiting for the instance to process it")
+            self._wait_processed(media_id, ctx)
+        ctx.step(f"image ready (media {media_id})")
+        ctx.state["media_id"] = media_id
+        ctx.save_state()
+        return media_id
+
+    def _wait_processed(self, media_id: str, ctx: DeliveryContext) -> None:
+        attempts = int(self.options["media_poll_attempts"])
+        for _ in range(attempts):
+            time.sleep(float(self.options["media_poll_interval"]))
+            resp = send(ctx, "GET", f"{self.account.api_base}/api/v1/media/{media_id}", idempotent=True,
+                        headers=self._headers(ctx))
+            if resp.status_code == 200 and json_body(resp).get("url"):
+                return
+            if resp.status_code != 206:
+                raise self._error(ctx, "media status", resp, json_body(resp), retry_safe=True)
+        raise TransientError(f"media {media_id} still processing after {attempts} checks")
+
+    def _error(self, ctx: DeliveryContext, what: str, resp: Any, data: dict[str, Any], *,
+               retry_safe: bool = False) -> DeliveryError:
+        status = resp.status_code
+        detail = data.get("error") or short(resp.text) or f"HTTP {status}"
+        message = ctx.redact(f"Mastodon {what} failed (HTTP {status}): {short(str(detail))}")
+        if status == 429:
+            wait = _reset_seconds(resp.headers.get("X-RateLimit-Reset"), 300.0)
+            return RateLimited(message, retry_after=wait, status=status)
+        if status == 401:
+            return AuthExpired(message + " — re-authorise the app and update credentials.access_token",
+                               status=status)
+        if status in (403, 404, 410, 422):
+            return PermanentError(message, status=status)
+        if status >= 500 and retry_safe:
+            return TransientError(message, status=status)
+        return error_for_status(resp, message)
+
+    # --- reconciliation ---------------------------------------------------------------------------
+
+    def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
+        """The account's recent statuses, matched on the tagged article URL.
+
+        (Re-POSTing with the same Idempotency-Key within the hour is the other way to reconcile: the
+        instance answers with the original status instead of making a new one.)
+        """
+        base, headers = self.account.api_base, self._headers(ctx)
+        resp = send(ctx, "GET", f"{base}/api/v1/accounts/verify_credentials", idempotent=True, headers=headers)
+        me = json_body(resp)
+        if resp.status_code != 200 or me.get("id") is None:
+            raise self._error(ctx, "verify_credentials", resp, me)
+        resp = send(ctx, "GET", f"{base}/api/v1/accounts/{me['id']}/statuses", idempotent=True, headers=headers,
+                    params={"limit": 40, "exclude_replies": "true"})
+        if resp.status_code != 200:
+            raise self._error(ctx, "account statuses", resp, json_body(resp))
+        try:
+            statuses = resp.json()
+        except ValueError:
+            raise Ambiguous("Mastodon answered the statuses list with something that is not JSON") from None
+        url = post.payload.get("article_url") or ""
+        for status in statuses if isinstance(statuses, list) else []:
+            content = html.unescape(str(status.get("content") or ""))
+            if url and url in content:
+                return Receipt(str(status["id"]), status.get("url") or status.get("uri"))
+        if not url or url not in post.text:
+            raise Ambiguous("the status text does not contain the article link, so it cannot be recognised")
+        return None

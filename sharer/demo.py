@@ -89,7 +89,7 @@ def run_demo(config: str | None, keep: bool = False) -> int:
             if path.suffix not in (".json", ".md", ".html", ".txt"):
                 continue
             article = load_article(str(path), url=TXT_URLS.get(path.name))
-            result = service.share(rt, article, demo_accounts)
+            result = service.share(rt, article, demo_accounts, force=True)  # every run shares afresh
             shares.append((path.name, result.share_id))
             click.echo(f"shared {path.name} -> {len(demo_accounts)} accounts (share {result.share_id})")
 

@@ -16,13 +16,13 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, str] = {
     "webhook": "sharer.platforms.webhook:Webhook",
     "wechat": "sharer.platforms.wechat:WeChat",
+    "weibo": "sharer.platforms.weibo:Weibo",
+    "x": "sharer.platforms.x:X",
     "telegram": "sharer.platforms.telegram:Telegram",
     "mastodon": "sharer.platforms.mastodon:Mastodon",
-    "weibo": "sharer.platforms.weibo:Weibo",
     "wecom": "sharer.platforms.wecom:WeCom",
     "feishu": "sharer.platforms.feishu:Feishu",
     "dingtalk": "sharer.platforms.dingtalk:DingTalk",
-    "x": "sharer.platforms.x:X",
 }
 
 

@@ -86,7 +86,7 @@ class WeChat(Platform):
     option_defaults: dict[str, Any] = {
         "title_max_chars": 32, "title_max_bytes": 64, "author_max_chars": 8, "digest_max_chars": 128,
         "content_max_chars": 20_000, "content_max_bytes": 1_000_000,
-        "default_author": "", "default_cover_media_id": "",
+        "default_author": "", "default_cover_media_id": "", "default_cover_url": "",
         "need_open_comment": False, "only_fans_can_comment": False,
         "publish_poll_seconds": 60.0, "publish_poll_interval": 2.0,
     }
@@ -99,9 +99,12 @@ class WeChat(Platform):
         url = tag_url(article.url, self.account.utm)
         if len(url.encode()) > URL_MAX_BYTES:
             raise ComposeError(name, f"the article URL is over WeChat's {URL_MAX_BYTES}-byte 阅读原文 limit")
-        if not article.image and not o["default_cover_media_id"]:
+        cover = article.image or o["default_cover_url"] or None
+        if not cover and not o["default_cover_media_id"]:
             raise ComposeError(name, "WeChat news needs a cover image: give the article an image or set the "
-                                     "account option default_cover_media_id")
+                                     "account option default_cover_url or default_cover_media_id")
+        if not article.image:
+            warnings.append("the article has no image: using the account's default cover")
 
         title = trim_to(article.title, o["title_max_chars"], o["title_max_bytes"])
         if title != article.title:
@@ -136,7 +139,7 @@ class WeChat(Platform):
             "content_source_url": url,
             "need_open_comment": int(o["need_open_comment"]),
             "only_fans_can_comment": int(o["only_fans_can_comment"]),
-            "cover": article.image,  # uploaded at delivery; its media_id becomes thumb_media_id
+            "cover": cover,  # uploaded at delivery; its media_id becomes thumb_media_id
             "images": list(body.images),  # inline images, uploaded at delivery and their src rewritten
         }
         return Post(self.id, name, digest, payload, len(digest), limit, self.unit, tuple(warnings))

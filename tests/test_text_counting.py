@@ -1,15 +1,17 @@
-"""Counters: twitter-text conformance, agreement with the independent twitter-text-parser port, Weibo rules."""
+"""Counters: twitter-text conformance, agreement with the twitter-text-parser port, Weibo rules."""
 
 from __future__ import annotations
 
 import json
+import unicodedata
+from encodings.idna import nameprep
 from pathlib import Path
 
 import pytest
 import regex
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from twitter_text import parse_tweet
+from twitter_text import extract_urls, parse_tweet
 from twitter_text.regexp.emoji import emoji_list
 
 from sharer.text import (
@@ -28,10 +30,13 @@ from sharer.text import (
     graphemes,
     x_is_valid,
 )
+from sharer.text.tlds import COUNTRY_TLDS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def parser_length(text: str) -> int:
@@ -59,7 +64,8 @@ X_VECTORS = [
     ("A\u0301B", 2),  # NFC first: "Á" is one character
     ("Aשּׁ", 4),  # does not compose under NFC: three code points
     ("randomurlrandomurlrandomurlrandomurlrandomurlrandomurlrandomurls.com", 68),  # 64-char label: no URL
-    ("あいうえおかきくけこ" * 12 + " http://" + "あいうえおかきくけこ" * 5 + "あいう.com", 358),  # label > 63 punycoded
+    # the host label punycodes to more than 63 characters (no URL), and to fewer
+    ("あいうえおかきくけこ" * 12 + " http://" + "あいうえおかきくけこ" * 5 + "あいう.com", 358),
     ("あいうえおかきくけこ" * 12 + " http://" + "あいうえおかきくけこ" * 5 + "あい.com", 264),
     ("\u2066\u202Ahttp://foobar.پاکستان/\u202C\u2069", 31),
     ("ABC\u202A\uFFFFABC\uFFFE", 12),
@@ -161,7 +167,7 @@ def test_count_x_matches_parser_on_examples(text: str) -> None:
     assert count_x(text) == parser_length(text)
 
 
-# --- X: agreement with twitter-text-parser on generated mixtures ----------------------------------------------
+# --- X: agreement with twitter-text-parser on generated mixtures -------------------------------------
 
 # Emoji the parser knows (Emoji <= 12.0): ZWJ families, flags, skin tones, keycaps, tag sequences, VS16.
 TRICKY_EMOJI = [
@@ -170,10 +176,12 @@ TRICKY_EMOJI = [
     "👁\uFE0F\u200d🗨\uFE0F", "🏴\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F", "🤪", "©\uFE0F",
     "🙋🏽\u200d♂\uFE0F", "👩\u200d❤\uFE0F\u200d💋\u200d👨",
 ]
-LATIN_WORDS = ["the", "NEV", "battery", "café", "naïve", "e\u0301te\u0301", "C++", "10-minute", "1,000", "BAIC"]
-words = st.sampled_from(LATIN_WORDS) | st.text("abcdefghijklmnopqrstuvwxyzABC0123456789", min_size=1, max_size=9)
-cjk = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=8) | st.sampled_from(
-    ["新能源", "北汽集团", "宁德时代", "动力电池。", "全角标点！", "（CATL）", "ひらがな", "한국어"]
+LATIN_WORDS = ["the", "NEV", "battery", "café", "naïve", "e\u0301te\u0301", "C++", "10-minute", "1,000"]
+CJK_WORDS = ["新能源", "北汽集团", "宁德时代", "动力电池。", "全角标点！", "（CATL）", "ひらがな", "한국어"]
+ALNUM = "abcdefghijklmnopqrstuvwxyzABC0123456789"
+words = st.sampled_from(LATIN_WORDS) | st.text(ALNUM, min_size=1, max_size=9)
+cjk = st.sampled_from(CJK_WORDS) | st.text(
+    st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=8
 )
 label = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=10)
 path = st.lists(st.text("abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=8), max_size=3).map(
@@ -194,28 +202,48 @@ tokens = st.one_of(words, cjk, st.sampled_from(TRICKY_EMOJI), explicit_url, bare
 separators = st.sampled_from([" ", " ", "\n", "", "，", "。", ", ", ". ", "! "])
 
 
-SUBDIVISION_FLAG = TRICKY_EMOJI[20]
-
-
 @st.composite
 def mixtures(draw: st.DrawFn) -> str:
     text = ""
     for token, sep in draw(st.lists(st.tuples(tokens, separators), min_size=1, max_size=25)):
-        # Where the port's domain check is wrong, keep a space before a bare domain.  twitter-text runs
-        # a domain of any script (CJK glued to "example.com" included) through punycode.js; the port uses
-        # Python's IDNA 2003 codec instead, which treats 。 as a dot and then rejects the empty label
-        # ("一。example.com"), and whose nameprep rejects the cancel tag ending "🏴<tags>".  In both cases
-        # twitter-text (and count_x) see a URL and the port does not.
-        glued = regex.split(r"[\s!#-/:-@\[-_{-~]", text)[-1]  # what twitter-text would join to a domain
-        if "://" not in token and token[0].isalnum() and ("。" in glued or "\U000E007F" in glued):
+        # twitter-text joins any non-ASCII text glued to a bare domain into its first label and checks the
+        # label's length with punycode.js; the port uses Python's IDNA 2003 codec, whose nameprep maps
+        # full-width characters to ASCII and drops ZWJ (shorter), treats 。 as a dot, and rejects the tag
+        # characters of "🏴<tags>".  Where the glued text has such characters, keep a space before the
+        # bare domain.
+        glued = regex.split(r"[\s!#-/:-@\[-_{-~]", text)[-1]
+        if "://" not in token and token[0].isalnum() and idna_sensitive(glued):
             text += " "
         text += token + sep
     return text
 
 
+def idna_sensitive(glued: str) -> bool:
+    """Whether Python's nameprep changes (or rejects) ``glued``, or 。 splits it."""
+    try:
+        return "。" in glued or nameprep(glued.lower()) != glued.lower()
+    except UnicodeError:
+        return True
+
+
+def port_has_short_domain_bug(text: str) -> bool:
+    """Whether the port extracts a bare ``label.cctld`` (no path), which twitter-text never does.
+
+    Besides ``foo.cn`` itself this happens when a domain is glued to letters: in "www.ac.comthe" the
+    regex backtracks to the domain "www.ac".
+    """
+    urls = extract_urls(unicodedata.normalize("NFC", text))
+    return any(
+        "/" not in url and "://" not in url and url.count(".") == 1
+        and url.rsplit(".", 1)[1].lower() in COUNTRY_TLDS - {"co", "tv"}
+        for url in urls
+    )
+
+
 @PROPERTY
 @given(mixtures())
 def test_count_x_matches_parser_on_mixtures(text: str) -> None:
+    assume(not port_has_short_domain_bug(text))
     assert count_x(text) == parser_length(text)
 
 
@@ -227,6 +255,12 @@ def test_known_parser_differences() -> None:
     assert count_x("a\r\nb") == 4 and parser_length("a\r\nb") == 3
     # 3. © / ® without VS16 (see test_every_emoji_12_sequence_matches_parser).
     assert count_x("©") == 1 and parser_length("©") == 2
+    # 4. Text glued before a bare domain joins its first label, checked with punycode.js in twitter-text
+    #    but with Python's IDNA 2003 codec in the port, which splits the label at 。 and then rejects the
+    #    empty part (see mixtures()).
+    assert count_x("一。example.com") == 27 and parser_length("一。example.com") == 15
+    # 5. ZWJ sequences newer than the port's Emoji 12.0 data are split by its regex (see test_emoji_weights).
+    assert count_x("🐦\u200d⬛") == 2 and parser_length("🐦\u200d⬛") == 5
 
 
 # --- Weibo --------------------------------------------------------------------------------------------

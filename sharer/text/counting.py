@@ -34,6 +34,10 @@ def _outside(text: str, spans: Iterable[Span]) -> list[str]:
     return pieces
 
 
+_LATIN1_RE = regex.compile(r"[\x00-\xFF]")
+_ASTRAL_RE = regex.compile(r"[\U00010000-\U0010FFFF]")
+
+
 def count_chars(text: str) -> int:
     """Unicode code points (Python's ``len``)."""
     return len(text)
@@ -41,7 +45,7 @@ def count_chars(text: str) -> int:
 
 def count_utf16(text: str) -> int:
     """UTF-16 code units: Telegram's message and caption limits (an astral emoji is 2)."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text) + len(_ASTRAL_RE.findall(text))
 
 
 def count_utf8_bytes(text: str) -> int:
@@ -67,9 +71,8 @@ def count_weibo(text: str, url_weight: int = 11) -> int:
     spans = find_urls(text)
     halves = 2 * url_weight * len(spans)
     for piece in _outside(text, spans):
-        for ch in piece:
-            cp = ord(ch)
-            halves += 1 if cp <= 0xFF else 4 if cp > 0xFFFF else 2
+        # Two halves per code point, one fewer for Latin-1, two more for a surrogate pair.
+        halves += 2 * len(piece) - len(_LATIN1_RE.findall(piece)) + 2 * len(_ASTRAL_RE.findall(piece))
     return (halves + 1) // 2
 
 

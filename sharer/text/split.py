@@ -39,18 +39,22 @@ def split_thread(
     ``[]``.  The `` k/n`` numbering is computed once ``n`` is known, repacking if its width changes.
     Raises ``ValueError`` if the limit cannot hold a single grapheme plus its numbering.
     """
-    stripped = text.strip()
-    if not stripped:
+    cuts = Cuts(text)
+    # Strip whitespace clusters (not characters: " \u0301" is one cluster and stays whole).
+    first = cuts.strip_forward(0)
+    if first == cuts.last:
         return []
+    stripped = text[cuts.points[first]:cuts.points[cuts.strip_back(first, cuts.last)]]
     if count(stripped) <= limit:
         return [stripped]
-    cuts = Cuts(text)
     if not numbering:
         return _pack(cuts, limit, count, lambda k: "")
     n = 2
     for _ in range(_MAX_ROUNDS):
         parts = _pack(cuts, limit, count, partial(_label_of, n))
         m = len(parts)
+        if m == 1:  # only a counter that is not monotone gets here: the stripped text did not fit
+            return parts
         labelled = [part + thread_label(k, m) for k, part in enumerate(parts, 1)]
         if m == n or (m < n and all(count(post) <= limit for post in labelled)):
             return labelled

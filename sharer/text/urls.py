@@ -38,7 +38,7 @@ URL_RE = regex.compile(r"(?<![A-Za-z0-9@＠$#＃])https?://" + _URL_CHAR + "+", 
 
 _TRAILING_PUNCT = frozenset(".,;:!?'\"*")
 _CLOSERS = {")": "(", "]": "[", "}": "{", ">": "<"}
-_SCHEME_RE = regex.compile(r"https?://", regex.IGNORECASE)
+_ALNUM_RE = regex.compile(r"[\p{L}\p{N}]")
 
 
 def _strip_url_tail(url: str) -> str:
@@ -59,8 +59,8 @@ def find_urls(text: str) -> list[Span]:
     spans: list[Span] = []
     for m in URL_RE.finditer(text):
         url = _strip_url_tail(m.group())
-        host = url[_SCHEME_RE.match(url).end():]  # type: ignore[union-attr]
-        if regex.search(r"[\p{L}\p{N}]", host):
+        host = url[url.index("://") + 3:]
+        if _ALNUM_RE.search(host):
             spans.append((m.start(), m.start() + len(url)))
     return spans
 
@@ -96,7 +96,7 @@ _TLD = rf"(?:{_TLD_ALTERNATION}|xn--[\-0-9a-z]+)(?![0-9a-z@+\-])"
 #
 # twitter-text tries every position; inside a run of domain characters (a CJK sentence, say) a domain
 # starting mid-run ends where one starting at the run's first valid position does, so it fails or
-# succeeds the same way.  Only three kinds of start are therefore tried, which keeps the scan linear:
+# succeeds the same way.  Only four kinds of start are therefore tried, which keeps the scan linear:
 # an explicit "http(s)://", the start of a run (the preceding character is not a domain character), the
 # position after one whose preceding character was not allowed ("@abc中文example.com"), and the first
 # position after the previous match (whose last character it consumed).  As in twitter-text, a
@@ -139,7 +139,7 @@ def _to_ascii(domain: str) -> str | None:
     Like the punycode.js library twitter-text uses, 。．｡ inside a label act as dots when encoding
     (and no nameprep is applied), so "中文。example" is one label of "xn--fiq228c.example", not an error.
     """
-    if domain[:4].lower() == "xn--" and not _ASCII_DOMAIN_RE.fullmatch(domain):
+    if domain[:4].lower() == "xn--" and not _ASCII_DOMAIN_RE.search(domain):
         return None
     labels = []
     for label in domain.split("."):

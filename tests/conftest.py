@@ -176,3 +176,14 @@ def sandbox_posts(emulator) -> list[dict]:
 def inject(emulator, **fault) -> None:
     r = requests.post(emulator.url + "/_sandbox/faults", json=fault, timeout=5)
     r.raise_for_status()
+
+
+def redis_dump(runtime) -> str:
+    """Everything under the test prefix, as text: secret scans search it."""
+    r, out = runtime.redis, []
+    for key in r.scan_iter(match=f"{runtime.settings.prefix}*", count=1000):
+        kind = r.type(key).decode()
+        value = {"hash": r.hgetall, "list": lambda k: r.lrange(k, 0, -1), "string": r.get,
+                 "zset": lambda k: r.zrange(k, 0, -1), "set": r.smembers}.get(kind, lambda k: b"")(key)
+        out.append(repr(value))
+    return "\n".join(out)

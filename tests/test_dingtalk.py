@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from conftest import EXAMPLES, inject, sandbox_posts, wait_settled
+from conftest import redis_dump as _redis_dump
 
 from sharer import service
 from sharer.config import Account, Secret
@@ -263,12 +264,3 @@ def test_share_through_the_worker_and_no_secret_anywhere(emulators, runtime, wor
         assert secret not in dump
     assert json.dumps(posts)  # what the group saw is plain JSON
 
-
-def _redis_dump(runtime) -> str:
-    r, out = runtime.redis, []
-    for key in r.scan_iter(match=f"{runtime.settings.prefix}*", count=1000):
-        kind = r.type(key).decode()
-        value = {"hash": r.hgetall, "list": lambda k: r.lrange(k, 0, -1), "string": r.get,
-                 "zset": lambda k: r.zrange(k, 0, -1), "set": r.smembers}.get(kind, lambda k: b"")(key)
-        out.append(repr(value))
-    return "\n".join(out)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 from conftest import EXAMPLES, inject, sandbox_posts, wait_settled
+from conftest import redis_dump as _redis_dump
 
 from sharer import service
 from sharer.article import Article
@@ -314,12 +315,3 @@ def test_worker_fails_a_rejected_status_and_no_secret_is_stored_or_logged(emulat
     for secret in SECRETS:
         assert secret not in dump
 
-
-def _redis_dump(runtime) -> str:
-    r, out = runtime.redis, []
-    for key in r.scan_iter(match=f"{runtime.settings.prefix}*", count=1000):
-        kind = r.type(key).decode()
-        value = {"hash": r.hgetall, "list": lambda k: r.lrange(k, 0, -1), "string": r.get,
-                 "zset": lambda k: r.zrange(k, 0, -1), "set": r.smembers}.get(kind, lambda k: b"")(key)
-        out.append(repr(value))
-    return "\n".join(out)

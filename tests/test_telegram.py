@@ -8,6 +8,7 @@ import re
 import pytest
 import requests
 from conftest import EXAMPLES, inject, sandbox_posts, wait_settled
+from conftest import redis_dump as _redis_dump
 
 from sharer import service
 from sharer.article import Article
@@ -352,12 +353,3 @@ def test_worker_fails_a_bad_token_and_no_secret_is_stored_or_logged(emulators, r
     for secret in SECRETS:
         assert secret not in dump
 
-
-def _redis_dump(runtime) -> str:
-    r, out = runtime.redis, []
-    for key in r.scan_iter(match=f"{runtime.settings.prefix}*", count=1000):
-        kind = r.type(key).decode()
-        value = {"hash": r.hgetall, "list": lambda k: r.lrange(k, 0, -1), "string": r.get,
-                 "zset": lambda k: r.zrange(k, 0, -1), "set": r.smembers}.get(kind, lambda k: b"")(key)
-        out.append(repr(value))
-    return "\n".join(out)

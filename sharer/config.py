@@ -100,6 +100,9 @@ class Settings:
     alert_webhook: str | None = None
     alert_secret: Secret | None = None
     media_rewrite: dict[str, str] = field(default_factory=dict)
+    # [web] and [users] tables, validated by sharer.web (which owns their keys)
+    web: dict[str, Any] = field(default_factory=dict)
+    users: dict[str, Any] = field(default_factory=dict)
 
     def account(self, name: str) -> Account:
         try:
@@ -111,7 +114,8 @@ class Settings:
 
 # --- loading -------------------------------------------------------------------------------------
 
-_TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts", "media"}
+_TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts", "media", "web",
+             "users"}
 _ACCOUNT_KEYS = {
     "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
     "timezone",
@@ -206,6 +210,8 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         alert_webhook=alerts.get("webhook"),
         alert_secret=alert_secret,
         media_rewrite=dict(media_rewrite),
+        web=_table(raw, "web", p),
+        users=_table(raw, "users", p),
     )
 
 

@@ -153,6 +153,14 @@ class Platform:
         """
         raise Ambiguous(f"{self.title} offers no way to look for an earlier post")
 
+    def check_credentials(self, ctx: DeliveryContext) -> str:
+        """A cheap call proving the credentials work (for the dashboard's accounts page).
+
+        Returns a short description ("token valid for 7140 s"); raises a ``DeliveryError`` when they
+        do not work. The default says it cannot check without posting.
+        """
+        raise NotImplementedError(f"{self.title} has no way to check credentials without posting")
+
     def check_override(self, text: str, length: int, limit: int) -> None:
         """An editor's own text is validated, never silently cut."""
         if not text.strip():

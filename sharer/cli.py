@@ -114,6 +114,10 @@ def preview(ctx, source, to, url, texts, as_json):
 @click.option("--to", "to", required=True, help="Comma-separated account names.")
 @click.option("--url", help="The article's URL (required for .txt articles; overrides others).")
 @click.option("--text", "texts", multiple=True, metavar="ACCOUNT=TEXT", help="Your own text for an account.")
+@click.option("--at", "at", help='Schedule for a time: "2026-11-26 09:00" (in --tz) or ISO 8601 with offset.')
+@click.option("--tz", help="Time zone of --at (default: [defaults] timezone in the config).")
+@click.option("--next-slot", is_flag=True, help="Take each account's next free posting slot.")
+@click.option("--max-lateness", type=float, help="Minutes a scheduled post may be late before it needs review.")
 @click.option("--idempotency-key", help="Repeating a share with the same key returns the same share.")
 @click.option("--force", is_flag=True, help="Share again even if this article went to these accounts recently.")
 @click.option("--wait", is_flag=True, help="Show progress until every delivery is done; exit 1 if any failed.")
@@ -121,12 +125,19 @@ def preview(ctx, source, to, url, texts, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
 @click.pass_context
 @handle_errors
-def share(ctx, source, to, url, texts, idempotency_key, force, wait, timeout, as_json):
-    """Share an article (file or http(s) URL) to accounts, through the worker."""
+def share(ctx, source, to, url, texts, at, tz, next_slot, max_lateness, idempotency_key, force, wait, timeout,
+          as_json):
+    """Share an article (file or http(s) URL) to accounts now, at a time, or in their next slots."""
     rt = _runtime(ctx)
     article = _load(source, url)
     result = service.share(rt, article, _accounts(to), _overrides(texts), idempotency_key=idempotency_key,
-                           force=force)
+                           force=force, at=at, tz=tz, next_slot=next_slot,
+                           max_lateness=None if max_lateness is None else max_lateness * 60)
+    if (at or next_slot) and not as_json:
+        for d in result.deliveries:
+            click.echo(f"{d.id}  {d.account:20} scheduled for {_shown(d)}")
+        click.echo(f"share {result.share_id} scheduled (list with: sharer schedule list)")
+        return
     deliveries = result.deliveries
     if result.duplicate and not as_json:
         click.echo(f"already shared recently: returning share {result.share_id} (use --force to share again)",
@@ -245,6 +256,71 @@ def sweep(ctx):
     click.echo(f"nudged {len(report.nudged)}, newly overdue {len(report.overdue)}")
 
 
+@main.group()
+def schedule():
+    """Scheduled posts: list them, move them."""
+
+
+@schedule.command("list")
+@click.option("--account", help="Only this account's posts.")
+@click.option("--from", "start", help="From this time (ISO 8601 with offset, or \"YYYY-MM-DD HH:MM\" in --tz).")
+@click.option("--to", "end", help="Up to this time.")
+@click.option("--tz", help="Zone for --from/--to without an offset (default from config).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def schedule_list(ctx, account, start, end, tz, as_json):
+    rt = _runtime(ctx)
+    bounds = [_instant(rt, v, tz, name) if v else None for v, name in ((start, "--from"), (end, "--to"))]
+    items = service.schedule_list(rt, account=account, start=bounds[0], end=bounds[1])
+    if as_json:
+        _print_json({"deliveries": [d.to_json() for d in items]})
+        return
+    if not items:
+        click.echo("(nothing scheduled)")
+    for d in items:
+        click.echo(f"{_shown(d):32} {d.share_id}  {d.id}  {d.account}")
+
+
+@schedule.command("move")
+@click.argument("share_id")
+@click.option("--at", "at", required=True, help='New time: "2026-11-26 09:00" (in --tz) or ISO 8601 with offset.')
+@click.option("--tz", help="Time zone of --at (default from config).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handle_errors
+def schedule_move(ctx, share_id, at, tz, as_json):
+    ds = service.reschedule(_runtime(ctx), share_id, at, tz)
+    if as_json:
+        _print_json({"share_id": share_id, "deliveries": [d.to_json() for d in ds]})
+        return
+    for d in ds:
+        click.echo(f"{d.id}  {d.account:20} {d.status:10} {_shown(d) if d.status == 'scheduled' else ''}")
+
+
+def _instant(rt, value: str, tz: str | None, name: str):
+    try:
+        return service.parse_when(value, tz, rt.settings)
+    except InputError as e:
+        if "in the past" in e.problem:  # a listing window may start in the past
+            from .timeparse import parse_when as parse_any
+
+            return parse_any(value, tz or rt.settings.timezone, 0.0, name).utc
+        raise InputError(name, e.problem) from None
+
+
+def _shown(d: Delivery) -> str:
+    """A scheduled time in the zone it was given in."""
+    if d.scheduled_for is None:
+        return ""
+    from datetime import UTC
+
+    from .timeparse import local_text
+
+    zone = d.timezone or "UTC"
+    return f"{local_text(datetime.fromtimestamp(d.scheduled_for, UTC), zone)} {zone}"
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--base-port", default=8900, show_default=True, type=int, help="Port of the first emulator.")
@@ -309,7 +385,7 @@ def render_table(deliveries: list[Delivery], events: bool = False) -> str:
         return "(no deliveries)"
     rows = [("DELIVERY", "ACCOUNT", "PLATFORM", "STATUS", "TRIES", "WHERE / WHY")]
     for d in deliveries:
-        where = d.post_url or d.note or d.error or ""
+        where = f"at {_shown(d)}" if d.status == "scheduled" else (d.post_url or d.note or d.error or "")
         rows.append((d.id, d.account, d.platform, d.status, str(d.attempts), where))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]

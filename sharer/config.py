@@ -74,6 +74,9 @@ class Account:
     rate_limit: tuple[int, float] | None = None  # (count, per seconds); None = platform default
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timezone: str | None = None
+    slots: Any = None  # sharer.timeparse.Slots, or None when the account has no posting slots
+    min_spacing: float = 0.0  # seconds between two scheduled posts of this account
+    max_lateness: float | None = None  # seconds; None = [defaults] max_lateness_minutes
 
     def secret(self, key: str) -> str:
         return self.credentials[key].reveal()
@@ -94,6 +97,7 @@ class Settings:
     lease_seconds: float = 120.0
     http_timeout: float = 30.0
     overdue_seconds: float = 3600.0
+    max_lateness: float = 900.0
     duplicate_window: float = 86400.0
     visibility_timeout: int = 3600
     accounts: dict[str, Account] = field(default_factory=dict)
@@ -118,7 +122,7 @@ _TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alert
              "users"}
 _ACCOUNT_KEYS = {
     "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
-    "timezone",
+    "timezone", "slots", "min_spacing_minutes", "max_lateness_minutes",
 }
 SANDBOX_SECRET_PREFIX = "sandbox-"
 
@@ -151,7 +155,7 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     log = _table(raw, "log", p)
     _no_unknown(log, {"retention_days"}, p, "log")
     defaults = _table(raw, "defaults", p)
-    _no_unknown(defaults, {"timezone"}, p, "defaults")
+    _no_unknown(defaults, {"timezone", "max_lateness_minutes"}, p, "defaults")
     delivery = _table(raw, "delivery", p)
     _no_unknown(delivery, {"lease_seconds", "http_timeout", "retry", "overdue_minutes", "duplicate_window_hours"},
                 p, "delivery")
@@ -205,6 +209,7 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         lease_seconds=lease,
         http_timeout=http_timeout,
         overdue_seconds=_num(delivery, "overdue_minutes", p, "delivery", 60.0) * 60,
+        max_lateness=_num(defaults, "max_lateness_minutes", p, "defaults", 15.0) * 60,
         duplicate_window=_num(delivery, "duplicate_window_hours", p, "delivery", 24.0) * 3600,
         accounts=accounts,
         alert_webhook=alerts.get("webhook"),
@@ -264,6 +269,17 @@ def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, defaul
     tz = acc.get("timezone")
     if tz is not None:
         _check_zone(tz, p, f"{where}.timezone")
+    slots = None
+    if "slots" in acc:
+        from .timeparse import Slots
+
+        if not isinstance(acc["slots"], dict) or set(acc["slots"]) - {"days", "times"}:
+            raise ConfigError(f"{p}: {where}.slots: must be {{days = \"mon-fri\", times = [\"09:00\", ...]}}")
+        try:
+            slots = Slots.parse(acc["slots"], f"{where}.slots")
+        except ValueError as e:
+            raise ConfigError(f"{p}: {e}") from None
+    max_late = acc.get("max_lateness_minutes")
     return Account(
         name=name,
         platform=platform_id,
@@ -275,6 +291,9 @@ def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, defaul
         rate_limit=rate_limit,
         retry=_retry(acc.get("retry", {}), p, f"{where}.retry", default_retry),
         timezone=tz,
+        slots=slots,
+        min_spacing=_num(acc, "min_spacing_minutes", p, where, 0.0) * 60,
+        max_lateness=None if max_late is None else _num(acc, "max_lateness_minutes", p, where, 15.0) * 60,
     )
 
 

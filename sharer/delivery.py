@@ -61,23 +61,28 @@ def rate_for(account: Account) -> tuple[int, float] | None:
     return getattr(get_platform(account.platform), "rate_limit", None)
 
 
-def later(seconds: float) -> Next:
-    """Run again after ``seconds``, or leave it to the sweeper when that is too far ahead."""
-    return Next(max(0.05, seconds)) if seconds <= MAX_COUNTDOWN else DONE
+def later(rt: Runtime, delivery_id: str, seconds: float) -> Next:
+    """Run again after ``seconds``; a longer wait than a safe countdown goes to the schedule."""
+    if seconds <= MAX_COUNTDOWN:
+        return Next(max(0.05, seconds))
+    rt.schedule.defer(delivery_id, time.time() + seconds)
+    return DONE
 
 
-def run_delivery(rt: Runtime, delivery_id: str, account_name: str | None = None) -> Next:
+def run_delivery(rt: Runtime, delivery_id: str, account_name: str | None = None,
+                 version: int | None = None) -> Next:
     store = rt.store
     rate = rate_key = None
     if account_name and account_name in rt.settings.accounts:
         rate = rate_for(rt.settings.accounts[account_name])
         rate_key = rt.keys.rate(account_name) if rate else None
-    claim = store.claim(delivery_id, rt.settings.lease_seconds, rate_key=rate_key or "", rate=rate)
+    claim = store.claim(delivery_id, rt.settings.lease_seconds, rate_key=rate_key or "", rate=rate,
+                        version=version)
     if claim.outcome == "limited":
         log.info("delivery %s deferred %.1fs by the account's rate limit", delivery_id, float(claim.detail))
-        return later(float(claim.detail))
+        return later(rt, delivery_id, float(claim.detail))
     if claim.outcome == "early":
-        return later(float(claim.detail) - time.time())
+        return later(rt, delivery_id, float(claim.detail) - time.time())
     if claim.outcome == "expired" or (claim.outcome == "skip" and claim.detail == "unknown"):
         # a worker died holding it (or an earlier check was interrupted): find out what happened
         return reconcile(rt, delivery_id)
@@ -137,7 +142,7 @@ def _on_error(rt: Runtime, record: Delivery, token: int, platform: Platform, pos
                          token=token, fields={"error": message, "error_kind": err.kind,
                                               "not_before": time.time() + wait, "post": post.to_dict(),
                                               "rate_waits": record.rate_waits + 1})
-        return later(wait)
+        return later(rt, did, wait)
     if isinstance(err, (Ambiguous, Duplicate)):
         if platform.idempotent and not isinstance(err, Duplicate):
             return _retry_or_fail(rt, record, token, account.retry, post, message, err.kind,
@@ -171,7 +176,7 @@ def _retry_or_fail(rt: Runtime, record: Delivery, token: int | None, policy: Ret
     _to(rt, did, allowed, "retrying", text, token=token,
                         fields={"error": message, "error_kind": kind, "not_before": time.time() + wait,
                                 "post": post.to_dict()})
-    return later(wait)
+    return later(rt, did, wait)
 
 
 def reconcile(rt: Runtime, delivery_id: str) -> Next:

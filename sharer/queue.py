@@ -60,9 +60,11 @@ class Queue:
         self.app = Celery("sharer-client", set_as_current=False)
         self.app.conf.update(celery_settings(settings))
 
-    def enqueue(self, delivery_id: str, countdown: float | None = None, account: str | None = None) -> None:
-        """Nudge a delivery. The account name lets the worker apply its rate limit in the claim."""
-        self.app.send_task(DELIVER_TASK, args=[delivery_id, account], queue=self.settings.queue,
+    def enqueue(self, delivery_id: str, countdown: float | None = None, account: str | None = None,
+                version: int | None = None) -> None:
+        """Nudge a delivery. The account name lets the worker apply its rate limit in the claim; the
+        schedule version makes a task sent before a reschedule exit without sending."""
+        self.app.send_task(DELIVER_TASK, args=[delivery_id, account, version], queue=self.settings.queue,
                            countdown=countdown if countdown and countdown > 0 else None)
 
     def send_alert(self, delivery_id: str) -> None:

@@ -37,6 +37,12 @@ class Runtime:
         return DeliveryStore(self.redis, self.keys, self.settings.retention_days * 86400)
 
     @cached_property
+    def schedule(self):
+        from .store.schedule import ScheduleStore
+
+        return ScheduleStore(self.redis, self.keys)
+
+    @cached_property
     def session(self) -> requests.Session:
         """One keep-alive session per process; platform clients add their own headers per call."""
         s = requests.Session()

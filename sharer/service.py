@@ -10,6 +10,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from .article import Article
 from .errors import InputError, NotFound
@@ -17,6 +18,8 @@ from .platforms import get_platform
 from .platforms.base import Post
 from .runtime import Runtime
 from .store.deliveries import STATUSES, TERMINAL, Delivery
+from .timeparse import GRACE_SECONDS, When
+from .timeparse import parse_when as _parse_when
 
 
 def new_id(prefix: str) -> str:
@@ -44,8 +47,10 @@ class ShareResult:
 
 
 def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None = None,
-          *, idempotency_key: str | None = None, force: bool = False) -> ShareResult:
-    """Create a share with one queued delivery per account, then enqueue one task per delivery.
+          *, idempotency_key: str | None = None, force: bool = False, at: str | datetime | None = None,
+          tz: str | None = None, next_slot: bool = False, max_lateness: float | None = None) -> ShareResult:
+    """Create a share with one delivery per account, then enqueue one task per delivery — or, with
+    ``at`` / ``next_slot``, schedule them (status ``scheduled``; the dispatcher releases them on time).
 
     Every post is composed first, so a bad override fails here and nothing is stored. Repeating a
     trigger is safe: the same ``idempotency_key`` returns the same share, and the same article to the
@@ -58,7 +63,12 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
     unknown_override = set(overrides or {}) - set(accounts)
     if unknown_override:
         raise InputError("text", f"override for account {sorted(unknown_override)[0]!r} which is not in --to")
+    if at is not None and next_slot:
+        raise InputError("at", "give either a time or --next-slot, not both")
+    if max_lateness is not None and max_lateness < 0:
+        raise InputError("max_lateness", "must be zero or more minutes")
     posts = preview(rt, article, accounts, overrides)
+    when = resolve_when(rt, at, tz) if at is not None else None
     share_id = new_id("sh")
     claims = _dedupe_keys(rt, article, accounts, overrides, idempotency_key, force)
     for key, ttl in claims:  # first writer wins; a repeat finds the earlier share id
@@ -77,14 +87,94 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
             "id": new_id("dl"), "account": name, "platform": post.platform, "post": post.to_dict(),
             "override": (overrides or {}).get(name),
         })
-    rt.store.create_share(
-        {"id": share_id, "article": article.to_dict(), "title": article.title, "url": article.url,
-         "delivery_ids": [d["id"] for d in deliveries]},
-        deliveries,
-    )
-    for d in deliveries:
-        rt.queue.enqueue(d["id"], account=d["account"])
+    share_record = {"id": share_id, "article": article.to_dict(), "title": article.title, "url": article.url,
+                    "delivery_ids": [d["id"] for d in deliveries]}
+    if when is None and not next_slot:
+        rt.store.create_share(share_record, deliveries)
+        for d in deliveries:
+            rt.queue.enqueue(d["id"], account=d["account"])
+        return ShareResult(share_id, rt.store.get_many([d["id"] for d in deliveries]))
+    taken: list[tuple[str, str]] = []
+    try:
+        for d in deliveries:
+            d.update(_reserve(rt, d["id"], rt.settings.account(d["account"]), when, max_lateness))
+            taken.append((d["account"], d["id"]))
+        rt.store.create_share(share_record, deliveries, status="scheduled")
+    except BaseException:
+        for account, did in taken:  # nothing stored: give the slots back
+            rt.schedule.release_slot(account, did)
+        raise
     return ShareResult(share_id, rt.store.get_many([d["id"] for d in deliveries]))
+
+
+def resolve_when(rt: Runtime, at: str | datetime, tz: str | None = None) -> When:
+    """An editor's time in ``tz`` (default ``[defaults] timezone``, never the machine's zone)."""
+    zone_name = tz or rt.settings.timezone
+    text = at.isoformat() if isinstance(at, datetime) else at
+    when = _parse_when(text, zone_name, time.time())
+    horizon = rt.settings.retention_days * 86400
+    if when.epoch - time.time() > horizon:
+        raise InputError("at", f"more than {rt.settings.retention_days:.0f} days ahead (the log retention)")
+    return when
+
+
+def parse_when(text: str, tz: str | None, settings) -> datetime:
+    """The UTC instant of an editor's time (``InputError("at", …)`` when it can't be used)."""
+    return _parse_when(text, tz or settings.timezone, time.time()).utc
+
+
+def _reserve(rt: Runtime, delivery_id: str, account, when: When | None, max_lateness: float | None) -> dict:
+    """Take the account's slot (given time, or its next free posting slot) keeping its minimum spacing."""
+    zone_name = account.timezone or rt.settings.timezone
+    if when is None:
+        if account.slots is None:
+            raise InputError("next_slot", f"account {account.name!r} has no posting slots configured")
+        candidates = account.slots.upcoming(zone_name, time.time() + GRACE_SECONDS)
+        got = rt.schedule.take(account.name, delivery_id, candidates, account.min_spacing, exclusive=True)
+        if got is None:
+            raise InputError("next_slot", f"account {account.name!r} has no free slot in the next 90 days")
+        when = When(datetime.fromtimestamp(got, UTC), zone_name)
+    else:
+        got = rt.schedule.take(account.name, delivery_id, [when.epoch], account.min_spacing, exclusive=False)
+        if got is None:
+            minutes = account.min_spacing / 60
+            raise InputError("at", f"account {account.name!r} already has a post within {minutes:.0f} min of "
+                                   f"{when.label()} (its minimum spacing)")
+    lateness = max_lateness if max_lateness is not None else (
+        account.max_lateness if account.max_lateness is not None else rt.settings.max_lateness)
+    return {"scheduled_for": when.epoch, "timezone": when.zone, "slot_label": when.label(), "version": 0,
+            "max_lateness": lateness, "message": f"scheduled for {when.label()}"}
+
+
+def schedule_list(rt: Runtime, *, account: str | None = None, start: datetime | None = None,
+                  end: datetime | None = None) -> list[Delivery]:
+    """Scheduled deliveries by due time (optionally one account's, within [start, end])."""
+    if account:
+        rt.settings.account(account)
+    low = start.timestamp() if start else "-inf"
+    high = end.timestamp() if end else "+inf"
+    ids = [i.decode() if isinstance(i, bytes) else i
+           for i in rt.redis.zrangebyscore(rt.keys.schedule, low, high, start=0, num=5000)]
+    found = [d for d in rt.store.get_many(ids, with_events=False) if d.status == "scheduled"]
+    return [d for d in found if not account or d.account == account]
+
+
+def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = None) -> list[Delivery]:
+    """Move every still-scheduled delivery of a share to a new time (bumps each one's version)."""
+    ds = status(rt, share_id)
+    when = resolve_when(rt, at, tz)
+    pending = [d for d in ds if d.status == "scheduled"]
+    if not pending:
+        raise InputError("share", f"{share_id} has no scheduled deliveries left to move")
+    for d in pending:
+        account = rt.settings.account(d.account)
+        rt.schedule.release_slot(d.account, d.id)
+        if rt.schedule.take(d.account, d.id, [when.epoch], account.min_spacing, exclusive=False) is None:
+            rt.schedule.take(d.account, d.id, [d.scheduled_for or when.epoch], 0, exclusive=False)
+            raise InputError("at", f"account {d.account!r} already has a post within "
+                                   f"{account.min_spacing / 60:.0f} min of {when.label()}")
+        rt.schedule.reschedule(d.id, d.account, when.epoch, when.zone, when.label())
+    return status(rt, share_id)
 
 
 def status(rt: Runtime, share_id: str) -> list[Delivery]:
@@ -201,6 +291,7 @@ def cancel(rt: Runtime, share_or_delivery_id: str) -> CancelResult:
                                                             "cancelled by an editor").ok:
             cancelled.append(d.id)
             rt.redis.zrem(rt.keys.schedule, d.id)
+            rt.schedule.release_slot(d.account, d.id)
         else:
             kept[d.id] = rt.store.get(d.id, with_events=False).status
     return CancelResult(cancelled, kept)

@@ -19,6 +19,8 @@ def _configure(sender: Celery, **_: object) -> None:
     settings = get_runtime().settings
     sender.conf.update(celery_settings(settings))
     sender.conf.beat_schedule = {
+        # release due scheduled posts (and long retry waits); several beats may run: it is atomic
+        "dispatch": {"task": "sharer.dispatch", "schedule": 1.0, "options": {"expires": 5}},
         # re-nudge deliveries whose message was lost, expire dead leases, flag overdue ones
         "sweep": {"task": "sharer.sweep", "schedule": 60.0},
         # enforce [log] retention_days

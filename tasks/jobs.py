@@ -10,13 +10,20 @@ from . import app
 
 
 @app.task(name=DELIVER_TASK, ignore_result=True)
-def deliver(delivery_id: str, account: str | None = None) -> None:
+def deliver(delivery_id: str, account: str | None = None, version: int | None = None) -> None:
     from sharer.delivery import run_delivery
 
     rt = get_runtime()
-    nxt = run_delivery(rt, delivery_id, account)
+    nxt = run_delivery(rt, delivery_id, account, version)
     if nxt.countdown is not None:
         rt.queue.enqueue(delivery_id, countdown=nxt.countdown, account=account)
+
+
+@app.task(name="sharer.dispatch", ignore_result=True, expires=5)
+def dispatch() -> int:
+    from sharer.scheduler import dispatch_due
+
+    return len(dispatch_due(get_runtime()).released)
 
 
 @app.task(name="sharer.sweep", ignore_result=True)

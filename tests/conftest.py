@@ -54,6 +54,9 @@ def account_tables(emulators) -> str:
         'credentials = { secret = "sandbox:" }\n',
         f'[accounts.hook-bad]\nplatform = "webhook"\napi_base = "{hook}/hooks/bad"\n'
         'credentials = { secret = "env:SHARER_TEST_WRONG_SECRET" }\n',
+        f'[accounts.hook-slots]\nplatform = "webhook"\napi_base = "{hook}/hooks/slots"\n'
+        'credentials = { secret = "sandbox:" }\ntimezone = "Asia/Shanghai"\n'
+        'slots = { days = "mon-sun", times = ["09:00", "12:30", "18:00"] }\nmin_spacing_minutes = 240\n',
     ]
     extra = ROOT / "tests" / "accounts"
     if extra.is_dir():  # one file per platform: tests/accounts/<platform>.toml with {url} placeholders

@@ -60,7 +60,8 @@ return {'ok', tostring(attempts)}
 # Claim a delivery for sending: queued/retrying -> sending with a lease and a new attempt number.
 # KEYS[3] the account's rate-limit log ("" = no limit)
 # ARGV: 1 status-index prefix, 2 now epoch, 3 now iso, 4 lease seconds, 5 channel, 6 share key prefix,
-#       7 rate count, 8 rate period seconds, 9 a unique member for this send
+#       7 rate count, 8 rate period seconds, 9 a unique member for this send,
+#       10 the schedule version the task was sent for ("" = any)
 _CLAIM = """
 local h = KEYS[1]
 local cur = redis.call('HGET', h, 'status')
@@ -78,6 +79,7 @@ local function move(new, msg, bump)
     share = redis.call('HGET', h, 'share_id'), status = new, attempt = attempts, at = ARGV[3]}))
   return attempts
 end
+if ARGV[10] ~= '' and (redis.call('HGET', h, 'version') or '0') ~= ARGV[10] then return {'stale', cur} end
 if cur == 'queued' or cur == 'retrying' then
   local not_before = tonumber(redis.call('HGET', h, 'not_before') or '0')
   if not_before > now then return {'early', tostring(not_before)} end
@@ -135,6 +137,11 @@ class Delivery:
     rate_waits: int = 0  # rate-limited attempts, which do not count against max_attempts
     attempt_base: int = 0  # attempts before an editor's retry (each retry gets a fresh budget)
     retried_at: float | None = None
+    scheduled_for: float | None = None  # UTC epoch of the due time
+    timezone: str | None = None  # the zone the time was given in; shown back in it
+    version: int = 0  # bumped by every reschedule; a stale task carrying an older one exits
+    max_lateness: float | None = None
+    lag_seconds: float | None = None  # how late the dispatcher released it
     overdue: bool = False
     state: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -157,6 +164,10 @@ class Delivery:
             rate_waits=int(h.get("rate_waits") or 0), overdue=h.get("overdue") == "1",
             attempt_base=int(h.get("attempt_base") or 0),
             retried_at=float(h["retried_at"]) if opt("retried_at") else None,
+            scheduled_for=float(h["scheduled_for"]) if opt("scheduled_for") else None,
+            timezone=opt("timezone"), version=int(h.get("version") or 0),
+            max_lateness=float(h["max_lateness"]) if opt("max_lateness") else None,
+            lag_seconds=float(h["lag_seconds"]) if opt("lag_seconds") else None,
             state=json.loads(h["state"]) if opt("state") else {},
             events=[json.loads(e) for e in events or []],
         )
@@ -167,6 +178,8 @@ class Delivery:
             "status": self.status, "attempts": self.attempts, "post_id": self.post_id,
             "post_url": self.post_url, "error": self.error, "error_kind": self.error_kind,
             "note": self.note, "overdue": self.overdue,
+            "scheduled_for": iso(self.scheduled_for) if self.scheduled_for is not None else None,
+            "timezone": self.timezone, "lag_seconds": self.lag_seconds,
             "created_at": self.created_at, "updated_at": self.updated_at,
             "post": self.post, "events": self.events,
         }
@@ -219,11 +232,15 @@ class DeliveryStore:
         pipe.expire(share_key, ttl)
         pipe.zadd(self.k.shares_index, {f"{member_ms}:{share['id']}": 0})
         for d in deliveries:
+            d = dict(d)
+            text = d.pop("message", message)
             member = f"{member_ms}:{d['id']}"
             fields = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": status,
                       "attempts": 0, "created_at": created, "updated_at": created, "idx": member}
             pipe.hset(self.k.delivery(d["id"]), mapping=fields)
-            ev = json.dumps({"at": created, "status": status, "attempt": 0, "message": message})
+            if status == "scheduled":  # the dispatcher's queue: score = due time
+                pipe.zadd(self.k.schedule, {d["id"]: float(d["scheduled_for"])})
+            ev = json.dumps({"at": created, "status": status, "attempt": 0, "message": text})
             pipe.rpush(self.k.events(d["id"]), ev)
             pipe.expire(self.k.delivery(d["id"]), ttl)
             pipe.expire(self.k.events(d["id"]), ttl)
@@ -245,7 +262,7 @@ class DeliveryStore:
         return Result(_s(res[0]), _s(res[1]))
 
     def claim(self, delivery_id: str, lease_seconds: float, *, rate_key: str = "",
-              rate: tuple[int, float] | None = None) -> Claim:
+              rate: tuple[int, float] | None = None, version: int | None = None) -> Claim:
         """queued/retrying -> sending with a lease; on success also returns the record and article JSON.
 
         Other outcomes: ``early`` (not before ``detail``), ``limited`` (rate limit: wait ``detail`` s),
@@ -257,7 +274,8 @@ class DeliveryStore:
         res = self._claim(
             keys=[self.k.delivery(delivery_id), self.k.events(delivery_id), rate_key if rate else ""],
             args=[self.k.status_prefix, repr(t), iso(t), repr(float(lease_seconds)), self.k.events_channel,
-                  self.k.share(""), str(count), repr(float(period)), f"{t!r}:{delivery_id}"],
+                  self.k.share(""), str(count), repr(float(period)), f"{t!r}:{delivery_id}",
+                  "" if version is None else str(version)],
         )
         outcome, detail = _s(res[0]), _s(res[1])
         if outcome != "ok":

@@ -56,7 +56,17 @@ class Keys:
 
     @property
     def schedule(self) -> str:
+        """Sorted set: delivery id scored by due time (scheduled posts and long retry waits)."""
         return f"{self.prefix}:schedule"
+
+    @property
+    def schedule_claimed(self) -> str:
+        """Sorted set: entries a dispatcher released but has not confirmed enqueued (score = lease end)."""
+        return f"{self.prefix}:schedule:claimed"
+
+    def account_slots(self, account: str) -> str:
+        """Sorted set: the account's scheduled posts by due time (for slots and minimum spacing)."""
+        return f"{self.prefix}:slots:{account}"
 
     @property
     def events_channel(self) -> str:

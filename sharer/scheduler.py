@@ -1,0 +1,46 @@
+"""The dispatcher: release due scheduled posts (and long retry waits) to the workers.
+
+Ticked by beat every second (``sharer.dispatch``); several beats or dispatchers may run at once —
+the dispatch script hands each entry to exactly one of them. A post later than its max_lateness is
+not published silently: it becomes ``needs_review`` with an alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from .runtime import Runtime
+from .store.schedule import Released
+
+log = logging.getLogger("sharer.scheduler")
+
+
+@dataclass
+class DispatchReport:
+    released: list[Released] = field(default_factory=list)
+
+    @property
+    def missed(self) -> list[Released]:
+        return [r for r in self.released if r.action == "missed"]
+
+
+def dispatch_due(rt: Runtime, batch: int = 500, at: float | None = None) -> DispatchReport:
+    report = DispatchReport()
+    while True:
+        rows = rt.schedule.dispatch(batch=batch, claim_lease=30.0,
+                                    default_max_lateness=rt.settings.max_lateness, at=at)
+        report.released += rows
+        sent = []
+        for r in rows:
+            if r.action == "missed":
+                log.warning("delivery %s (%s) missed its slot by %.0f s: needs review", r.delivery_id,
+                            r.account, r.lag)
+                if rt.settings.alert_webhook:
+                    rt.queue.send_alert(r.delivery_id)
+                continue
+            rt.queue.enqueue(r.delivery_id, account=r.account or None, version=r.version)
+            sent.append(r.delivery_id)
+        rt.schedule.confirm(sent)
+        if len(rows) < batch:
+            return report

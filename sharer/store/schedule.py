@@ -1,0 +1,175 @@
+"""The schedule: a sorted set of delivery ids scored by due time, released by one atomic script.
+
+Any number of dispatchers (beats) may run: the dispatch script takes due entries, moves each record
+``scheduled -> queued`` (or ``needs_review`` when it is later than its ``max_lateness``) and puts it
+in a "claimed" set with a lease. The dispatcher confirms after sending the Celery message; claims
+whose lease ran out (a dispatcher died in between) are released again. Rescheduling is a compare-and-
+set on the record's status that also bumps its version and moves the entry, all in one script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis import Redis
+
+from ..clock import iso, now
+from .keys import Keys
+
+_COMMON = """
+local function move(h, evkey, cur, new, msg, chan, sprefix)
+  local attempts = tonumber(redis.call('HGET', h, 'attempts') or '0')
+  redis.call('HSET', h, 'status', new, 'updated_at', ARGV[2])
+  local member = redis.call('HGET', h, 'idx')
+  redis.call('ZREM', sprefix .. cur, member)
+  redis.call('ZADD', sprefix .. new, 0, member)
+  redis.call('RPUSH', evkey, cjson.encode({at = ARGV[2], status = new, attempt = attempts, message = msg}))
+  redis.call('PUBLISH', chan, cjson.encode({delivery = redis.call('HGET', h, 'id'),
+    share = redis.call('HGET', h, 'share_id'), status = new, attempt = attempts, at = ARGV[2]}))
+end
+"""
+
+# KEYS: 1 schedule, 2 claimed
+# ARGV: 1 now, 2 now iso, 3 batch, 4 claim lease, 5 delivery key prefix, 6 status index prefix,
+#       7 events channel, 8 default max lateness
+_DISPATCH = _COMMON + """
+local now, batch, lease = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+local function entry(id, action, lag)
+  local h = ARGV[5] .. id
+  return {id, redis.call('HGET', h, 'account') or '', redis.call('HGET', h, 'version') or '0', action,
+          string.format('%.3f', lag)}
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, batch)) do
+  redis.call('ZADD', KEYS[2], now + lease, id)
+  table.insert(out, entry(id, 'again', 0))
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, batch)
+for i = 1, #due, 2 do
+  local id, score = due[i], tonumber(due[i + 1])
+  redis.call('ZREM', KEYS[1], id)
+  local h = ARGV[5] .. id
+  local cur = redis.call('HGET', h, 'status')
+  local lag = now - score
+  if cur == 'scheduled' then
+    local maxl = tonumber(redis.call('HGET', h, 'max_lateness') or ARGV[8])
+    redis.call('HSET', h, 'lag_seconds', string.format('%.3f', lag))
+    if lag > maxl then
+      local label = redis.call('HGET', h, 'slot_label') or 'scheduled'
+      move(h, h .. ':events', cur, 'needs_review', 'missed its ' .. label .. ' slot by ' ..
+        string.format('%.0f', lag / 60) .. ' min (the scheduler or workers were down) - publish now?',
+        ARGV[7], ARGV[6])
+      table.insert(out, entry(id, 'missed', lag))
+    else
+      move(h, h .. ':events', cur, 'queued', 'released by the scheduler ' .. string.format('%.2f', lag) ..
+        ' s after its due time', ARGV[7], ARGV[6])
+      redis.call('ZADD', KEYS[2], now + lease, id)
+      table.insert(out, entry(id, 'queued', lag))
+    end
+  elseif cur == 'retrying' or cur == 'queued' then
+    redis.call('ZADD', KEYS[2], now + lease, id)
+    table.insert(out, entry(id, 'nudge', 0))
+  end
+end
+return out
+"""
+
+# KEYS: 1 delivery hash, 2 schedule, 3 account slots
+# ARGV: 1 new due epoch, 2 now iso, 3 zone, 4 slot label, 5 status index prefix, 6 channel, 7 message
+_RESCHEDULE = _COMMON + """
+local h = KEYS[1]
+local cur = redis.call('HGET', h, 'status')
+if not cur then return {'missing', ''} end
+if cur ~= 'scheduled' then return {'conflict', cur} end
+local version = tonumber(redis.call('HGET', h, 'version') or '0') + 1
+redis.call('HSET', h, 'scheduled_for', ARGV[1], 'timezone', ARGV[3], 'slot_label', ARGV[4], 'version', version)
+local id = redis.call('HGET', h, 'id')
+redis.call('ZADD', KEYS[2], tonumber(ARGV[1]), id)
+redis.call('ZADD', KEYS[3], tonumber(ARGV[1]), id)
+move(h, h .. ':events', cur, cur, ARGV[7], ARGV[6], ARGV[5])
+return {'ok', tostring(version)}
+"""
+
+# KEYS: 1 account slots. ARGV: 1 spacing seconds, 2 member, 3 "1" = the time must be free of others
+# even with no spacing (a slot), 4.. candidate due times, earliest first. Returns the one taken.
+_TAKE = """
+local sp = tonumber(ARGV[1])
+for i = 4, #ARGV do
+  local c = tonumber(ARGV[i])
+  local n = 0
+  if sp > 0 then
+    n = redis.call('ZCOUNT', KEYS[1], '(' .. tostring(c - sp), '(' .. tostring(c + sp))
+  elseif ARGV[3] == '1' then
+    n = redis.call('ZCOUNT', KEYS[1], c, c)
+  end
+  if n == 0 then
+    redis.call('ZADD', KEYS[1], c, ARGV[2])
+    return ARGV[i]
+  end
+end
+return false
+"""
+
+
+@dataclass(frozen=True)
+class Released:
+    delivery_id: str
+    account: str
+    version: int
+    action: str  # queued | nudge | again | missed
+    lag: float
+
+
+class ScheduleStore:
+    def __init__(self, redis: Redis, keys: Keys):
+        self.r, self.k = redis, keys
+        self._dispatch = redis.register_script(_DISPATCH)
+        self._reschedule = redis.register_script(_RESCHEDULE)
+        self._take = redis.register_script(_TAKE)
+
+    def take(self, account: str, member: str, candidates: list[float], spacing: float, exclusive: bool
+             ) -> float | None:
+        """Reserve the first candidate time that keeps ``spacing`` from the account's other posts."""
+        got = self._take(keys=[self.k.account_slots(account)],
+                         args=[repr(float(spacing)), member, "1" if exclusive else "0",
+                               *[repr(float(c)) for c in candidates]])
+        return float(got) if got is not None else None
+
+    def release_slot(self, account: str, member: str) -> None:
+        self.r.zrem(self.k.account_slots(account), member)
+
+    def dispatch(self, batch: int = 500, claim_lease: float = 30.0, default_max_lateness: float = 900.0,
+                 at: float | None = None) -> list[Released]:
+        t = now() if at is None else at
+        rows = self._dispatch(
+            keys=[self.k.schedule, self.k.schedule_claimed],
+            args=[repr(t), iso(t), str(batch), repr(claim_lease), self.k.delivery(""), self.k.status_prefix,
+                  self.k.events_channel, repr(default_max_lateness)],
+        )
+        return [Released(_s(r[0]), _s(r[1]), int(_s(r[2])), _s(r[3]), float(_s(r[4]))) for r in rows]
+
+    def confirm(self, delivery_ids: list[str]) -> None:
+        if delivery_ids:
+            self.r.zrem(self.k.schedule_claimed, *delivery_ids)
+
+    def reschedule(self, delivery_id: str, account: str, due: float, zone: str, label: str) -> tuple[str, str]:
+        res = self._reschedule(
+            keys=[self.k.delivery(delivery_id), self.k.schedule, self.k.account_slots(account)],
+            args=[repr(due), iso(), zone, label, self.k.status_prefix, self.k.events_channel,
+                  f"rescheduled to {label}"],
+        )
+        return _s(res[0]), _s(res[1])
+
+    def defer(self, delivery_id: str, until: float) -> None:
+        """A wait too long for a Celery countdown: the dispatcher nudges it when due."""
+        self.r.zadd(self.k.schedule, {delivery_id: until})
+
+    def pending(self) -> int:
+        return self.r.zcard(self.k.schedule)
+
+
+def _s(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+__all__ = ["ScheduleStore", "Released"]

@@ -9,11 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu import Queue as KombuQueue
 
 from .config import Settings
 
 DELIVER_TASK = "sharer.deliver"
 ALERT_TASK = "sharer.alert"
+CONTROL_TASKS = ("sharer.dispatch", "sharer.sweep", "sharer.purge")
+
+
+def control_queue(settings: Settings) -> str:
+    return settings.queue + ".control"
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
@@ -44,6 +50,11 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": transport,
         "visibility_timeout": settings.visibility_timeout,
         "task_default_queue": settings.queue,
+        # Beat's own jobs (dispatch every second, sweep, purge) get a queue of their own, so a backlog
+        # of deliveries never delays releasing scheduled posts. A plain `celery -A tasks worker`
+        # consumes both; a busy installation runs a small extra worker with `-Q <queue>.control`.
+        "task_queues": [KombuQueue(settings.queue), KombuQueue(control_queue(settings))],
+        "task_routes": {name: {"queue": control_queue(settings)} for name in CONTROL_TASKS},
         "task_create_missing_queues": True,
         "broker_connection_retry_on_startup": True,
         "worker_send_task_events": False,

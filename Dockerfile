@@ -1,4 +1,4 @@
-# One image for every service (worker, beat, sandbox; web later). Configured by environment.
+# One image for every service (worker, beat, sandbox, web). Configured by environment.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app

@@ -29,6 +29,10 @@ system-deps:
 	  echo "installing docker-compose (apt-get)"; \
 	  (apt-get update -qq && apt-get install -y -qq docker-compose) >/dev/null 2>&1 || \
 	  echo "warning: could not install docker-compose" >&2; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium for the browser test (apt-get; never a downloaded browser)"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || \
+	  echo "warning: could not install chromium" >&2; }
 
 test: install redis system-deps
 	$(BIN)/ruff check .

@@ -8,6 +8,8 @@ import os
 import redis
 import requests
 from celery import Celery
+from kombu import Exchange
+from kombu import Queue as KombuQueue
 
 from sharer.config import load_settings
 from sharer.platforms.webhook import sign
@@ -17,7 +19,10 @@ from sharer.sandbox.webhook import SANDBOX_SECRET
 app = Celery("bench-baseline")
 _settings = load_settings(os.environ["SHARER_CONFIG"])
 app.conf.update(celery_settings(_settings))
-app.conf.task_default_queue = _settings.queue + "-bare"
+_bare = _settings.queue + "-bare"
+app.conf.task_default_queue = _bare
+app.conf.task_queues = [KombuQueue(_bare, Exchange(_bare, type="direct"), routing_key=_bare)]
+app.conf.task_routes = {}
 _session = requests.Session()
 _redis: redis.Redis | None = None
 

@@ -28,7 +28,30 @@ from sharer.config import load_settings  # noqa: E402
 from sharer.loaders import load_article  # noqa: E402
 from sharer.runtime import Runtime  # noqa: E402
 
-PORT = 18900
+
+def free_base_port(count: int = 10) -> int:
+    """A base port with ``count`` free ports after it (the sandbox binds one per emulator)."""
+    import random
+    import socket
+
+    for _ in range(50):
+        base = random.randrange(20000, 40000)
+        try:
+            socks = []
+            for p in range(base, base + count):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise SystemExit("no free port range for the sandbox")
+
+
+PORT = free_base_port()
 
 
 def start(cmd: list[str], env: dict[str, str], ready: str | None, log: Path) -> subprocess.Popen:
@@ -78,7 +101,7 @@ def main() -> None:
         time.sleep(3)
         t0 = time.perf_counter()
         for _ in range(args.n):
-            service.share(rt, article, ["bench"])
+            service.share(rt, article, ["bench"], force=True)
         while rt.store.count_by_status()["delivered"] < args.n:
             if time.perf_counter() - t0 > 600:
                 raise SystemExit("ours: timed out")

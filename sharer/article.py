@@ -48,7 +48,10 @@ def check_http_url(value: str, source: str, field_name: str) -> str:
     value = (value or "").strip()
     if not value:
         raise ArticleError(source, field_name, "is required")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. "http://[" (an unclosed IPv6 literal)
+        raise ArticleError(source, field_name, f"is not a valid URL: {value!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ArticleError(source, field_name, f"must be an http(s) URL, got {value!r}")
     return value

@@ -442,5 +442,10 @@ def _hide_password(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
 
 
+from .web.cli import user_group, web_command  # noqa: E402  (the dashboard's commands: sharer/web/cli.py)
+
+main.add_command(web_command)
+main.add_command(user_group)
+
 if __name__ == "__main__":
     main()

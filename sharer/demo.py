@@ -1,6 +1,7 @@
 """`sharer demo` / `make demo`: the whole product on this machine, no credentials, no internet.
 
-Starts the sandbox emulators and a Celery worker as child processes (stopped on exit or Ctrl-C),
+Starts the sandbox emulators, a Celery worker and the web dashboard (``sharer web``, when the config
+has a ``[web]`` table) as child processes (stopped on exit or Ctrl-C),
 shares every article in ``examples/`` to every demo account (those pointing at loopback emulators),
 shows a live status table until every delivery is settled, then prints where each post landed.
 """
@@ -81,8 +82,10 @@ def run_demo(config: str | None, keep: bool = False) -> int:
         children.start("worker", [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-c", "2",
                                   "-n", f"demo-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
                                   "-l", "INFO"], logs / "sharer-worker.log")
+        web_url = _start_web(rt, children, logs, config)
         _wait_for(lambda: all(_port_open(u) for u in sandbox_urls), 20, "the sandbox did not start")
         click.echo(f"sandbox and worker started (logs: {logs}/sharer-sandbox.log, {logs}/sharer-worker.log)")
+        web_url = _web_ready(web_url, children, logs)
 
         shares = []
         for path in sorted(EXAMPLES.iterdir()):
@@ -112,8 +115,10 @@ def run_demo(config: str | None, keep: bool = False) -> int:
         ok = all(d.status == "delivered" for d in deliveries)
         click.echo()
         click.echo("every post delivered" if ok else "some deliveries did not succeed (see above)")
+        if web_url:
+            click.echo(f"dashboard: {web_url}  (sign in as editor / demo-editor, or viewer / demo-viewer)")
         if keep:
-            click.echo("--keep: sandbox and worker keep running; Ctrl-C to stop")
+            click.echo("--keep: sandbox, worker and dashboard keep running; Ctrl-C to stop")
             while True:
                 time.sleep(3600)
         return 0 if ok else 1
@@ -122,6 +127,37 @@ def run_demo(config: str | None, keep: bool = False) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         children.stop()
+
+
+def _start_web(rt, children: Children, logs: Path, config: str | None) -> str | None:
+    """`sharer web` as another child when the config has a [web] table; returns its URL."""
+    if not rt.settings.web:
+        return None
+    host, port = rt.settings.web.get("host", "127.0.0.1"), rt.settings.web.get("port", 8080)
+    url = f"http://{host}:{port}/"
+    if _port_open(url):
+        click.echo(f"{url} already answers: using the running dashboard")
+        return url
+    cmd = [sys.executable, "-m", "sharer.cli", *(["--config", config] if config else []), "web"]
+    children.start("web", cmd, logs / "sharer-web.log")
+    return url
+
+
+def _web_ready(url: str | None, children: Children, logs: Path) -> str | None:
+    """Wait for the dashboard; a dashboard that cannot start is reported, not fatal to the demo."""
+    if url is None:
+        return None
+    web = next((p for name, p in children.procs if name == "web"), None)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not _port_open(url):
+        if web is not None and web.poll() is not None:
+            break
+        time.sleep(0.1)
+    if not _port_open(url):
+        click.echo(f"warning: the dashboard did not start (see {logs}/sharer-web.log)", err=True)
+        return None
+    click.echo(f"dashboard: {url}  (log: {logs}/sharer-web.log)")
+    return url
 
 
 def _wait_for(check, timeout: float, message: str) -> None:

@@ -43,6 +43,10 @@ class ArticleError(SharerError):
 class ComposeError(SharerError):
     """A post that cannot be composed for an account (e.g. override over the limit)."""
 
+    # set when an editor's text is over the limit, so a live editor can show "151/140"
+    length: int | None = None
+    limit: int | None = None
+
     def __init__(self, account: str, problem: str):
         super().__init__(account, problem)
         self.account, self.problem = account, problem

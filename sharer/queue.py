@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 from .config import Settings
@@ -53,7 +54,9 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         # Beat's own jobs (dispatch every second, sweep, purge) get a queue of their own, so a backlog
         # of deliveries never delays releasing scheduled posts. A plain `celery -A tasks worker`
         # consumes both; a busy installation runs a small extra worker with `-Q <queue>.control`.
-        "task_queues": [KombuQueue(settings.queue), KombuQueue(control_queue(settings))],
+        # Each queue has its own exchange and routing key: sharing them would copy every message into both.
+        "task_queues": [KombuQueue(q, Exchange(q, type="direct"), routing_key=q)
+                        for q in (settings.queue, control_queue(settings))],
         "task_routes": {name: {"queue": control_queue(settings)} for name in CONTROL_TASKS},
         "task_create_missing_queues": True,
         "broker_connection_retry_on_startup": True,

@@ -306,3 +306,105 @@ def _unique_accounts(accounts: list[str]) -> list[str]:
     if not out:
         raise InputError("to", "name at least one account")
     return out
+
+
+# --- reading for dashboards (the web app; the CLI may use them too) -------------------------------
+
+@dataclass(frozen=True)
+class PreviewItem:
+    """One account's preview: its post, or why it cannot be composed (with the counted length if known)."""
+
+    account: str
+    platform: str
+    post: Post | None
+    error: str | None = None
+    length: int | None = None
+    limit: int | None = None
+    unit: str | None = None
+
+
+def preview_each(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None = None
+                 ) -> list[PreviewItem]:
+    """Like ``preview``, but an account whose post cannot be composed gets its error instead of failing
+    the whole call: a live editor shows "151/140" on that card and keeps the others."""
+    from .errors import ComposeError
+
+    out = []
+    for name in _unique_accounts(accounts):
+        account = rt.settings.account(name)
+        cls = get_platform(account.platform)
+        try:
+            [post] = preview(rt, article, [name], {name: overrides[name]} if name in (overrides or {}) else None)
+        except ComposeError as e:
+            out.append(PreviewItem(name, account.platform, None, e.problem, e.length, e.limit, cls.unit))
+            continue
+        out.append(PreviewItem(name, account.platform, post, None, post.length, post.limit, post.unit))
+    return out
+
+
+def list_shares(rt: Runtime, *, status: str | None = None, account: str | None = None,
+                platform: str | None = None, since: float | None = None, until: float | None = None,
+                q: str | None = None, limit: int = 20, cursor: str | None = None):
+    """Shares newest first with their deliveries, filtered; returns (shares, next_cursor)."""
+    from .store.shares import CURSOR, ShareFilter, query_shares
+
+    if status and status not in STATUSES:
+        raise InputError("status", f"unknown status {status!r} (one of: {', '.join(STATUSES)})")
+    if account:
+        rt.settings.account(account)
+    if not 1 <= limit <= 200:
+        raise InputError("limit", "must be between 1 and 200")
+    if cursor and not CURSOR.match(cursor):
+        raise InputError("cursor", "not a cursor this API returned")
+    flt = ShareFilter(status=status, account=account, platform=platform, since=since, until=until, q=q)
+    return query_shares(rt.store, flt, limit=limit, cursor=cursor)
+
+
+def get_share(rt: Runtime, share_id: str):
+    """The share (title, url, created_at) with every delivery and its events."""
+    from .store.shares import load_share
+
+    found = load_share(rt.store, share_id)
+    if found is None:
+        raise NotFound(f"no share with id {share_id!r}")
+    return found
+
+
+def counts(rt: Runtime) -> dict[str, int]:
+    """Deliveries per status (the status indexes' sizes: O(1) each)."""
+    return rt.store.count_by_status()
+
+
+def account_activity(rt: Runtime, account: str, scan: int = 200) -> tuple[Delivery | None, Delivery | None]:
+    """The account's most recent delivered and most recent failed delivery among its last ``scan``."""
+    rt.settings.account(account)
+    recent, _ = rt.store.query(account=account, limit=scan, with_events=False)
+    ok = next((d for d in recent if d.status == "delivered"), None)
+    bad = next((d for d in recent if d.status in ("failed", "needs_review")), None)
+    return ok, bad
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    ok: bool | None  # None: the platform has no way to check without posting
+    message: str
+
+
+def check_credentials(rt: Runtime, account: str, timeout: float = 5.0) -> CredentialCheck:
+    """One cheap read on the platform proving the account's credentials work (never posts)."""
+    from .errors import DeliveryError
+    from .platforms.base import DeliveryContext
+
+    acc = rt.settings.account(account)
+    platform = get_platform(acc.platform)(acc)
+    ctx = DeliveryContext(delivery_id=f"check-{account}", account=acc, session=rt.session,
+                          timeout=min(timeout, rt.settings.http_timeout), redis=rt.redis, keys=rt.keys,
+                          media_rewrite=rt.settings.media_rewrite)
+    try:
+        return CredentialCheck(True, ctx.redact(platform.check_credentials(ctx)))
+    except NotImplementedError:
+        return CredentialCheck(None, "cannot check without posting")
+    except DeliveryError as e:
+        return CredentialCheck(False, ctx.redact(str(e)))
+    except Exception as e:  # a check must never take the page down, nor leak a secret in a message
+        return CredentialCheck(False, ctx.redact(f"check failed: {type(e).__name__}"))

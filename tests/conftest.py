@@ -190,3 +190,6 @@ def redis_dump(runtime) -> str:
                  "zset": lambda k: r.zrange(k, 0, -1), "set": r.smembers}.get(kind, lambda k: b"")(key)
         out.append(repr(value))
     return "\n".join(out)
+
+
+pytest_plugins = ["web_support"]  # the web tests' fixtures (tests/web_support.py)

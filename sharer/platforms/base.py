@@ -166,9 +166,9 @@ class Platform:
         if not text.strip():
             raise ComposeError(self.account.name, "the text override is empty")
         if length > limit:
-            raise ComposeError(
-                self.account.name, f"text is {length} {self.unit} long; the limit is {limit}"
-            )
+            err = ComposeError(self.account.name, f"text is {length} {self.unit} long; the limit is {limit}")
+            err.length, err.limit = length, limit
+            raise err
 
 
 def _same_kind(value: Any, default: Any) -> bool:

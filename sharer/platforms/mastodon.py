@@ -279,6 +279,15 @@ class Mastodon(Platform):
 
     # --- reconciliation ---------------------------------------------------------------------------
 
+    def check_credentials(self, ctx: DeliveryContext) -> str:
+        """``verify_credentials``: the token works and names the account (a read)."""
+        resp = send(ctx, "GET", f"{self.account.api_base}/api/v1/accounts/verify_credentials", idempotent=True,
+                    headers=self._headers(ctx))
+        me = json_body(resp)
+        if resp.status_code != 200 or me.get("id") is None:
+            raise self._error(ctx, "verify_credentials", resp, me)
+        return f"signed in as @{me.get('acct') or me.get('username') or '?'}"
+
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
         """The account's recent statuses, matched on the tagged article URL.
 

@@ -444,6 +444,11 @@ class Telegram(Platform):
             return TransientError(message, code=code, status=status)
         return error_for_status(resp, message, code=code)
 
+    def check_credentials(self, ctx: DeliveryContext) -> str:
+        """``getMe``: the bot token works (it cannot tell whether the bot may still post in the chat)."""
+        me = self._call(ctx, "getMe", {}, None)
+        return f"bot @{me.get('username', '?')}"
+
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
         """Bots cannot read a channel's history (no getHistory in the Bot API): we cannot tell."""
         raise Ambiguous("Telegram bots cannot read channel history, so an earlier post cannot be looked up")

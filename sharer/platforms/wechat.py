@@ -269,6 +269,11 @@ class WeChat(Platform):
             where = f" (failed articles: {', '.join(map(str, fail_idx))})" if fail_idx else ""
             raise PermanentError(f"WeChat publish job {publish_id}: {meaning}{where}", code=f"publish_status {status}")
 
+    def check_credentials(self, ctx: DeliveryContext) -> str:
+        """``stable_token`` without force_refresh: proves appid/appsecret/IP whitelist, rotates nothing."""
+        _token, expires_in = self._fetch_token(ctx)
+        return f"access token issued (valid {int(expires_in)} s)"
+
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
         """The saved publish job's article if it succeeded, else a published article whose 阅读原文 is this
         post's tagged URL (the 20 newest). A saved job still running counts as absent: the next attempt

@@ -281,6 +281,15 @@ class Weibo(Platform):
                             status=resp.status_code)
         return self._receipt(data)
 
+    def check_credentials(self, ctx: DeliveryContext) -> str:
+        """``oauth2/get_token_info``: whether the token is alive and how long it has left (a read)."""
+        resp = send(ctx, "POST", f"{self.account.api_base}/oauth2/get_token_info", idempotent=True,
+                    data={"access_token": self.account.secret("access_token")})
+        data = self._answer(resp, ctx)
+        expire_in = data.get("expire_in")
+        left = f", expires in {int(expire_in)} s" if isinstance(expire_in, (int, float)) else ""
+        return f"token valid for user {data.get('uid', '?')}{left}"
+
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
         """The newest 20 statuses of the account, matched on every safe-domain link of ``post``.
 

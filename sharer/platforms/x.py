@@ -239,6 +239,12 @@ class X(Platform):
         ctx.step(f"image uploaded ({image.content_type}, {len(image.data)} bytes): media {media_id}")
         return media_id
 
+    def check_credentials(self, ctx: DeliveryContext) -> str:
+        """``GET /2/users/me`` with the account's user auth (a read)."""
+        with _Api(ctx) as api:
+            me = api.call("the account lookup", lambda c, ua: c.get_me(user_auth=ua).data, write=False)
+        return f"signed in as @{getattr(me, 'username', '?')}"
+
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
         """Look through the account's newest 100 posts for the parts of this post.
 

@@ -11,12 +11,17 @@ Control API (on every emulator):
                             "drop_after" (handle — the post is made — then close without answering),
                             "hold" (handle, then wait ``seconds`` before answering),
                             "expired_token" (the platform's current tokens stop working).
+                            Optional: ``"probability": p`` — each matching call fails with probability
+                            p (default 1); a call that is spared does not use up ``count``.
+                            ``"match": "text"`` — only calls whose body or a header value contains
+                            the text match (e.g. a delivery id, or an article URL).
   POST /_sandbox/reset      forget posts, requests, faults and platform state.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import threading
@@ -163,7 +168,7 @@ class Emulator:
             self.requests.append({"method": req.method, "path": req.path, "at": time.time()})
             if len(self.requests) > 20000:
                 del self.requests[:10000]
-            fault = self._take_fault(req.path)
+            fault = self._take_fault(req)
         if fault is not None:
             kind, spec = fault.kind, fault.spec
             if kind == "status":
@@ -198,9 +203,11 @@ class Emulator:
     def not_found(self, req: Request) -> Response:
         return Response(404, {"error": f"no such endpoint: {req.method} {req.path}"})
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, req: Request) -> Fault | None:
         for f in self.faults:
-            if f.path in path and f.count > 0:
+            if f.path in req.path and f.count > 0 and _matches(f.spec.get("match"), req):
+                if random.random() >= float(f.spec.get("probability", 1.0)):
+                    continue  # spared this time; the fault stays armed
                 f.count -= 1
                 if f.count == 0:
                     self.faults.remove(f)
@@ -232,6 +239,12 @@ class Emulator:
                 self.reset_state()
                 return Response(200, {"ok": True})
         return Response(404, {"error": "unknown control endpoint"})
+
+
+def _matches(text: str | None, req: Request) -> bool:
+    if not text:
+        return True
+    return text in req.body.decode("utf-8", "replace") or any(text in v for v in req.headers.values())
 
 
 class _Server(ThreadingHTTPServer):

@@ -1,4 +1,5 @@
-"""Sina Weibo open API emulator: ``POST /2/statuses/share.json`` and ``GET /2/statuses/user_timeline.json``.
+"""Sina Weibo open API emulator: ``POST /2/statuses/share.json``, ``GET /2/statuses/user_timeline.json`` and
+``POST /oauth2/get_token_info``.
 
 What it checks, in order, with Weibo's own codes (``{"request", "error_code" (a string), "error"}``,
 HTTP 400 — the real HTTP statuses are unverified; a fault may set ``status``):
@@ -156,6 +157,17 @@ class WeiboEmulator(Emulator):
                     if s["user"]["id"] == user["id"]]
             return Response(200, {"statuses": mine[(page - 1) * count: page * count], "previous_cursor": 0,
                                   "next_cursor": 0, "total_number": len(mine), "hasvisible": False})
+
+    @route("POST", r"/oauth2/get_token_info")
+    def token_info(self, req: Request) -> Response:
+        """What the dashboard's credential check reads: the token's user and remaining lifetime."""
+        request = "/oauth2/get_token_info"
+        with self.lock:
+            user, err = self._user(req, request)
+            if err:
+                return err
+            return Response(200, {"uid": user["id"], "appkey": "sandbox-appkey", "scope": "",
+                                  "create_at": int(time.time()) - 3600, "expire_in": 157_679_999})
 
     def _status(self, user: dict[str, Any], text: str, pic: dict[str, Any] | None, now: float) -> dict[str, Any]:
         mid = next(self.mids)

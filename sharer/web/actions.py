@@ -1,0 +1,178 @@
+"""The pages' form posts: sign in/out, load and share an article, retry/cancel/mark/reschedule.
+
+Each handler checks the form's CSRF token, calls one ``sharer.service`` function and redirects (303) to
+the page that shows the result, or re-renders the form with the error (422/409) — never a 500.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from .. import service
+from ..errors import ArticleError, ComposeError, ConfigError, InputError
+from ..loaders import MAX_BYTES, load_article
+from .auth import Ctx, PageEditor, PageReader, checked_form
+from .pages import ARTICLE_FIELDS, compose_page, error_message, login_page, safe_next, schedule_page, share_page
+from .sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from .views import article_from, from_local_input, known_accounts
+
+router = APIRouter(include_in_schema=False)
+BAD = (ArticleError, ComposeError, InputError, ConfigError)
+
+
+@router.post("/login")
+async def login(request: Request, ctx: Ctx) -> Response:
+    form = await request.form()
+    user, password = str(form.get("username") or "").strip(), str(form.get("password") or "")
+    nxt = safe_next(str(form.get("next") or ""))
+    if not ctx.sessions.check_login_csrf(request.cookies.get(LOGIN_CSRF_COOKIE), str(form.get("csrf_token") or "")):
+        return login_page(ctx, request, nxt, "The sign-in form expired; please try again.", 403)
+    ip = request.client.host if request.client else "-"
+    wait = ctx.limiter.blocked_for(user, ip)
+    if wait:
+        resp = login_page(ctx, request, nxt, f"Too many failed attempts; try again in {wait // 60 + 1} min.", 429)
+        resp.headers["Retry-After"] = str(wait)
+        return resp
+    from .users import verify_password
+
+    known = ctx.web.user(user)
+    if not verify_password(known.password_hash if known else None, password) or known is None:
+        ctx.limiter.failed(user, ip)
+        return login_page(ctx, request, nxt, "Wrong user name or password.", 401)
+    ctx.limiter.reset(user, ip)
+    session = ctx.sessions.create(known.name)
+    resp = RedirectResponse(nxt, 303)
+    resp.set_cookie(SESSION_COOKIE, session.id, max_age=int(ctx.web.session_seconds), httponly=True,
+                    samesite="lax", secure=request.url.scheme == "https", path="/")
+    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return resp
+
+
+@router.post("/logout")
+async def logout(request: Request, ctx: Ctx, who: PageReader) -> Response:
+    await checked_form(request, who)
+    if who.session_id:
+        ctx.sessions.delete(who.session_id)
+    resp = RedirectResponse("/login", 303)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+@router.post("/compose/load")
+async def load(request: Request, ctx: Ctx, who: PageEditor) -> Response:
+    """An article from an uploaded file (.json/.md/.html/.txt) or a URL, into the compose form."""
+    form = await checked_form(request, who)
+    upload = request.state.form.get("file")
+    url = (form.get("source_url") or [""])[0].strip() or None
+    try:
+        if isinstance(upload, UploadFile) and upload.filename:
+            article = await _load_upload(upload, url)
+        elif url:
+            article = load_article(url)
+        else:
+            raise InputError("file", "choose a file or give a URL")
+    except BAD as e:
+        return compose_page(ctx, request, who, error=error_message(e), status=422)
+    return compose_page(ctx, request, who, article=article.to_dict(), notice=f"loaded “{article.title}”")
+
+
+async def _load_upload(upload: UploadFile, url: str | None):
+    name = Path(upload.filename or "article").name
+    data = await upload.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ArticleError(name, "(file)", "larger than 5 MB")
+    with tempfile.TemporaryDirectory(prefix="sharer-upload-") as tmp:
+        path = Path(tmp) / ("upload" + Path(name).suffix.lower())
+        path.write_bytes(data)
+        try:
+            return load_article(str(path), url=url)
+        except ArticleError as e:  # name the editor's file, not our temporary copy
+            raise ArticleError(name, e.field, e.problem) from None
+
+
+@router.post("/compose")
+async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
+    form = await checked_form(request, who)
+    # browsers submit textarea line breaks as CRLF; the preview (JSON) saw LF: send what was previewed
+    one = {k: v[-1].replace("\r\n", "\n") for k, v in form.items()}
+    article: dict[str, Any] = {k: one.get(k, "").strip() or None for k in ARTICLE_FIELDS}
+    article["body_html"] = one.get("body_html", "")
+    article["tags"] = [t.strip() for t in (one.get("tags") or "").split(",") if t.strip()]
+    accounts = form.get("accounts", [])
+    texts = {k[5:]: v for k, v in one.items() if k.startswith("text.") and k[5:] in accounts}
+    state = {"accounts": accounts, "texts": texts, "when": one.get("when", "now"), "at": one.get("at", ""),
+             "tz": one.get("tz", ""), "force": one.get("force") == "1",
+             "idempotency_key": one.get("idempotency_key") or None}
+    try:
+        if not accounts:
+            raise InputError("accounts", "choose at least one account")
+        known_accounts(ctx.rt, accounts)
+        art = article_from(article)
+        when = state["when"]
+        if when == "at" and not state["at"]:
+            raise InputError("at", "give a date and time, or choose “now”")
+        result = service.share(ctx.rt, art, accounts, texts or None, idempotency_key=state["idempotency_key"],
+                               force=state["force"], at=from_local_input(state["at"]) if when == "at" else None,
+                               tz=state["tz"] or None, next_slot=when == "next_slot")
+    except BAD as e:
+        return compose_page(ctx, request, who, article=article, form=state, error=error_message(e), status=422)
+    return RedirectResponse(f"/shares/{result.share_id}", 303)
+
+
+async def _delivery_action(request: Request, ctx, who, delivery_id: str, action) -> Response:
+    form = await checked_form(request, who)
+    d = service.delivery(ctx.rt, delivery_id)
+    try:
+        action({k: v[-1] for k, v in form.items()})
+    except BAD as e:
+        return share_page(ctx, request, who, d.share_id, error=error_message(e), status=409)
+    return RedirectResponse(f"/shares/{d.share_id}", 303)
+
+
+@router.post("/deliveries/{delivery_id}/retry")
+async def retry(delivery_id: str, request: Request, ctx: Ctx, who: PageEditor) -> Response:
+    return await _delivery_action(request, ctx, who, delivery_id, lambda f: service.retry(
+        ctx.rt, delivery_id, confirmed=f.get("confirm") == "1"))
+
+
+@router.post("/deliveries/{delivery_id}/cancel")
+async def cancel_delivery(delivery_id: str, request: Request, ctx: Ctx, who: PageEditor) -> Response:
+    if not delivery_id.startswith("dl_"):
+        raise HTTPException(404, f"no delivery with id {delivery_id!r}")
+    return await _delivery_action(request, ctx, who, delivery_id, lambda f: service.cancel(ctx.rt, delivery_id))
+
+
+@router.post("/deliveries/{delivery_id}/posted")
+async def mark_posted(delivery_id: str, request: Request, ctx: Ctx, who: PageEditor) -> Response:
+    return await _delivery_action(request, ctx, who, delivery_id, lambda f: service.mark_posted(
+        ctx.rt, delivery_id, (f.get("url") or "").strip() or None))
+
+
+@router.post("/shares/{share_id}/cancel")
+async def cancel_share(share_id: str, request: Request, ctx: Ctx, who: PageEditor) -> Response:
+    form = await checked_form(request, who)
+    if not share_id.startswith("sh_"):
+        raise HTTPException(404, f"no share with id {share_id!r}")
+    service.cancel(ctx.rt, share_id)
+    return RedirectResponse(safe_next((form.get("back") or [""])[0] or f"/shares/{share_id}"), 303)
+
+
+@router.post("/shares/{share_id}/reschedule")
+async def reschedule(share_id: str, request: Request, ctx: Ctx, who: PageEditor) -> Response:
+    form = await checked_form(request, who)
+    one = {k: v[-1] for k, v in form.items()}
+    if not share_id.startswith("sh_"):
+        raise HTTPException(404, f"no share with id {share_id!r}")
+    try:
+        if not one.get("at"):
+            raise InputError("at", "give the new date and time")
+        service.reschedule(ctx.rt, share_id, from_local_input(one["at"]), one.get("tz") or None)
+    except BAD as e:
+        return schedule_page(ctx, request, who, error=f"{share_id}: {error_message(e)}", status=422)
+    return RedirectResponse(safe_next(one.get("back") or "/schedule"), 303)

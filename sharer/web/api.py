@@ -1,0 +1,189 @@
+"""The JSON API (``/api/...``, ``/healthz``). Every route is a thin call into ``sharer.service``.
+
+Errors: bad input 422 ``{"detail": [{"loc", "field", "msg", "type"}]}``; unknown ids 404; an action the
+record's current status does not allow 409; anonymous 401; a viewer writing 403.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+
+from .. import service
+from ..errors import InputError, NotFound
+from ..platforms import REGISTRY
+from ..store.deliveries import STATUSES
+from . import schemas as s
+from .auth import Ctx, Editor, Reader
+from .views import account_rows, article_from, known_accounts, parse_bound, preview_json
+
+router = APIRouter(prefix="/api", tags=["api"])
+ERRORS = {401: {"model": s.Problem, "description": "not signed in"},
+          403: {"model": s.Problem, "description": "not allowed (viewer, or missing CSRF header)"},
+          422: {"model": s.Problem, "description": "invalid input: names the field and the reason"}}
+NOT_FOUND = {404: {"model": s.Problem, "description": "no such share or delivery"}}
+CONFLICT = {409: {"model": s.Problem, "description": "not possible in the record's current status"}}
+
+
+@router.get("/me", response_model=s.Me, responses=ERRORS)
+def me(who: Reader) -> dict:
+    """Who the credentials belong to, and their role."""
+    return {"user": who.user.name, "role": who.user.role}
+
+
+@router.post("/previews", response_model=s.PreviewResponse, responses=ERRORS)
+def previews(body: s.PreviewRequest, ctx: Ctx, who: Reader) -> JSONResponse:
+    """Each account's post exactly as delivery will compose it, counted in the platform's own rules.
+
+    An account whose post cannot be composed (e.g. the editor's text is over the limit) gets ``error``
+    (with ``length``/``limit`` when the text was counted) instead of failing the whole request.
+    """
+    rt = ctx.rt
+    article = article_from(body.article.model_dump())
+    accounts = known_accounts(rt, body.accounts)
+    known_accounts(rt, list(body.texts), "texts")
+    items = service.preview_each(rt, article, accounts, body.texts or None)
+    return JSONResponse({"posts": preview_json(items)})
+
+
+@router.post("/shares", response_model=s.ShareCreated, status_code=201,
+             responses={**ERRORS, 200: {"model": s.ShareCreated, "description": "an earlier share returned"}})
+def create_share(body: s.ShareRequest, ctx: Ctx, who: Editor,
+                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+                 ) -> JSONResponse:
+    """Share an article now, at a time (``at`` + ``tz``), or at each account's next free slot.
+
+    With an ``Idempotency-Key`` header the same key always returns the same share (200, duplicate).
+    """
+    rt = ctx.rt
+    article = article_from(body.article.model_dump())
+    accounts = known_accounts(rt, body.accounts)
+    if idempotency_key is not None and not idempotency_key.strip():
+        raise InputError("Idempotency-Key", "must not be empty")
+    result = service.share(rt, article, accounts, body.texts or None, idempotency_key=idempotency_key,
+                           force=body.force, at=body.at or None, tz=body.tz or None, next_slot=body.next_slot)
+    data = {"share_id": result.share_id, "duplicate": result.duplicate,
+            "deliveries": [d.to_json() for d in result.deliveries]}
+    return JSONResponse(data, status_code=200 if result.duplicate else 201)
+
+
+@router.get("/shares", response_model=s.ShareList, responses=ERRORS)
+def list_shares(ctx: Ctx, who: Reader,
+                status: Annotated[str | None, Query(description="shares with a delivery in this status")] = None,
+                account: str | None = None, platform: str | None = None,
+                since: Annotated[str | None, Query(description="YYYY-MM-DD or ISO 8601 (inclusive)")] = None,
+                until: Annotated[str | None, Query(description="YYYY-MM-DD (inclusive day) or ISO 8601")] = None,
+                q: Annotated[str | None, Query(max_length=200, description="title contains")] = None,
+                limit: Annotated[int, Query(ge=1, le=200)] = 20,
+                cursor: Annotated[str | None, Query(max_length=100)] = None) -> JSONResponse:
+    """Shares, newest first, with their deliveries. Pass ``next_cursor`` back as ``cursor`` for more."""
+    rt = ctx.rt
+    if status and status not in STATUSES:
+        raise InputError("status", f"unknown status {status!r} (one of: {', '.join(STATUSES)})")
+    if platform and platform not in REGISTRY:
+        raise InputError("platform", f"unknown platform {platform!r} (one of: {', '.join(REGISTRY)})")
+    if account:
+        known_accounts(rt, [account], "account")
+    tz = rt.settings.timezone
+    shares, next_cursor = service.list_shares(
+        rt, status=status, account=account, platform=platform, since=parse_bound(since, tz, "since"),
+        until=parse_bound(until, tz, "until", end=True), q=q or None, limit=limit, cursor=cursor or None)
+    return JSONResponse({"shares": [x.to_json() for x in shares], "next_cursor": next_cursor,
+                         "counts": service.counts(rt)})
+
+
+@router.get("/shares/{share_id}", response_model=s.ShareOut, responses={**ERRORS, **NOT_FOUND})
+def get_share(share_id: str, ctx: Ctx, who: Reader) -> JSONResponse:
+    """A share with every delivery and its event timeline."""
+    return JSONResponse(service.get_share(ctx.rt, share_id).to_json())
+
+
+@router.patch("/shares/{share_id}", response_model=s.ShareOut, responses={**ERRORS, **NOT_FOUND, **CONFLICT})
+def reschedule(share_id: str, body: s.RescheduleRequest, ctx: Ctx, who: Editor) -> JSONResponse:
+    """Move the share's still-scheduled deliveries to a new time."""
+    _share_id(share_id)
+    service.reschedule(ctx.rt, share_id, body.at, body.tz or None)
+    return JSONResponse(service.get_share(ctx.rt, share_id).to_json())
+
+
+@router.post("/shares/{share_id}/cancel", response_model=s.CancelOut, responses={**ERRORS, **NOT_FOUND})
+def cancel_share(share_id: str, ctx: Ctx, who: Editor) -> dict:
+    """Cancel the deliveries that have not started sending; says which were already out."""
+    _share_id(share_id)
+    result = service.cancel(ctx.rt, share_id)
+    return {"cancelled": result.cancelled, "not_cancelled": result.not_cancelled}
+
+
+@router.get("/deliveries/{delivery_id}", response_model=s.DeliveryOut, responses={**ERRORS, **NOT_FOUND})
+def get_delivery(delivery_id: str, ctx: Ctx, who: Reader) -> JSONResponse:
+    return JSONResponse(service.delivery(ctx.rt, delivery_id).to_json())
+
+
+@router.post("/deliveries/{delivery_id}/retry", response_model=s.DeliveryOut,
+             responses={**ERRORS, **NOT_FOUND, **CONFLICT})
+def retry(delivery_id: str, ctx: Ctx, who: Editor, body: s.RetryRequest | None = None) -> JSONResponse:
+    """Send a failed or needs_review delivery again (needs_review: ``{"confirm": true}``)."""
+    d = service.retry(ctx.rt, delivery_id, confirmed=bool(body and body.confirm))
+    return JSONResponse(d.to_json())
+
+
+@router.post("/deliveries/{delivery_id}/cancel", response_model=s.CancelOut, responses={**ERRORS, **NOT_FOUND})
+def cancel_delivery(delivery_id: str, ctx: Ctx, who: Editor) -> dict:
+    if not delivery_id.startswith("dl_"):
+        raise NotFound(f"no delivery with id {delivery_id!r}")
+    result = service.cancel(ctx.rt, delivery_id)
+    return {"cancelled": result.cancelled, "not_cancelled": result.not_cancelled}
+
+
+@router.post("/deliveries/{delivery_id}/posted", response_model=s.DeliveryOut,
+             responses={**ERRORS, **NOT_FOUND, **CONFLICT})
+def mark_posted(delivery_id: str, ctx: Ctx, who: Editor, body: s.PostedRequest | None = None) -> JSONResponse:
+    """Close a needs_review delivery: an editor checked the account and the post is out."""
+    d = service.mark_posted(ctx.rt, delivery_id, body.url if body and body.url else None)
+    return JSONResponse(d.to_json())
+
+
+@router.get("/accounts", response_model=s.AccountList, responses=ERRORS)
+def accounts(ctx: Ctx, who: Reader, check: bool = False) -> JSONResponse:
+    """Configured accounts (never a secret): limits, last success/failure, and with ``check=true`` whether
+    the credentials work now (one cheap read per platform; bots and webhooks cannot be checked)."""
+    return JSONResponse({"accounts": account_rows(ctx.rt, check)})
+
+
+@router.get("/schedule", response_model=s.ScheduleList, responses=ERRORS)
+def schedule(ctx: Ctx, who: Reader, account: str | None = None) -> JSONResponse:
+    """Scheduled deliveries, soonest first."""
+    if account:
+        known_accounts(ctx.rt, [account], "account")
+    return JSONResponse({"deliveries": [d.to_json() for d in service.schedule_list(ctx.rt, account=account)]})
+
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz", response_model=s.Health, responses={503: {"model": s.Health}})
+def healthz(ctx: Ctx, response: Response) -> dict:
+    """Redis answers, and at least one worker consuming our queue answers a Celery ping (1 s)."""
+    rt = ctx.rt
+    try:
+        redis_ok = bool(rt.redis.ping())
+    except Exception:
+        redis_ok = False
+    workers: list[str] = []
+    if redis_ok:
+        try:
+            replies = rt.queue.app.control.inspect(timeout=1.0).active_queues() or {}
+        except Exception:
+            replies = {}
+        workers = sorted(name for name, queues in replies.items()
+                         if any(q.get("name") == rt.settings.queue for q in queues or []))
+    ok = redis_ok and bool(workers)
+    response.status_code = 200 if ok else 503
+    return {"status": "ok" if ok else "degraded", "redis": redis_ok, "workers": workers}
+
+
+def _share_id(share_id: str) -> None:
+    if not share_id.startswith("sh_"):
+        raise NotFound(f"no share with id {share_id!r}")

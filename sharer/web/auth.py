@@ -1,0 +1,127 @@
+"""Who is asking, and may they: FastAPI dependencies shared by the API and the pages.
+
+A request is signed in by a bearer token (API clients) or the session cookie (the browser). Roles come
+from the config on every request, so a changed role or a removed user takes effect at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.templating import Jinja2Templates
+
+from ..runtime import Runtime
+from .sessions import SESSION_COOKIE, LoginLimiter, Sessions, same_token
+from .settings import User, WebSettings
+from .users import Tokens
+
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+MAX_FIELD_BYTES = 5 * 1024 * 1024  # an article body pasted into the compose form may exceed Starlette's 1 MB
+
+
+@dataclass
+class WebContext:
+    """Everything a request handler needs; one per app (``app.state.web``)."""
+
+    rt: Runtime
+    web: WebSettings
+    sessions: Sessions
+    tokens: Tokens
+    limiter: LoginLimiter
+    templates: Jinja2Templates
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    via: str  # "session" or "token"
+    csrf: str | None = None  # the session's CSRF token (None for bearer tokens)
+    session_id: str | None = None
+
+    @property
+    def can_write(self) -> bool:
+        return self.user.can_write
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; the app turns it into a redirect to /login."""
+
+
+def context(request: Request) -> WebContext:
+    return request.app.state.web
+
+
+Ctx = Annotated[WebContext, Depends(context)]
+
+
+def identify(request: Request, ctx: WebContext) -> Principal | None:
+    """The signed-in principal, or None. A malformed or revoked credential is simply no credential."""
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        user = ctx.web.user(ctx.tokens.user_for(token.strip()))
+        return Principal(user, "token") if user else None
+    session = ctx.sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return None
+    user = ctx.web.user(session.user)
+    return Principal(user, "session", session.csrf, session.id) if user else None
+
+
+def api_reader(request: Request, ctx: Ctx) -> Principal:
+    """Any signed-in user; anonymous API calls get 401. Cookie-signed writes need the CSRF header."""
+    who = identify(request, ctx)
+    if who is None:
+        raise HTTPException(401, "sign in, or send an API token: Authorization: Bearer shr_…",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if who.via == "session" and request.method in UNSAFE and not same_token(who.csrf or "",
+                                                                          request.headers.get(CSRF_HEADER)):
+        raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header (cookie-authenticated write)")
+    return who
+
+
+def api_editor(who: Annotated[Principal, Depends(api_reader)]) -> Principal:
+    if not who.can_write:
+        raise HTTPException(403, f"user {who.user.name!r} is a viewer; only editors may do this")
+    return who
+
+
+def page_reader(request: Request, ctx: Ctx) -> Principal:
+    who = identify(request, ctx)
+    if who is None or who.via != "session":
+        raise LoginRequired()
+    return who
+
+
+def page_editor(who: Annotated[Principal, Depends(page_reader)]) -> Principal:
+    if not who.can_write:
+        raise HTTPException(403, f"user {who.user.name!r} is a viewer; only editors may do this")
+    return who
+
+
+async def checked_form(request: Request, who: Principal) -> dict[str, list[str]]:
+    """The posted form (multi-valued), after its CSRF token was checked against the session."""
+    form = await request.form(max_part_size=MAX_FIELD_BYTES)
+    if not same_token(who.csrf or "", _str(form.get("csrf_token"))):
+        raise HTTPException(403, "this form has expired or did not come from this site: reload the page")
+    out: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            out.setdefault(key, []).append(value)
+    request.state.form = form  # uploads stay reachable for the handler
+    return out
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+Reader = Annotated[Principal, Depends(api_reader)]
+Editor = Annotated[Principal, Depends(api_editor)]
+PageReader = Annotated[Principal, Depends(page_reader)]
+PageEditor = Annotated[Principal, Depends(page_editor)]

@@ -1,0 +1,137 @@
+"""``sharer web`` (serve the dashboard with uvicorn) and ``sharer user add|list|token|revoke-token``.
+
+Registered at the end of ``sharer/cli.py``. Heavy imports (FastAPI, uvicorn) happen inside the commands,
+so other commands stay fast. ``user add`` prints TOML to paste: config files are never rewritten.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import wraps
+
+import click
+
+from ..errors import InputError, NotFound
+
+
+def _errors(fn):
+    """The CLI's error contract (one line, exit 1/2), imported late: sharer.cli imports this module."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ..cli import handle_errors
+
+        return handle_errors(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+def _config(ctx: click.Context) -> str | None:
+    return (ctx.find_root().obj or {}).get("config")
+
+
+@click.command("web")
+@click.option("--host", help="Address to bind (default: [web] host, else 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: [web] port, else 8080).")
+@click.pass_context
+@_errors
+def web_command(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the editors' dashboard and the HTTP API (/openapi.json)."""
+    import uvicorn
+
+    from ..config import load_settings
+    from .app import create_app
+
+    settings = load_settings(_config(ctx))
+    app = create_app(settings, host=host, port=port)
+    web = app.state.web.web
+    shown = f"[{web.host}]" if ":" in web.host else web.host
+    click.echo(f"sharer web: http://{shown}:{web.port}/  (API schema: /openapi.json)", err=True)
+    uvicorn.run(app, host=web.host, port=web.port, proxy_headers=True,
+                forwarded_allow_ips=",".join(web.trusted_proxies), timeout_graceful_shutdown=3,
+                log_level="info")
+
+
+@click.group("user")
+def user_group() -> None:
+    """Dashboard users (in the config) and their API tokens (in Redis)."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["editor", "viewer"]), required=True,
+              help="editor: share, retry, cancel; viewer: read only.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (no prompt).")
+@_errors
+def add(name: str, role: str, password_stdin: bool) -> None:
+    """Hash a password for NAME and print the [users.NAME] lines to paste into the config."""
+    from .settings import USER_NAME
+    from .users import hash_password
+
+    if not USER_NAME.match(name):
+        raise InputError("NAME", "letters, digits, '_', '.', '-' (at most 64), starting with a letter or digit")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    if len(password) < 10:
+        raise InputError("password", "use at least 10 characters")
+    click.echo(f"[users.{name}]\nrole = \"{role}\"\npassword_hash = \"{hash_password(password)}\"")
+    click.echo("# paste these lines into your config file (sharer never rewrites it), then restart `sharer web`",
+               err=True)
+
+
+@user_group.command("list")
+@click.pass_context
+@_errors
+def list_users(ctx: click.Context) -> None:
+    """Users from the config, and every API token (ids only: tokens are shown once, at creation)."""
+    from ..runtime import get_runtime
+    from .settings import demo_users, parse_users
+    from .users import Tokens
+
+    rt = get_runtime(_config(ctx))
+    users = parse_users(rt.settings)
+    demo = set(demo_users(users.values()))
+    for u in users.values():
+        click.echo(f"{u.name:20} {u.role:7} {'(demo user: loopback only)' if u.name in demo else ''}".rstrip())
+    tokens = Tokens(rt.redis, rt.settings.prefix).list()
+    if tokens:
+        click.echo("\nTOKEN ID      USER                 CREATED                   LAST USED")
+    for t in tokens:
+        gone = "" if t.user in users else "  (user no longer in the config: refused)"
+        click.echo(f"{t.id:13} {t.user:20} {t.created_at:25} {t.last_used or '-'}{gone}")
+
+
+@user_group.command("token")
+@click.argument("name")
+@click.pass_context
+@_errors
+def token(ctx: click.Context, name: str) -> None:
+    """Create an API token for NAME (printed once; store it like a password)."""
+    from ..runtime import get_runtime
+    from .settings import parse_users
+    from .users import Tokens
+
+    rt = get_runtime(_config(ctx))
+    if name not in parse_users(rt.settings):
+        raise InputError("NAME", f"no user {name!r} in {rt.settings.path} (add one with: sharer user add)")
+    token_id, value = Tokens(rt.redis, rt.settings.prefix).create(name)
+    click.echo(value)
+    click.echo(f"# token {token_id} for {name}: send it as 'Authorization: Bearer <token>'; "
+               f"revoke with: sharer user revoke-token {token_id}", err=True)
+
+
+@user_group.command("revoke-token")
+@click.argument("token_id")
+@click.pass_context
+@_errors
+def revoke_token(ctx: click.Context, token_id: str) -> None:
+    """Revoke an API token at once."""
+    from ..runtime import get_runtime
+    from .users import Tokens
+
+    rt = get_runtime(_config(ctx))
+    if not Tokens(rt.redis, rt.settings.prefix).revoke(token_id):
+        raise NotFound(f"no token with id {token_id!r}")
+    click.echo(f"token {token_id} revoked")

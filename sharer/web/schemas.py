@@ -1,0 +1,189 @@
+"""Request and response models: the HTTP API's contract, published in ``/openapi.json``.
+
+Response bodies are built by the core (``Delivery.to_json`` — the CLI's ``--json`` contract) and
+returned as they are; these models document them. Extra fields are allowed so the documented contract
+can grow (e.g. scheduling fields) without breaking clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..store.deliveries import STATUSES
+
+_status_doc = "one of: " + ", ".join(STATUSES)
+HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
+
+
+class ArticleIn(BaseModel):
+    """The article, as in a ``.json`` article file. ``body_html`` is sanitised on arrival."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(max_length=1000)
+    url: str = Field(max_length=4000, pattern=HTTP_URL, description="http(s) URL of the article")
+    summary: str = Field("", max_length=20_000)
+    body_html: str = Field("", max_length=2_000_000)
+    image: str | None = Field(None, max_length=4000, pattern=HTTP_URL)
+    author: str | None = Field(None, max_length=200)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    published_at: str | None = Field(None, max_length=64, description="ISO 8601 with a time zone offset")
+    lang: str | None = Field(None, max_length=35)
+
+
+class PreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    article: ArticleIn
+    accounts: list[str] = Field(min_length=1, max_length=100)
+    texts: dict[str, str] = Field(default_factory=dict, description="account -> the editor's own text")
+
+
+class PreviewPost(BaseModel):
+    """The post as it will be sent, or ``error`` when it cannot be (e.g. text over the limit)."""
+
+    platform: str
+    account: str
+    text: str | None
+    payload: dict[str, Any] | None
+    length: int | None = Field(description="counted in the platform's own rules")
+    limit: int | None
+    unit: str | None
+    warnings: list[str]
+    error: str | None
+
+
+class PreviewResponse(BaseModel):
+    posts: list[PreviewPost]
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    article: ArticleIn
+    accounts: list[str] = Field(min_length=1, max_length=100)
+    texts: dict[str, str] = Field(default_factory=dict)
+    at: str | None = Field(None, max_length=64, description="'2026-11-26 09:00' (in tz) or ISO 8601 with offset")
+    tz: str | None = Field(None, max_length=64, description="IANA zone for `at` (default: [defaults] timezone)")
+    next_slot: bool = Field(False, description="schedule at each account's next free posting slot")
+    force: bool = Field(False, description="share again even if this went to these accounts recently")
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    at: str
+    status: str
+    attempt: int
+    message: str
+
+
+class DeliveryOut(BaseModel):
+    """Exactly the CLI's ``--json`` delivery object (``Delivery.to_json``). Times: ISO 8601 UTC."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    share_id: str
+    account: str
+    platform: str
+    status: str = Field(description=_status_doc)
+    attempts: int
+    post_id: str | None
+    post_url: str | None
+    error: str | None
+    error_kind: str | None
+    note: str | None
+    overdue: bool
+    created_at: str
+    updated_at: str
+    post: dict[str, Any] | None
+    events: list[Event]
+
+
+class ShareOut(BaseModel):
+    share_id: str
+    title: str
+    url: str
+    created_at: str
+    deliveries: list[DeliveryOut]
+
+
+class ShareCreated(BaseModel):
+    share_id: str
+    duplicate: bool = Field(description="true: an earlier share was returned (same idempotency key, or recent)")
+    deliveries: list[DeliveryOut]
+
+
+class ShareList(BaseModel):
+    shares: list[ShareOut]
+    next_cursor: str | None
+    counts: dict[str, int] = Field(description="deliveries per status, over the whole log")
+
+
+class RescheduleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: str = Field(max_length=64)
+    tz: str | None = Field(None, max_length=64)
+
+
+class RetryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    confirm: bool = Field(False, description="required for needs_review: you checked the post is not out")
+
+
+class PostedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(None, max_length=4000, description="where the post is, if you found it")
+
+
+class CancelOut(BaseModel):
+    cancelled: list[str]
+    not_cancelled: dict[str, str] = Field(description="delivery id -> its status (already out, or sending)")
+
+
+class Outcome(BaseModel):
+    delivery_id: str
+    at: str
+    status: str
+    post_url: str | None = None
+    error: str | None = None
+
+
+class CredentialState(BaseModel):
+    ok: bool | None = Field(description="null: the platform cannot be checked without posting")
+    message: str
+    checked_at: str
+
+
+class AccountOut(BaseModel):
+    name: str
+    platform: str
+    platform_title: str
+    limit: int
+    unit: str
+    rate_limit: dict[str, float] | None
+    timezone: str | None
+    last_success: Outcome | None
+    last_failure: Outcome | None
+    credentials: CredentialState | None = Field(description="present with ?check=true")
+
+
+class AccountList(BaseModel):
+    accounts: list[AccountOut]
+
+
+class ScheduleList(BaseModel):
+    deliveries: list[DeliveryOut]
+
+
+class Me(BaseModel):
+    user: str
+    role: str
+
+
+class Health(BaseModel):
+    status: str
+    redis: bool
+    workers: list[str]
+
+
+class Problem(BaseModel):
+    detail: Any

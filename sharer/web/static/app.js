@@ -1,0 +1,191 @@
+// sharer dashboard: plain JavaScript, no build step, no framework.
+// - every <time datetime="…Z"> is shown in the viewer's own time zone;
+// - the compose page previews each post through POST /api/previews (debounced) as you type;
+// - the share page follows its deliveries live over Server-Sent Events (GET /api/events).
+// User-provided text is only ever set with textContent / value; HTML comes from our escaped templates.
+(() => {
+  "use strict";
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach((t) => {
+      const d = new Date(t.getAttribute("datetime"));
+      if (!Number.isNaN(d.getTime())) {
+        t.textContent = fmt.format(d);
+        t.title = t.getAttribute("datetime");
+      }
+    });
+  }
+
+  const tzLabel = document.getElementById("viewer-tz");
+  if (tzLabel) tzLabel.textContent = "times in " + Intl.DateTimeFormat().resolvedOptions().timeZone;
+  localTimes(document);
+
+  // --- share page: live deliveries ------------------------------------------------------------
+  const box = document.getElementById("deliveries");
+  if (box && window.EventSource) {
+    const id = box.dataset.share;
+    const live = document.getElementById("live");
+    let timer = null;
+    const refresh = () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const r = await fetch(`/shares/${encodeURIComponent(id)}/deliveries`, { credentials: "same-origin" });
+        if (r.ok) {
+          box.innerHTML = await r.text(); // our own server-rendered, escaped fragment
+          localTimes(box);
+        }
+      }, 80);
+    };
+    const es = new EventSource(`/api/events?share=${encodeURIComponent(id)}`);
+    es.addEventListener("hello", () => {
+      live.textContent = "live";
+      live.className = "live on";
+      refresh(); // anything that changed between rendering and subscribing
+    });
+    es.addEventListener("delivery", refresh);
+    es.onerror = () => {
+      live.textContent = "reconnecting…";
+      live.className = "live";
+    };
+  }
+
+  // --- compose page ----------------------------------------------------------------------------
+  const form = document.getElementById("compose");
+  if (form) compose(form);
+
+  function compose(form) {
+    const tpl = document.getElementById("card-template");
+    const area = document.getElementById("previews");
+    const empty = document.getElementById("previews-empty");
+    const btn = document.getElementById("share-btn");
+    const state = document.getElementById("compose-state");
+    const articleError = document.getElementById("article-error");
+    const initial = JSON.parse(document.getElementById("initial-texts").textContent || "{}");
+    const cards = new Map(); // account -> {el, ta, dirty, ok}
+    let timer = null;
+    let seq = 0;
+    let pending = false;
+    let articleOk = false;
+
+    const value = (name) => (form.elements[name]?.value ?? "").trim();
+    const selected = () => [...form.querySelectorAll('input[name="accounts"]:checked')].map((i) => i.value);
+
+    function article() {
+      const a = { title: value("title"), url: value("url"), summary: value("summary"),
+        body_html: form.elements.body_html.value,
+        tags: value("tags").split(",").map((s) => s.trim()).filter(Boolean) };
+      for (const n of ["image", "author", "published_at", "lang"]) if (value(n)) a[n] = value(n);
+      return a;
+    }
+
+    function setDirty(c, name, on) {
+      c.dirty = on;
+      if (on) c.ta.name = "text." + name; else c.ta.removeAttribute("name"); // only edited texts are sent
+      c.el.querySelector(".reset").hidden = !on;
+      c.el.classList.toggle("edited", on);
+    }
+
+    function card(name, platform) {
+      let c = cards.get(name);
+      if (c) return c;
+      const el = tpl.content.firstElementChild.cloneNode(true);
+      el.dataset.account = name;
+      el.querySelector(".acct").textContent = name;
+      el.querySelector(".plat").textContent = platform;
+      c = { el, ta: el.querySelector("textarea"), dirty: false, ok: false };
+      if (initial[name] !== undefined) {
+        c.ta.value = initial[name];
+        setDirty(c, name, true);
+      }
+      c.ta.addEventListener("input", () => { setDirty(c, name, true); later(); });
+      el.querySelector(".reset").addEventListener("click", () => { setDirty(c, name, false); later(0); });
+      cards.set(name, c);
+      return c;
+    }
+
+    function sync() {
+      const names = selected();
+      for (const [n, c] of cards) if (!names.includes(n)) c.el.remove();
+      for (const input of form.querySelectorAll('input[name="accounts"]:checked')) {
+        area.appendChild(card(input.value, input.dataset.platform).el);
+      }
+      empty.hidden = names.length > 0;
+    }
+
+    function problems(data) {
+      const d = data && data.detail;
+      if (Array.isArray(d)) return d.map((p) => `${p.field || (p.loc || []).join(".")}: ${p.msg}`).join("; ");
+      return String(d || "the preview failed");
+    }
+
+    function show(c, p) {
+      if (!c) return;
+      c.ok = !p.error;
+      if (!c.dirty && p.text !== null) c.ta.value = p.text;
+      const counter = c.el.querySelector(".counter");
+      counter.textContent = p.length !== null && p.limit !== null ? `${p.length}/${p.limit} ${p.unit}` : "";
+      counter.classList.toggle("over", p.length !== null && p.limit !== null && p.length > p.limit);
+      c.el.querySelector(".error").textContent = p.error || "";
+      c.el.classList.toggle("invalid", Boolean(p.error));
+      c.el.querySelector(".warnings").replaceChildren(...p.warnings.map((w) => {
+        const li = document.createElement("li");
+        li.textContent = w;
+        return li;
+      }));
+    }
+
+    function update() {
+      const names = selected();
+      const ok = names.length > 0 && articleOk && !pending && names.every((n) => cards.get(n)?.ok);
+      btn.disabled = !ok;
+      form.dataset.state = pending ? "checking" : ok ? "ready" : "invalid";
+      state.textContent = pending ? "checking…" : ok ? "" : names.length ? "fix the problems above to share" : "";
+    }
+
+    function later(ms = 300) {
+      pending = true;
+      update();
+      clearTimeout(timer);
+      timer = setTimeout(run, ms);
+    }
+
+    async function run() {
+      sync();
+      const names = selected();
+      if (!names.length) { pending = false; update(); return; }
+      const texts = {};
+      for (const n of names) if (cards.get(n).dirty) texts[n] = cards.get(n).ta.value;
+      const mine = ++seq;
+      let resp, data;
+      try {
+        resp = await fetch("/api/previews", {
+          method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+          body: JSON.stringify({ article: article(), accounts: names, texts }),
+        });
+        data = await resp.json();
+      } catch (e) {
+        if (mine === seq) { articleOk = false; articleError.textContent = "preview unavailable"; pending = false; update(); }
+        return;
+      }
+      if (mine !== seq) return; // a newer request is on its way
+      pending = false;
+      if (!resp.ok) {
+        articleOk = false;
+        articleError.textContent = problems(data);
+      } else {
+        articleOk = true;
+        articleError.textContent = "";
+        for (const p of data.posts) show(cards.get(p.account), p);
+      }
+      update();
+    }
+
+    form.addEventListener("input", (e) => { if (!e.target.closest(".preview") && e.target.name !== "tz") later(); });
+    form.addEventListener("change", (e) => { if (e.target.name === "accounts") later(0); });
+    form.addEventListener("submit", (e) => { if (btn.disabled) e.preventDefault(); });
+    later(0);
+  }
+})();

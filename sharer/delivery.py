@@ -113,7 +113,7 @@ def run_delivery(rt: Runtime, delivery_id: str, account_name: str | None = None,
 
 
 def _compose(rt: Runtime, record: Delivery, article_json: str) -> tuple[Platform, Post]:
-    article = Article.from_dict(json.loads(article_json))
+    article = Article.from_stored(json.loads(article_json))
     account = rt.settings.account(record.account)
     platform = get_platform(account.platform)(account)
     return platform, platform.compose(article, record.override)

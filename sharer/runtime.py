@@ -50,6 +50,10 @@ class Runtime:
         s.mount("http://", adapter)
         s.mount("https://", adapter)
         s.headers["User-Agent"] = "sharer/0.1 (+https://github.com/sharer)"
+        # requests re-reads proxy variables (and ~/.netrc) on every call: ~0.4 ms each. Skip that when
+        # no proxy is configured; with HTTP(S)_PROXY set it stays on, so proxies keep working.
+        if not any(k.lower().endswith("_proxy") for k in os.environ):
+            s.trust_env = False
         return s
 
     @cached_property

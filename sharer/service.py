@@ -90,10 +90,10 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
     share_record = {"id": share_id, "article": article.to_dict(), "title": article.title, "url": article.url,
                     "delivery_ids": [d["id"] for d in deliveries]}
     if when is None and not next_slot:
-        rt.store.create_share(share_record, deliveries)
+        records = rt.store.create_share(share_record, deliveries)
         for d in deliveries:
             rt.queue.enqueue(d["id"], account=d["account"])
-        return ShareResult(share_id, rt.store.get_many([d["id"] for d in deliveries]))
+        return ShareResult(share_id, records)
     taken: list[tuple[str, str]] = []
     try:
         for d in deliveries:

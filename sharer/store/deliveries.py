@@ -25,7 +25,7 @@ STATUSES = ("queued", "scheduled", "sending", "retrying", "delivered", "failed",
 # KEYS[1] delivery hash, KEYS[2] its event list
 # ARGV: 1 status-index prefix, 2 allowed current statuses ("a,b" or "*"), 3 new status ("" = keep),
 #       4 now iso, 5 message, 6 fencing token ("" = none), 7 fields json, 8 "1" to bump attempts,
-#       9 events channel
+#       9 events channel, 10 TTL seconds for a settled record (retention + 1 day)
 _TRANSITION = """
 local h = KEYS[1]
 local cur = redis.call('HGET', h, 'status')
@@ -52,6 +52,10 @@ if new ~= cur then
 end
 local ev = cjson.encode({at = ARGV[4], status = new, attempt = attempts, message = ARGV[5]})
 redis.call('RPUSH', KEYS[2], ev)
+if new == 'delivered' or new == 'failed' or new == 'cancelled' then
+  redis.call('EXPIRE', h, ARGV[10])
+  redis.call('EXPIRE', KEYS[2], ARGV[10])
+end
 redis.call('PUBLISH', ARGV[9], cjson.encode({delivery = redis.call('HGET', h, 'id'),
   share = redis.call('HGET', h, 'share_id'), status = new, attempt = attempts, at = ARGV[4]}))
 return {'ok', tostring(attempts)}
@@ -220,8 +224,12 @@ class DeliveryStore:
     # --- writing ---------------------------------------------------------------------------------
 
     def create_share(self, share: dict[str, Any], deliveries: list[dict[str, Any]], status: str = "queued",
-                     message: str = "queued") -> None:
-        """Write a share and its deliveries in one MULTI/EXEC: all of it exists, or none."""
+                     message: str = "queued") -> list[Delivery]:
+        """Write a share and its deliveries in one MULTI/EXEC: all of it exists, or none.
+
+        Records get their Redis TTL (retention + 1 day, a backstop for the purge) when they settle.
+        """
+        created_records: list[Delivery] = []
         t = now()
         created = iso(t)
         member_ms = f"{ms(t):013d}"
@@ -235,19 +243,19 @@ class DeliveryStore:
             d = dict(d)
             text = d.pop("message", message)
             member = f"{member_ms}:{d['id']}"
+            ev = json.dumps({"at": created, "status": status, "attempt": 0, "message": text})
             fields = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": status,
                       "attempts": 0, "created_at": created, "updated_at": created, "idx": member}
             pipe.hset(self.k.delivery(d["id"]), mapping=fields)
+            created_records.append(Delivery.from_hash({k: str(v) for k, v in fields.items()}, [ev]))
             if status == "scheduled":  # the dispatcher's queue: score = due time
                 pipe.zadd(self.k.schedule, {d["id"]: float(d["scheduled_for"])})
-            ev = json.dumps({"at": created, "status": status, "attempt": 0, "message": text})
             pipe.rpush(self.k.events(d["id"]), ev)
-            pipe.expire(self.k.delivery(d["id"]), ttl)
-            pipe.expire(self.k.events(d["id"]), ttl)
             pipe.zadd(self.k.all_index, {member: 0})
             pipe.zadd(self.k.status_index(status), {member: 0})
             pipe.zadd(self.k.account_index(d["account"]), {member: 0})
         pipe.execute()
+        return created_records
 
     def transition(self, delivery_id: str, allowed: Iterable[str] | str, new: str | None, message: str,
                    *, token: int | None = None, fields: dict[str, Any] | None = None,
@@ -257,7 +265,7 @@ class DeliveryStore:
             keys=[self.k.delivery(delivery_id), self.k.events(delivery_id)],
             args=[self.k.status_prefix, allowed_s, new or "", iso(), message,
                   "" if token is None else str(token), json.dumps(_fields(fields or {})),
-                  "1" if bump else "0", self.k.events_channel],
+                  "1" if bump else "0", self.k.events_channel, str(self.retention + 86400)],
         )
         return Result(_s(res[0]), _s(res[1]))
 

@@ -26,6 +26,8 @@ import random
 import time
 from dataclasses import dataclass
 
+from redis import exceptions as redis_errors
+
 from .article import Article
 from .config import Account, RetryPolicy
 from .errors import Ambiguous, AuthExpired, DeliveryError, Duplicate, RateLimited, SharerError, TransientError
@@ -126,8 +128,7 @@ def _context(rt: Runtime, record: Delivery, account: Account, token: int | None)
         delivery_id=did, account=account, session=rt.session, timeout=rt.settings.http_timeout,
         redis=rt.redis, keys=rt.keys, state=dict(record.state), media_rewrite=rt.settings.media_rewrite,
         on_step=lambda msg: store.transition(did, allowed, None, msg, token=token),
-        on_state=lambda state: store.transition(did, allowed, None, "progress saved", token=token,
-                                                fields={"state": state}),
+        on_state=lambda state: store.transition(did, allowed, None, "", token=token, fields={"state": state}),
     )
 
 
@@ -220,12 +221,23 @@ def _fail(rt: Runtime, record: Delivery, token: int, message: str, kind: str, po
 
 
 def _delivered(rt: Runtime, delivery_id: str, token: int, post: Post, receipt: Receipt) -> None:
+    """Record the receipt. The post is out: if Redis is briefly unreachable, keep trying for the rest
+    of the lease rather than lose the receipt (which would leave an editor to check by hand)."""
     where = receipt.url or receipt.note or "no public URL"
-    _to(rt,
-        delivery_id, "sending", "delivered", f"delivered: {where}", token=token,
-        fields={"post_id": receipt.post_id, "post_url": receipt.url, "note": receipt.note, "error": None,
-                "error_kind": None, "post": post.to_dict(), "lease_until": None},
-    )
+    fields = {"post_id": receipt.post_id, "post_url": receipt.url, "note": receipt.note, "error": None,
+              "error_kind": None, "post": post.to_dict(), "lease_until": None}
+    deadline = time.monotonic() + rt.settings.lease_seconds * 0.9
+    pause = 0.2
+    while True:
+        try:
+            _to(rt, delivery_id, "sending", "delivered", f"delivered: {where}", token=token, fields=fields)
+            return
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("delivery %s: Redis unreachable while recording the receipt; retrying", delivery_id)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 ALERT_ON = ("delivered", "failed", "needs_review")

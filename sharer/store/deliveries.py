@@ -50,6 +50,7 @@ if new ~= cur then
   redis.call('ZREM', ARGV[1] .. cur, member)
   redis.call('ZADD', ARGV[1] .. new, 0, member)
 end
+if ARGV[5] == '' and new == cur then return {'ok', tostring(attempts)} end  -- a silent field update
 local ev = cjson.encode({at = ARGV[4], status = new, attempt = attempts, message = ARGV[5]})
 redis.call('RPUSH', KEYS[2], ev)
 if new == 'delivered' or new == 'failed' or new == 'cancelled' then

@@ -14,12 +14,17 @@ from .redact import redact
 from .runtime import Runtime
 
 
-def send_alert(rt: Runtime, delivery_id: str) -> bool:
-    s = rt.settings
-    if not s.alert_webhook:
-        return False
+def send_alert(rt: Runtime, delivery_id: str, target: str = "global") -> bool:
+    """Notify ``[alerts]`` (target "global") or the delivery's account's own ``alerts`` ("account")."""
     d = rt.store.get(delivery_id, with_events=False)
     if d is None:
+        return False
+    if target == "account":
+        account = rt.settings.accounts.get(d.account)
+        url, secret = (account.alert_webhook, account.alert_secret) if account else (None, None)
+    else:
+        url, secret = rt.settings.alert_webhook, rt.settings.alert_secret
+    if not url:
         return False
     share = rt.store.share(d.share_id) or {}
     notice = {
@@ -30,10 +35,10 @@ def send_alert(rt: Runtime, delivery_id: str) -> bool:
     }
     body = json.dumps(notice, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json; charset=utf-8", "X-Sharer-Delivery": d.id}
-    if s.alert_secret:
-        headers["X-Sharer-Signature"] = sign(s.alert_secret.reveal(), body)
+    if secret:
+        headers["X-Sharer-Signature"] = sign(secret.reveal(), body)
     try:
-        resp = rt.session.post(s.alert_webhook, data=body, headers=headers, timeout=(5, 15))
+        resp = rt.session.post(url, data=body, headers=headers, timeout=(5, 15))
     except Exception as e:  # requests errors carry the URL; keep only the kind
         raise TransientError(f"alert webhook unreachable: {type(e).__name__}") from None
     if resp.status_code >= 300:

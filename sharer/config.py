@@ -77,6 +77,8 @@ class Account:
     slots: Any = None  # sharer.timeparse.Slots, or None when the account has no posting slots
     min_spacing: float = 0.0  # seconds between two scheduled posts of this account
     max_lateness: float | None = None  # seconds; None = [defaults] max_lateness_minutes
+    alert_webhook: str | None = None  # this account's own "tell me" webhook, besides [alerts]
+    alert_secret: Secret | None = None
 
     def secret(self, key: str) -> str:
         return self.credentials[key].reveal()
@@ -108,6 +110,10 @@ class Settings:
     web: dict[str, Any] = field(default_factory=dict)
     users: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def alerts_configured(self) -> bool:
+        return bool(self.alert_webhook) or any(a.alert_webhook for a in self.accounts.values())
+
     def account(self, name: str) -> Account:
         try:
             return self.accounts[name]
@@ -122,7 +128,7 @@ _TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alert
              "users"}
 _ACCOUNT_KEYS = {
     "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
-    "timezone", "slots", "min_spacing_minutes", "max_lateness_minutes",
+    "timezone", "slots", "min_spacing_minutes", "max_lateness_minutes", "alerts",
 }
 SANDBOX_SECRET_PREFIX = "sandbox-"
 
@@ -160,7 +166,6 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     _no_unknown(delivery, {"lease_seconds", "http_timeout", "retry", "overdue_minutes", "duplicate_window_hours"},
                 p, "delivery")
     alerts = _table(raw, "alerts", p)
-    _no_unknown(alerts, {"webhook", "secret"}, p, "alerts")
     secrets_tbl = _table(raw, "secrets", p)
     media = _table(raw, "media", p)
     _no_unknown(media, {"rewrite"}, p, "media")
@@ -194,9 +199,7 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     for name, acc in accounts_tbl.items():
         accounts[name] = _account(name, acc, p, resolver, default_retry)
 
-    alert_secret = None
-    if "secret" in alerts:
-        alert_secret = resolver.resolve(alerts["secret"], "alerts.secret", alerts.get("webhook", ""))
+    alert_webhook, alert_secret = _alerts(alerts, p, "alerts", resolver)
     return Settings(
         path=p,
         redis_url=redis_url,
@@ -212,7 +215,7 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         max_lateness=_num(defaults, "max_lateness_minutes", p, "defaults", 15.0) * 60,
         duplicate_window=_num(delivery, "duplicate_window_hours", p, "delivery", 24.0) * 3600,
         accounts=accounts,
-        alert_webhook=alerts.get("webhook"),
+        alert_webhook=alert_webhook,
         alert_secret=alert_secret,
         media_rewrite=dict(media_rewrite),
         web=_table(raw, "web", p),
@@ -280,6 +283,7 @@ def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, defaul
         except ValueError as e:
             raise ConfigError(f"{p}: {e}") from None
     max_late = acc.get("max_lateness_minutes")
+    alert_webhook, alert_secret = _alerts(acc.get("alerts", {}), p, f"{where}.alerts", resolver)
     return Account(
         name=name,
         platform=platform_id,
@@ -294,6 +298,8 @@ def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, defaul
         slots=slots,
         min_spacing=_num(acc, "min_spacing_minutes", p, where, 0.0) * 60,
         max_lateness=None if max_late is None else _num(acc, "max_lateness_minutes", p, where, 15.0) * 60,
+        alert_webhook=alert_webhook,
+        alert_secret=alert_secret,
     )
 
 
@@ -337,6 +343,22 @@ class _CredentialResolver:
             except (OSError, tomllib.TOMLDecodeError) as e:
                 raise ConfigError(f"{self.p}: secrets.file: cannot read {self.secrets_file}: {e}") from None
         return self._file_values
+
+
+def _alerts(table: Any, p: Path, where: str, resolver: _CredentialResolver) -> tuple[str | None, Secret | None]:
+    """``{webhook = URL, secret = REF}``: where to send signed delivery notices, and the signing key."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{p}: {where}: must be {{webhook = \"https://…\", secret = \"env:VAR\"}}")
+    _no_unknown(table, {"webhook", "secret"}, p, where)
+    url = table.get("webhook")
+    if url is None:
+        if "secret" in table:
+            raise ConfigError(f"{p}: {where}.secret: given without a webhook")
+        return None, None
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"{p}: {where}.webhook: must be an http(s) URL")
+    secret = resolver.resolve(table["secret"], f"{where}.secret", url) if "secret" in table else None
+    return url, secret
 
 
 def is_loopback_url(url: str) -> bool:

@@ -246,7 +246,7 @@ ALERT_ON = ("delivered", "failed", "needs_review")
 def _to(rt: Runtime, delivery_id: str, allowed, new: str | None, message: str, **kw) -> bool:
     """A status change; a settled one also triggers the configured alert webhook."""
     result = rt.store.transition(delivery_id, allowed, new, message, **kw)
-    if result.ok and new in ALERT_ON and rt.settings.alert_webhook:
+    if result.ok and new in ALERT_ON and rt.settings.alerts_configured:
         rt.queue.send_alert(delivery_id)
     return result.ok
 

@@ -81,8 +81,14 @@ class Queue:
         self.app.send_task(DELIVER_TASK, args=[delivery_id, account, version], queue=self.settings.queue,
                            countdown=countdown if countdown and countdown > 0 else None)
 
-    def send_alert(self, delivery_id: str) -> None:
-        self.app.send_task(ALERT_TASK, args=[delivery_id], queue=self.settings.queue)
+    def send_alert(self, delivery_id: str, account: str | None = None) -> None:
+        """One alert task per configured target, so a failing receiver never repeats the other's."""
+        targets = ["global"] if self.settings.alert_webhook else []
+        acc = self.settings.accounts.get(account) if account else None
+        if acc is None or acc.alert_webhook:
+            targets.append("account")
+        for target in targets:
+            self.app.send_task(ALERT_TASK, args=[delivery_id, target], queue=self.settings.queue)
 
     def close(self) -> None:
         self.app.close()

@@ -36,8 +36,8 @@ def dispatch_due(rt: Runtime, batch: int = 500, at: float | None = None) -> Disp
             if r.action == "missed":
                 log.warning("delivery %s (%s) missed its slot by %.0f s: needs review", r.delivery_id,
                             r.account, r.lag)
-                if rt.settings.alert_webhook:
-                    rt.queue.send_alert(r.delivery_id)
+                if rt.settings.alerts_configured:
+                    rt.queue.send_alert(r.delivery_id, r.account or None)
                 continue
             rt.queue.enqueue(r.delivery_id, account=r.account or None, version=r.version)
             sent.append(r.delivery_id)

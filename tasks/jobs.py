@@ -36,10 +36,10 @@ def sweep() -> dict:
 
 @app.task(name=ALERT_TASK, ignore_result=True, autoretry_for=(TransientError,), max_retries=8,
           retry_backoff=5, retry_backoff_max=300, retry_jitter=True)
-def alert(delivery_id: str) -> None:
+def alert(delivery_id: str, target: str = "global") -> None:
     from sharer.alerts import send_alert
 
-    send_alert(get_runtime(), delivery_id)
+    send_alert(get_runtime(), delivery_id, target)
 
 
 @app.task(name="sharer.purge", ignore_result=True)

@@ -164,3 +164,30 @@ def test_alert_webhook_gets_a_signed_notice_of_a_failure(emulators, runtime, wor
     body = notice["body"]
     assert body["event"] == "delivery.failed" and body["delivery_id"] == d.id
     assert "rejected" in body["error"] and body["account"] == "hook-a"
+
+
+def test_an_account_can_have_its_own_alert_webhook(emulators, runtime, worker, article):
+    from sharer.alerts import send_alert
+    from sharer.config import Secret
+    from sharer.sandbox.webhook import SANDBOX_SECRET
+
+    r = service.share(runtime, article, ["hook-b"])
+    [d] = wait_settled(runtime, r.share_id)
+    assert d.status == "delivered"
+    account = dataclasses.replace(runtime.settings.account("hook-b"),
+                                  alert_webhook=emulators["webhook"].url + "/alerts/hook-b",
+                                  alert_secret=Secret(SANDBOX_SECRET))
+    rt = Runtime(dataclasses.replace(runtime.settings, accounts={**runtime.settings.accounts, "hook-b": account}))
+    assert rt.settings.alerts_configured
+    assert not send_alert(rt, d.id, "global")  # no [alerts] webhook: nothing sent there
+    assert send_alert(rt, d.id, "account")
+    [notice] = [p for p in sandbox_posts(emulators["webhook"]) if p["path"] == "/alerts/hook-b"]
+    assert notice["body"]["event"] == "delivery.delivered" and notice["body"]["post_url"] == d.post_url
+
+
+def test_alert_config_errors_name_the_key(tmp_path, base_env):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[accounts.x]\nplatform = "webhook"\napi_base = "http://127.0.0.1:1"\n'
+                   'credentials = { secret = "sandbox:" }\nalerts = { webhook = "ftp://nope" }\n')
+    proc = run_cli(["--config", str(cfg), "accounts"], base_env)
+    assert proc.returncode == 2 and "accounts.x.alerts.webhook" in proc.stderr

@@ -23,7 +23,6 @@ from collections import deque
 from typing import Any
 
 from .server import JSON, Emulator, Request, Response, route
-from .wecom import bad_config
 
 SANDBOX_TOKEN = "sandbox-access_token"  # what "sandbox:" resolves to for the credential "access_token"
 SANDBOX_SECRET = "sandbox-secret"  # ... and for the credential "secret"
@@ -43,6 +42,7 @@ REQUIRED = {"text": ("content",), "link": ("title", "text", "messageUrl"), "mark
 
 class DingTalkEmulator(Emulator):
     platform = "dingtalk"
+    config_schema = CONFIG_KEYS
 
     def reset_state(self) -> None:
         self.ids = itertools.count(1)
@@ -68,18 +68,6 @@ class DingTalkEmulator(Emulator):
             with self.lock:
                 self.attempts.append({"timestamp": req.query.get("timestamp"), "at": time.time()})
         return super().dispatch(req)
-
-    def control(self, req: Request) -> Response:
-        if req.path != "/_sandbox/config":
-            return super().control(req)
-        with self.lock:
-            if req.method == "POST":
-                spec = req.json()
-                bad = bad_config(spec, CONFIG_KEYS)
-                if bad:
-                    return Response(400, {"error": f"bad config keys: {bad} (known: {sorted(CONFIG_KEYS)})"})
-                self.config.update(spec)
-            return Response(200, self.config)
 
     @route("POST", r"/robot/send")
     def send(self, req: Request) -> Response:

@@ -22,7 +22,6 @@ from collections import deque
 from typing import Any
 
 from .server import JSON, Emulator, Request, Response, route
-from .wecom import bad_config
 
 SANDBOX_TOKEN = "sandbox-hook_token"  # what "sandbox:" resolves to for the credential "hook_token"
 SANDBOX_SECRET = "sandbox-secret"  # ... and for the credential "secret"
@@ -42,6 +41,7 @@ POST_TAGS = ("text", "a", "at", "img", "media", "emotion", "hr", "code_block")
 
 class FeishuEmulator(Emulator):
     platform = "feishu"
+    config_schema = CONFIG_KEYS
 
     def reset_state(self) -> None:
         self.ids = itertools.count(1)
@@ -60,18 +60,6 @@ class FeishuEmulator(Emulator):
 
     def _err(self, code: int, msg: str) -> Response:
         return Response(200, {"code": code, "data": {}, "msg": msg})
-
-    def control(self, req: Request) -> Response:
-        if req.path != "/_sandbox/config":
-            return super().control(req)
-        with self.lock:
-            if req.method == "POST":
-                spec = req.json()
-                bad = bad_config(spec, CONFIG_KEYS)
-                if bad:
-                    return Response(400, {"error": f"bad config keys: {bad} (known: {sorted(CONFIG_KEYS)})"})
-                self.config.update(spec)
-            return Response(200, self.config)
 
     @route("POST", r"/open-apis/bot/v2/hook/(?P<token>[^/]+)")
     def hook(self, req: Request) -> Response:

@@ -22,7 +22,6 @@ from urllib.parse import parse_qs
 
 import regex
 
-from .images import image_for
 from .server import JSON, Emulator, Request, Response, route
 
 SANDBOX_TOKEN = "sandbox-access_token"  # what "sandbox:" resolves to for the credential "access_token"
@@ -95,9 +94,6 @@ class MastodonEmulator(Emulator):
     # --- control ---------------------------------------------------------------------------------
 
     def control(self, req: Request) -> Response:
-        if req.method == "GET" and req.path.startswith("/_sandbox/images/"):
-            data, ctype = image_for(req.path)
-            return Response(200, data, {"Content-Type": ctype})
         if req.method == "POST" and req.path == "/_sandbox/config":
             spec = req.json()
             with self.lock:

@@ -3,6 +3,8 @@
 Control API (on every emulator):
   GET  /_sandbox/posts      what was published, oldest first: {"posts": [...]}
   GET  /_sandbox/posts/ID   one of them (the "public URL" of a sandbox post)
+  GET  /_sandbox/images/X   a small valid image (PNG for .png, else JPEG)
+  GET/POST /_sandbox/config the emulator's settings, for emulators that declare ``config_schema``
   GET  /_sandbox/requests   every request seen (method, path, time): {"requests": [...]}
   POST /_sandbox/faults     {"path": "substring", "count": N, "kind": K, ...} — the next N matching
                             calls fail. Kinds: "status" (HTTP ``status`` + JSON ``body`` + ``headers``),
@@ -109,10 +111,23 @@ class Fault:
     spec: JSON
 
 
+def bad_config(spec: Any, known: dict[str, type]) -> list[str]:
+    """The keys of a /_sandbox/config body that are unknown or of the wrong type."""
+    if not isinstance(spec, dict):
+        return ["(body must be an object)"]
+    return [k for k, v in spec.items() if k not in known or isinstance(v, bool) and known[k] is not bool
+            or not isinstance(v, (int, float) if known[k] in (int, float) else known[k])]
+
+
 class Emulator:
-    """Subclass per platform: set ``platform``, write ``@route`` handlers, override ``error``."""
+    """Subclass per platform: set ``platform``, write ``@route`` handlers, override ``error``.
+
+    An emulator with settings declares ``config_schema`` (key -> type) and keeps them in
+    ``self.config`` (set in ``reset_state``); ``GET/POST /_sandbox/config`` then reads and updates them.
+    """
 
     platform = "base"
+    config_schema: dict[str, type] = {}
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.lock = threading.RLock()
@@ -215,6 +230,21 @@ class Emulator:
         return None
 
     def control(self, req: Request) -> Response:
+        if req.method == "GET" and req.path.startswith("/_sandbox/images/"):
+            from .images import image_for  # a small valid image, e.g. for photo URLs in tests
+
+            data, ctype = image_for(req.path)
+            return Response(200, data, {"Content-Type": ctype})
+        if req.path == "/_sandbox/config" and self.config_schema:
+            with self.lock:
+                if req.method == "POST":
+                    spec = req.json()
+                    bad = bad_config(spec, self.config_schema)
+                    if bad:
+                        known = sorted(self.config_schema)
+                        return Response(400, {"error": f"bad config keys: {bad} (known: {known})"})
+                    self.config.update(spec)
+                return Response(200, self.config)
         with self.lock:
             if req.method == "GET" and req.path == "/_sandbox/posts":
                 return Response(200, {"platform": self.platform, "posts": self.posts})

@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .images import image_for
 from .server import JSON, Emulator, Request, Response, route
 
 SANDBOX_TOKEN = "sandbox-bot_token"  # what "sandbox:" resolves to for the credential "bot_token"
@@ -128,9 +127,6 @@ class TelegramEmulator(Emulator):
     # --- control ---------------------------------------------------------------------------------
 
     def control(self, req: Request) -> Response:
-        if req.method == "GET" and req.path.startswith("/_sandbox/images/"):
-            data, ctype = image_for(req.path)
-            return Response(200, data, {"Content-Type": ctype})
         if req.method == "POST" and req.path == "/_sandbox/chats":
             chat = req.json()
             with self.lock:

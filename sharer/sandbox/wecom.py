@@ -30,20 +30,13 @@ MESSAGES = {
 CONFIG_KEYS = {"rate_limit": int, "rate_window": float, "keys": list}
 
 
-def bad_config(spec: Any, known: dict[str, type]) -> list[str]:
-    """The keys of a /_sandbox/config body that are unknown or of the wrong type."""
-    if not isinstance(spec, dict):
-        return ["(body must be an object)"]
-    return [k for k, v in spec.items() if k not in known or isinstance(v, bool) and known[k] is not bool
-            or not isinstance(v, (int, float) if known[k] in (int, float) else known[k])]
-
-
 def nbytes(value: Any) -> int:
     return len(value.encode("utf-8")) if isinstance(value, str) else 0
 
 
 class WeComEmulator(Emulator):
     platform = "wecom"
+    config_schema = CONFIG_KEYS
 
     def reset_state(self) -> None:
         self.ids = itertools.count(1)
@@ -62,18 +55,6 @@ class WeComEmulator(Emulator):
         hint = f"hint: [{int(time.time())}_{secrets.token_hex(8)}], from ip: 127.0.0.1, " \
                f"more info at https://open.work.weixin.qq.com/devtool/query?e={code}"
         return Response(200, {"errcode": code, "errmsg": f"{errmsg}, {hint}"})
-
-    def control(self, req: Request) -> Response:
-        if req.path != "/_sandbox/config":
-            return super().control(req)
-        with self.lock:
-            if req.method == "POST":
-                spec = req.json()
-                bad = bad_config(spec, CONFIG_KEYS)
-                if bad:
-                    return Response(400, {"error": f"bad config keys: {bad} (known: {sorted(CONFIG_KEYS)})"})
-                self.config.update(spec)
-            return Response(200, self.config)
 
     @route("POST", r"/cgi-bin/webhook/send")
     def send(self, req: Request) -> Response:

@@ -144,7 +144,7 @@ def share(ctx, source, to, url, texts, at, tz, next_slot, max_lateness, idempote
                    err=True)
     if not wait:
         if as_json:
-            _print_json({"share_id": result.share_id, "deliveries": [d.to_json() for d in deliveries]})
+            _print_json(share_json(result.share_id, deliveries))
         else:
             click.echo(f"share {result.share_id}: {len(deliveries)} deliveries queued "
                        f"(follow with: sharer status {result.share_id})")
@@ -153,7 +153,7 @@ def share(ctx, source, to, url, texts, at, tz, next_slot, max_lateness, idempote
     deliveries = service.wait(rt, result.share_id, timeout=timeout, on_update=live.update)
     live.close()
     if as_json:
-        _print_json({"share_id": result.share_id, "deliveries": [d.to_json() for d in deliveries]})
+        _print_json(share_json(result.share_id, deliveries))
     else:
         click.echo(f"share {result.share_id}")
         click.echo(render_table(deliveries))
@@ -169,7 +169,7 @@ def status(ctx, share_id, as_json):
     """Every delivery of a share, with its status and where it landed."""
     deliveries = service.status(_runtime(ctx), share_id)
     if as_json:
-        _print_json({"share_id": share_id, "deliveries": [d.to_json() for d in deliveries]})
+        _print_json(share_json(share_id, deliveries))
     else:
         click.echo(render_table(deliveries, events=True))
 
@@ -292,7 +292,7 @@ def schedule_list(ctx, account, start, end, tz, as_json):
 def schedule_move(ctx, share_id, at, tz, as_json):
     ds = service.reschedule(_runtime(ctx), share_id, at, tz)
     if as_json:
-        _print_json({"share_id": share_id, "deliveries": [d.to_json() for d in ds]})
+        _print_json(share_json(share_id, ds))
         return
     for d in ds:
         click.echo(f"{d.id}  {d.account:20} {d.status:10} {_shown(d) if d.status == 'scheduled' else ''}")
@@ -375,6 +375,11 @@ def demo(ctx, keep):
 
 
 # --- output helpers -------------------------------------------------------------------------------
+
+def share_json(share_id: str, deliveries: list[Delivery]) -> dict:
+    """The documented ``--json`` shape of share, status and schedule move."""
+    return {"share_id": share_id, "deliveries": [d.to_json() for d in deliveries]}
+
 
 def _print_json(data) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))

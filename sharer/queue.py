@@ -84,8 +84,12 @@ class Queue:
     def send_alert(self, delivery_id: str, account: str | None = None) -> None:
         """One alert task per configured target, so a failing receiver never repeats the other's."""
         targets = ["global"] if self.settings.alert_webhook else []
-        acc = self.settings.accounts.get(account) if account else None
-        if acc is None or acc.alert_webhook:
+        if account is not None:
+            acc = self.settings.accounts.get(account)
+            wants_account = acc is not None and bool(acc.alert_webhook)
+        else:  # the caller did not say which account: the task looks it up
+            wants_account = any(a.alert_webhook for a in self.settings.accounts.values())
+        if wants_account:
             targets.append("account")
         for target in targets:
             self.app.send_task(ALERT_TASK, args=[delivery_id, target], queue=self.settings.queue)

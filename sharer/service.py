@@ -178,10 +178,10 @@ def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = 
 
 
 def status(rt: Runtime, share_id: str) -> list[Delivery]:
-    share = rt.store.share(share_id)
-    if share is None:
+    ids = rt.store.share_delivery_ids(share_id)
+    if ids is None:
         raise NotFound(f"no share with id {share_id!r}")
-    return rt.store.get_many(share["delivery_ids"])
+    return rt.store.get_many(ids)
 
 
 def delivery(rt: Runtime, delivery_id: str) -> Delivery:

@@ -26,10 +26,6 @@ REGISTRY: dict[str, str] = {
 }
 
 
-def platform_ids() -> list[str]:
-    return list(REGISTRY)
-
-
 def get_platform(platform_id: str, where: str = "platform") -> type[Platform]:
     try:
         target = REGISTRY[platform_id]

@@ -8,7 +8,7 @@ status index and publishes a notice, all at once: the log and its indexes cannot
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,6 @@ from redis import Redis
 from ..clock import iso, ms, now
 from .keys import Keys
 
-ACTIVE = ("queued", "scheduled", "sending", "retrying", "unknown")
 TERMINAL = ("delivered", "failed", "cancelled")
 STATUSES = ("queued", "scheduled", "sending", "retrying", "delivered", "failed", "cancelled",
             "unknown", "needs_review")
@@ -331,6 +330,11 @@ class DeliveryStore:
                 result.append(Delivery.from_hash(_dec(h), evs))
         return result
 
+    def share_delivery_ids(self, share_id: str) -> list[str] | None:
+        """The share's delivery ids (None: no such share), without loading its article."""
+        raw = self.r.hget(self.k.share(share_id), "delivery_ids")
+        return None if raw is None else json.loads(_s(raw))
+
     def share(self, share_id: str) -> dict[str, Any] | None:
         h = _dec(self.r.hgetall(self.k.share(share_id)))
         if not h:
@@ -422,11 +426,6 @@ class DeliveryStore:
                 pipe.zrem(self.k.shares_index, m)
             pipe.execute()
         return removed
-
-    def iter_share_ids(self, limit: int = 50) -> Iterator[str]:
-        for m in self.r.zrange(self.k.shares_index, "+", "-", desc=True, bylex=True, offset=0, num=limit):
-            yield _s(m).split(":", 1)[1]
-
 
 def _enc(v: Any) -> str:
     if v is None:

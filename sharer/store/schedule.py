@@ -164,9 +164,6 @@ class ScheduleStore:
         """A wait too long for a Celery countdown: the dispatcher nudges it when due."""
         self.r.zadd(self.k.schedule, {delivery_id: until})
 
-    def pending(self) -> int:
-        return self.r.zcard(self.k.schedule)
-
 
 def _s(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)

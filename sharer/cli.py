@@ -391,6 +391,8 @@ def render_table(deliveries: list[Delivery], events: bool = False) -> str:
     rows = [("DELIVERY", "ACCOUNT", "PLATFORM", "STATUS", "TRIES", "WHERE / WHY")]
     for d in deliveries:
         where = f"at {_shown(d)}" if d.status == "scheduled" else (d.post_url or d.note or d.error or "")
+        if d.already_posted and d.note:  # nothing new was published: say so, with the earlier post
+            where = f"{d.note} (nothing new published)"
         rows.append((d.id, d.account, d.platform, d.status, str(d.attempts), where))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]

@@ -11,7 +11,10 @@ The record in Redis is the truth; a Celery message only nudges it forward. What 
 * ambiguous (the request may have reached the platform: read timeout, dropped connection, 502/504,
   a worker that died mid-call, a "duplicate" answer): ``unknown``, then reconcile — never a blind
   retry. A platform with an idempotency key is simply retried with the same key; otherwise we look
-  for the post: found -> ``delivered``; surely absent -> retry; can't tell -> ``needs_review``.
+  for the post: found -> ``delivered``; proven absent (the lookup covered the whole window since the
+  first attempt) -> retry; can't tell -> ``needs_review``. After "duplicate" the earlier post found
+  is ``delivered`` with ``already_posted`` and a note naming it, else ``needs_review``; a post the
+  platform said it accepted but has not shown yet (Weibo 20032) is looked for later, never resent.
 
 Countdowns never exceed ``MAX_COUNTDOWN``; longer waits are left to the sweeper, which re-nudges
 records whose ``not_before`` has passed (long countdowns on a Redis broker get redelivered).
@@ -144,6 +147,12 @@ def _on_error(rt: Runtime, record: Delivery, token: int, platform: Platform, pos
                                               "not_before": time.time() + wait, "post": post.to_dict(),
                                               "rate_waits": record.rate_waits + 1})
         return later(rt, did, wait)
+    if isinstance(err, Ambiguous) and err.accepted and not platform.idempotent:
+        wait = err.check_after
+        _to(rt, did, "sending", "unknown", f"{message}; checking for the post in {wait:.0f}s, never resending",
+            token=token, fields={"error": message, "error_kind": err.kind, "post": post.to_dict(),
+                                 "accepted": "1", "not_before": time.time() + wait})
+        return later(rt, did, wait) if wait > 0 else reconcile(rt, did)
     if isinstance(err, (Ambiguous, Duplicate)):
         if platform.idempotent and not isinstance(err, Duplicate):
             return _retry_or_fail(rt, record, token, account.retry, post, message, err.kind,
@@ -181,7 +190,13 @@ def _retry_or_fail(rt: Runtime, record: Delivery, token: int | None, policy: Ret
 
 
 def reconcile(rt: Runtime, delivery_id: str) -> Next:
-    """An ``unknown`` delivery: look for the post on the platform before anything is sent again."""
+    """An ``unknown`` delivery: look for the post on the platform before anything is sent again.
+
+    ``find_existing`` answers found (a receipt), proven absent (None: its lookup covered every post
+    since the first attempt began, see ``Platform.find_existing``) or cannot tell (it raises). Only a
+    proof of absence leads to another send; a post the platform called a duplicate, or said it had
+    accepted, is never sent again: not found then means an editor decides.
+    """
     record, article_json = rt.store.load(delivery_id)
     if record is None or record.status != "unknown":
         return DONE
@@ -190,27 +205,58 @@ def reconcile(rt: Runtime, delivery_id: str) -> Next:
     except SharerError as e:
         _to(rt, delivery_id, "unknown", "needs_review", f"cannot check: {e}")
         return DONE
-    ctx = _context(rt, record, platform.account, None)
     if platform.idempotent:
         return _retry_or_fail(rt, record, None, platform.account.retry, post, record.error or "interrupted",
                               "ambiguous", note="safe to resend: the platform de-duplicates by idempotency key")
+    if record.accepted and (record.not_before or 0) > time.time():
+        return later(rt, delivery_id, (record.not_before or 0) - time.time())  # not visible yet: wait
+    ctx = _context(rt, record, platform.account, None)
+    ctx.window_start = first_attempt_at(rt, record)
+    ctx.duplicate = record.error_kind == "duplicate"
+    title = platform.title
     try:
         found = platform.find_existing(post, ctx)
     except DeliveryError as e:
         reason = ctx.redact(str(e))
+        what = (f"{title} says it already has this post, but we cannot find it" if ctx.duplicate
+                else "the post may or may not have been published and we cannot tell")
         _to(rt, delivery_id, "unknown", "needs_review",
-                            f"the post may or may not have been published and we cannot tell ({reason}); "
-                            "check the account, then mark it posted or send it again",
-                            fields={"error": record.error or reason, "error_kind": "ambiguous"})
+            f"{what} ({reason}); check the account, then mark it posted or send it again",
+            fields={"error": record.error or reason, "error_kind": record.error_kind or "ambiguous",
+                    "accepted": None})
         return DONE
     if found is not None:
         where = found.url or found.note or "no public URL"
-        _to(rt, delivery_id, "unknown", "delivered", f"found on the platform: {where}",
-                            fields={"post_id": found.post_id, "post_url": found.url, "note": found.note,
-                                    "error": None, "error_kind": None, "post": post.to_dict()})
+        note = found.note
+        if found.already_posted and not note:
+            note = f"{title} already had this post: {where}"
+        message = f"{note}; nothing new was published" if found.already_posted else f"found on the platform: {where}"
+        _to(rt, delivery_id, "unknown", "delivered", message,
+            fields={"post_id": found.post_id, "post_url": found.url, "note": note, "error": None,
+                    "error_kind": None, "post": post.to_dict(), "accepted": None,
+                    "already_posted": "1" if found.already_posted else None})
+        return DONE
+    if ctx.duplicate or record.accepted:
+        why = (f"{title} says it already has this post" if ctx.duplicate
+               else f"{title} said it accepted the post ({record.error or 'verify later'})")
+        _to(rt, delivery_id, "unknown", "needs_review",
+            f"{why}, but it is not among the account's recent posts; it is not sent again: check the "
+            "account, then mark it posted or send it again", fields={"accepted": None})
         return DONE
     return _retry_or_fail(rt, record, None, platform.account.retry, post,
-                          (record.error or "interrupted") + "; not found on the platform", "transient")
+                          (record.error or "interrupted") + "; not found on the platform (the lookup covered "
+                          "every post since the first attempt)", "transient")
+
+
+def first_attempt_at(rt: Runtime, record: Delivery) -> float:
+    """When the first attempt began (its first ``sending`` event): no post of this delivery is older."""
+    from .clock import parse_iso
+
+    for raw in rt.redis.lrange(rt.keys.events(record.id), 0, -1):
+        event = json.loads(raw)
+        if event.get("status") == "sending":
+            return parse_iso(event["at"]).timestamp()
+    return _epoch(record.created_at)
 
 
 def _fail(rt: Runtime, record: Delivery, token: int, message: str, kind: str, post: Post | None = None) -> None:
@@ -225,7 +271,8 @@ def _delivered(rt: Runtime, delivery_id: str, token: int, post: Post, receipt: R
     of the lease rather than lose the receipt (which would leave an editor to check by hand)."""
     where = receipt.url or receipt.note or "no public URL"
     fields = {"post_id": receipt.post_id, "post_url": receipt.url, "note": receipt.note, "error": None,
-              "error_kind": None, "post": post.to_dict(), "lease_until": None}
+              "error_kind": None, "post": post.to_dict(), "lease_until": None,
+              "already_posted": "1" if receipt.already_posted else None}
     deadline = time.monotonic() + rt.settings.lease_seconds * 0.9
     pause = 0.2
     while True:

@@ -117,9 +117,17 @@ class RateLimited(TransientError):
 
 
 class Ambiguous(TransientError):
-    """The request may have been accepted: look for the post before trying again."""
+    """The request may have been accepted: look for the post before trying again.
+
+    ``accepted``: the platform said it took the post but has not shown it yet (Weibo 20032): look for
+    it after ``check_after`` seconds and never send it again.
+    """
 
     kind = "ambiguous"
+
+    def __init__(self, message: str, *, code=None, status=None, accepted: bool = False, check_after: float = 0.0):
+        super().__init__(message, code=code, status=status)
+        self.accepted, self.check_after = accepted, max(0.0, float(check_after))
 
 
 class AuthExpired(DeliveryError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 
 import pytest
 import requests
@@ -24,8 +25,16 @@ from sharer.errors import (
     TransientError,
 )
 from sharer.loaders import load_article
-from sharer.platforms.base import DeliveryContext
-from sharer.platforms.weibo import Weibo, find_topics, mid_to_base62, seconds_to_next_hour, strip_topics
+from sharer.platforms.base import CLOCK_SLACK, DeliveryContext
+from sharer.platforms.weibo import (
+    Weibo,
+    comparable,
+    find_topics,
+    mid_to_base62,
+    parse_created_at,
+    seconds_to_next_hour,
+    strip_topics,
+)
 from sharer.sandbox.weibo import SANDBOX_TOKEN, SANDBOX_USER
 from sharer.text import count_weibo, find_urls
 
@@ -300,24 +309,103 @@ def test_emulator_rejects_bad_requests_with_weibo_errors(weibo):
     assert sandbox_posts(weibo.emu) == []
 
 
-def test_find_existing(weibo):
-    platform, ctx, _ = weibo()
+def _fresh(weibo, **kw):
+    """A new delivery's context (its own state), as the worker builds per attempt."""
+    platform, ctx, steps = weibo()
+    for k, v in kw.items():
+        setattr(ctx, k, v)
+    return platform, ctx
+
+
+def test_timeline_carries_t_cn_links_and_find_existing_still_finds_our_status(weibo):
+    platform, ctx = _fresh(weibo)
     post = platform.compose(article())
-    assert platform.find_existing(post, ctx) is None
+    assert platform.find_existing(post, ctx) is None  # an empty timeline: proven absent
     platform.publish(platform.compose(article(summary="别的文章", url="https://news.example.com/zh/b")), ctx)
-    assert platform.find_existing(post, ctx) is None
-    receipt = platform.publish(post, ctx)
-    assert platform.find_existing(post, ctx) == receipt
-    # A status made but its answer lost: ambiguous, and find_existing then finds it.
+    assert _fresh(weibo)[0].find_existing(post, _fresh(weibo)[1]) is None  # another article only
+    started = time.time()
+    receipt = platform.publish(post, _fresh(weibo)[1])
+    timeline = requests.get(weibo.emu.url + "/2/statuses/user_timeline.json",
+                            params={"access_token": SANDBOX_TOKEN}, timeout=5).json()["statuses"]
+    assert "http://t.cn/" in timeline[0]["text"] and "news.example.com" not in timeline[0]["text"]
+    checker, cctx = _fresh(weibo, window_start=started)
+    assert checker.find_existing(post, cctx) == receipt  # matched without links, inside the window
+    # A status made but its answer lost: ambiguous, and the timeline lookup then finds it.
     lost = platform.compose(article(summary="答复丢失", url="https://news.example.com/zh/c"))
     inject(weibo.emu, path="share", kind="drop_after")
     with pytest.raises(Ambiguous):
-        platform.publish(lost, ctx)
-    found = platform.find_existing(lost, ctx)
+        platform.publish(lost, _fresh(weibo)[1])
+    found = checker.find_existing(lost, _fresh(weibo, window_start=time.time() - 5)[1])
     assert found is not None and found.post_id == sandbox_posts(weibo.emu)[-1]["id"] and POST_URL_RE.match(found.url)
     inject(weibo.emu, path="user_timeline", kind="error", code="21332", request="/2/statuses/user_timeline.json")
     with pytest.raises(AuthExpired):
+        checker.find_existing(post, _fresh(weibo)[1])
+
+
+def test_a_read_reply_is_recorded_and_checked_with_statuses_show(weibo):
+    platform, _ = _fresh(weibo)
+    saved = []
+    ctx = _fresh(weibo)[1]
+    ctx.on_state = lambda state: saved.append(dict(state))
+    receipt = platform.publish(platform.compose(article()), ctx)
+    assert saved == [{"status_id": receipt.post_id}]  # persisted before the receipt is returned
+    requests.post(weibo.emu.url + "/_sandbox/reset", timeout=5)
+    again = _fresh(weibo, state={"status_id": receipt.post_id})[1]
+    with pytest.raises(PermanentError, match="20101"):  # gone from Weibo: never "absent", an editor decides
+        platform.find_existing(platform.compose(article()), again)
+    receipt = platform.publish(platform.compose(article()), _fresh(weibo)[1])
+    seen = len(weibo.emu.requests)
+    assert platform.find_existing(platform.compose(article()), _fresh(weibo, state={"status_id": receipt.post_id})[1]) \
+        == receipt
+    assert [r["path"] for r in weibo.emu.requests[seen:]] == ["/2/statuses/show.json"]  # one call, no timeline
+
+
+def test_an_older_identical_status_is_absent_unless_weibo_said_duplicate(weibo):
+    platform, ctx = _fresh(weibo)
+    post = platform.compose(article())
+    earlier = platform.publish(post, ctx)
+    later = time.time() + 2 * CLOCK_SLACK  # a delivery that began well after the earlier status
+    assert platform.find_existing(post, _fresh(weibo, window_start=later)[1]) is None
+    dup = platform.find_existing(post, _fresh(weibo, window_start=later, duplicate=True)[1])
+    assert dup.already_posted and dup.post_id == earlier.post_id
+    assert dup.note == f"Weibo already had this post: {earlier.url}"
+
+
+def test_a_full_page_that_does_not_reach_the_window_cannot_tell(weibo):
+    requests.post(weibo.emu.url + "/_sandbox/weibo/config", json={"posts_per_hour": 1000}, timeout=5)
+    platform, ctx = _fresh(weibo)
+    started = time.time() - 1
+    for i in range(100):  # 100 statuses since the delivery began: the page cannot reach back before it
+        requests.post(weibo.emu.url + "/2/statuses/share.json", timeout=5, data={
+            "access_token": SANDBOX_TOKEN, "rip": "1.2.3.4", "status": f"第{i}条 https://news.example.com/{i}"})
+    with pytest.raises(Ambiguous, match="do not reach back"):
+        platform.find_existing(platform.compose(article()), _fresh(weibo, window_start=started)[1])
+    # the same page reaching back before the window proves absence
+    assert platform.find_existing(platform.compose(article()), _fresh(weibo, window_start=time.time() + 3600)[1]) \
+        is None
+
+
+def test_duplicate_detection_can_be_switched_off(weibo):
+    platform, ctx = _fresh(weibo)
+    post = platform.compose(article())
+    platform.publish(post, ctx)
+    requests.post(weibo.emu.url + "/_sandbox/weibo/config", json={"duplicate_check": False}, timeout=5)
+    platform.publish(post, _fresh(weibo)[1])
+    assert [p["text"] for p in sandbox_posts(weibo.emu)] == [post.text, post.text]
+
+
+def test_status_text_without_anything_but_a_link_cannot_be_recognised(weibo):
+    platform, ctx = _fresh(weibo)
+    post = platform.compose(article(), "https://news.example.com/zh/a")
+    with pytest.raises(Ambiguous, match="no text besides its link"):
         platform.find_existing(post, ctx)
+
+
+def test_comparable_text_and_created_at():
+    assert comparable("北汽 与宁德\n时代 http://t.cn/A6x3Kp9Z") == comparable("北汽与宁德时代\nhttps://news.example.com/a?b=1")
+    assert comparable("A &amp; B https://x.cn/1") == "A&B"
+    assert parse_created_at("Tue May 31 17:46:55 +0800 2011") == 1306835215.0
+    assert parse_created_at("yesterday") is None
 
 
 # --- end to end through the worker ----------------------------------------------------------------------
@@ -364,3 +452,48 @@ def test_no_access_token_in_records_or_worker_log(emulators, runtime, worker):
     assert "(code 10001)" in text and "(code 21327)" in text and "(HTTP 500)" in text  # the faults were recorded
     for secret in (SANDBOX_TOKEN, BAD_TOKEN):
         assert secret not in text
+
+
+def _share_requests(emu) -> int:
+    return sum(1 for r in emu.requests if r["path"] == "/2/statuses/share.json")
+
+
+def test_same_article_twice_is_delivered_with_a_note_naming_the_earlier_status(emulators, runtime, worker, base_env):
+    """20019 once the first status is out: found on the timeline (a t.cn text), never a loop, never failed."""
+    args = ["share", str(EXAMPLES / "baic-catl-zh.md"), "--to", "weibo-main", "--force", "--wait", "--json"]
+    first = run_cli(args, base_env)
+    assert first.returncode == 0, first.stderr
+    [d1] = json.loads(first.stdout)["deliveries"]
+    second = run_cli(args, base_env)
+    assert second.returncode == 0, second.stderr + second.stdout
+    [d2] = json.loads(second.stdout)["deliveries"]
+    assert d1["already_posted"] is False and d2["status"] == "delivered" and d2["already_posted"] is True
+    assert d2["post_id"] == d1["post_id"] and d2["post_url"] == d1["post_url"]
+    assert d2["note"] == f"Weibo already had this post: {d1['post_url']}" and d2["attempts"] == 1
+    assert len(sandbox_posts(emulators["weibo"])) == 1 and _share_requests(emulators["weibo"]) == 2
+    table = run_cli(["status", d2["share_id"]], base_env).stdout
+    assert "Weibo already had this post" in table and "nothing new was published" in table
+
+
+def test_20019_with_no_earlier_status_to_find_needs_review(emulators, runtime, worker):
+    inject(emulators["weibo"], path="share", kind="error", code="20019")
+    [d] = wait_settled(runtime, service.share(runtime, load_article(str(EXAMPLES / "baic-catl.json")),
+                                              ["weibo-main"], force=True).share_id)
+    assert d.status == "needs_review" and "already has this post" in d.events[-1]["message"]
+    assert _share_requests(emulators["weibo"]) == 1 and sandbox_posts(emulators["weibo"]) == []
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_20032_posted_server_slow_is_verified_later_never_resent(emulators, runtime, worker, made):
+    emu = emulators["weibo"]
+    inject(emu, path="share", kind="error_after" if made else "error", code="20032")
+    [d] = wait_settled(runtime, service.share(runtime, load_article(str(EXAMPLES / "baic-catl.json")),
+                                              ["weibo-slow"], force=True).share_id, timeout=30)
+    assert _share_requests(emu) == 1  # never sent again
+    if made:
+        [status] = sandbox_posts(emu)
+        assert d.status == "delivered" and d.post_id == status["id"] and not d.already_posted
+    else:
+        assert d.status == "needs_review" and "said it accepted the post" in d.events[-1]["message"]
+    checked = next(e for e in d.events if e["status"] == "unknown")
+    assert "never resending" in checked["message"]

@@ -56,13 +56,23 @@ class Post:
         return cls(**{**d, "warnings": tuple(d.get("warnings", ()))})
 
 
+# How far a platform's clock (its ``created_at``) may differ from ours: a lookup must reach back this
+# much before the first attempt began, and a post stamped this much before it may still be ours.
+CLOCK_SLACK = 300.0
+
+
 @dataclass(frozen=True)
 class Receipt:
-    """Where a post landed. ``url`` is None for platforms with no public URL (``note`` says why)."""
+    """Where a post landed. ``url`` is None for platforms with no public URL (``note`` says why).
+
+    ``already_posted``: the platform already had this post from before this delivery began (it
+    answered "duplicate" and the earlier post was found): nothing new was published.
+    """
 
     post_id: str | None
     url: str | None
     note: str | None = None
+    already_posted: bool = False
 
 
 @dataclass
@@ -79,6 +89,11 @@ class DeliveryContext:
     on_step: Callable[[str], None] | None = None
     on_state: Callable[[dict[str, Any]], None] | None = None
     media_rewrite: dict[str, str] = field(default_factory=dict)  # [media] rewrite, see sharer.media
+    # reconciliation: the earliest moment this delivery's post can have been made (the first attempt's
+    # start, epoch s; None = unknown), and whether the platform answered "duplicate" (the post to find
+    # may then be an earlier one, from before that moment)
+    window_start: float | None = None
+    duplicate: bool = False
 
     def step(self, message: str) -> None:
         """Record a visible progress line in the delivery's event log."""
@@ -147,9 +162,16 @@ class Platform:
         raise NotImplementedError
 
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
-        """Look for a post this delivery may already have made. None = surely absent.
+        """Look for a post this delivery may already have made. The contract, for every platform:
 
-        Raise ``Ambiguous`` when the platform cannot tell (the default: no way to look).
+        * a ``Receipt`` — found (``already_posted`` when, after a "duplicate" answer, the post found
+          predates ``ctx.window_start``);
+        * ``None`` — **proven absent**: the lookup covered every post the account made since
+          ``ctx.window_start - CLOCK_SLACK`` (it reached back before that, or saw the account's whole
+          history) and was not cut short. Returned only with that proof: the worker then sends again;
+        * raise (``Ambiguous`` or another ``DeliveryError``) — cannot tell: the worker asks an editor.
+
+        The default has no way to look, so it raises.
         """
         raise Ambiguous(f"{self.title} offers no way to look for an earlier post")
 

@@ -13,13 +13,21 @@ Quirks:
     algorithm is unverified, hence the ``limit``, ``url_weight`` and ``margin`` options.
   - ``error_code`` may be a string. Web apps get no refresh token: an expired token means re-authorising.
   - No idempotency: Weibo answers 20017/20019 for a repeat, without the earlier id.
+  - Reconciliation reads ``statuses/show`` (the id, once a reply was read) or one page of
+    ``statuses/user_timeline``, whose texts carry t.cn links instead of ours: statuses are matched on
+    their text without links and whitespace, their ``created_at`` and the account's uid. Both count
+    against the 100 calls/day quota, so they are made only after an ambiguous send.
 """
 
 from __future__ import annotations
 
+import html
 import ipaddress
+import json
 import string
 import time
+import unicodedata
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +49,7 @@ from ..errors import (
 )
 from ..media import Image, fetch_image
 from ..text import count_weibo, find_urls, trim
-from .base import DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
+from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
 
 SANDBOX_RIP = "127.0.0.1"  # used when ``rip`` is unset and api_base is a loopback (sandbox) address
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Weibo: "< 5 MB"
@@ -57,6 +65,9 @@ RATE_LIMITED = {"10022", "10023", "10024", "20016"}
 AUTH = {"21327", "21332", "21314", "21315", "21316", "21317", "21319"}
 DUPLICATE = {"20017", "20019"}
 SLOW = "20032"  # "posted, server slow": success without a guarantee
+LOOKUP_COUNT = 100  # user_timeline's largest page: one call (of the 100 a day) sees the most
+MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+T_CN = regex.compile(r"https?://t\.cn/[0-9A-Za-z]+")
 
 
 # --- pure helpers ------------------------------------------------------------------------------------
@@ -129,6 +140,27 @@ def _normal_domain(d: str) -> str:
     return d.strip().lower().removeprefix("*.").lstrip(".").rstrip(".")
 
 
+def comparable(text: str) -> str:
+    """What Weibo keeps of a status's text: links removed (they come back as t.cn links), entities
+    decoded, NFC, no whitespace at all (Weibo may move it around a link)."""
+    text = unicodedata.normalize("NFC", html.unescape(text or ""))
+    for start, end in reversed(find_urls(text)):
+        text = text[:start] + text[end:]
+    return "".join(T_CN.sub("", text).split())
+
+
+def parse_created_at(value: Any) -> float | None:
+    """``"Tue May 31 17:46:55 +0800 2011"`` -> epoch seconds (read by hand: ``%a``/``%b`` are locale-bound)."""
+    try:
+        _, mon, day, hms, offset, year = str(value).split()
+        hh, mm, ss = (int(x) for x in hms.split(":"))
+        sign = -1 if offset[0] == "-" else 1
+        zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
+        return datetime(int(year), MONTHS[mon], int(day), hh, mm, ss, tzinfo=zone).timestamp()
+    except (ValueError, KeyError, IndexError):
+        return None
+
+
 def seconds_to_next_hour(now: float) -> float:
     """Weibo's posting windows are clock hours (UTC+8 is a whole-hour offset, so UTC hours match)."""
     return 3600.0 - (now % 3600.0) or 3600.0
@@ -153,6 +185,7 @@ class Weibo(Platform):
         "url_weight": 11,  # what one (t.cn-shortened) link counts; unverified
         "margin": 0,  # units kept free below the limit
         "attach_image": True,
+        "slow_check_seconds": 120,  # after 20032 ("posted, server slow, wait 1-2 minutes"): look then
     }
 
     @classmethod
@@ -166,6 +199,8 @@ class Weibo(Platform):
             if int(out[key]) != out[key] or out[key] < (0 if key == "margin" else 1):
                 raise ValueError(f"{key}: must be a {'non-negative' if key == 'margin' else 'positive'} integer")
             out[key] = int(out[key])
+        if not 0 <= out["slow_check_seconds"] <= 3600:
+            raise ValueError("slow_check_seconds: must be between 0 and 3600")
         if out["margin"] >= out["limit"]:
             raise ValueError("margin: must be smaller than limit")
         if out["rip"]:
@@ -279,7 +314,13 @@ class Weibo(Platform):
         if not (data.get("idstr") or data.get("id")):
             raise Ambiguous("Weibo answered without a status id; the status may have been posted",
                             status=resp.status_code)
-        return self._receipt(data)
+        receipt = self._receipt(data)
+        # recorded the moment it is read: if this worker dies before the receipt is written, the
+        # reconciliation reads this one status (statuses/show) instead of searching the timeline
+        ctx.state["status_id"] = receipt.post_id
+        ctx.save_state()
+        self._remember_uid(data, ctx)
+        return receipt
 
     def check_credentials(self, ctx: DeliveryContext) -> str:
         """``oauth2/get_token_info``: whether the token is alive and how long it has left (a read)."""
@@ -291,21 +332,80 @@ class Weibo(Platform):
         return f"token valid for user {data.get('uid', '?')}{left}"
 
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
-        """The newest 20 statuses of the account, matched on every safe-domain link of ``post``.
+        """Our status on the account: by id when a reply was read, else in the newest timeline page.
 
-        On real Weibo the text holds t.cn links: matching there needs ``short_url/expand`` (not done).
+        A timeline status is ours when it is the account's own (its uid, when known; not a repost),
+        its text equals ours once links and whitespace are removed (``comparable``: the timeline
+        shows t.cn links), and it was made after the first attempt began. After a 20017/20019 answer
+        (``ctx.duplicate``) an older identical status is the one Weibo already had. None only when
+        the page reached back before the first attempt (or held the whole timeline); otherwise the
+        answer is "cannot tell" — one page (100 statuses) is all the daily quota lets us spend.
         """
-        needles = [post.text[s:e] for s, e in find_urls(post.text)
-                   if host_allowed(post.text[s:e], self.options["safe_domains"])]
-        if not needles:
-            raise Ambiguous("the post has no safe-domain link to look for")
+        known = ctx.state.get("status_id")
+        if known:
+            return self._show(str(known), ctx)
+        needle = comparable(post.text)
+        if not needle:
+            raise Ambiguous("the status has no text besides its link, so it cannot be told apart on the timeline")
         resp = send(ctx, "GET", f"{self.account.api_base}/2/statuses/user_timeline.json", idempotent=True,
-                    params={"access_token": self.account.secret("access_token"), "count": 20})
-        for status in self._answer(resp, ctx).get("statuses") or []:
-            text = str(status.get("text") or "")
-            if all(n in text for n in needles):
-                return self._receipt(status)
-        return None
+                    params={"access_token": self.account.secret("access_token"), "count": LOOKUP_COUNT})
+        statuses = [s for s in self._answer(resp, ctx).get("statuses") or [] if isinstance(s, dict)]
+        uid = self._known_uid(ctx)
+        since = None if ctx.window_start is None else ctx.window_start - CLOCK_SLACK
+        # after "duplicate" Weibo made nothing new: a match from before the first attempt is the earlier
+        # status (no clock slack: one made seconds before would otherwise pass for ours)
+        ours_from = ctx.window_start if ctx.duplicate else since
+        mine, older = [], []
+        for status in statuses:
+            user = status.get("user") or {}
+            owner = str(user.get("idstr") or user.get("id") or status.get("uid") or "")
+            if (uid and owner and owner != uid) or status.get("retweeted_status"):
+                continue
+            if comparable(str(status.get("text") or "")) != needle:
+                continue
+            at = parse_created_at(status.get("created_at"))
+            (mine if ours_from is None or at is None or at >= ours_from else older).append(status)
+        if mine:
+            return self._receipt(mine[-1])  # the oldest match inside the window: our first attempt's
+        if older and ctx.duplicate:
+            found = self._receipt(older[0])
+            where = found.url or f"status {found.post_id}"
+            return Receipt(found.post_id, found.url, f"Weibo already had this post: {where}", already_posted=True)
+        oldest = parse_created_at(statuses[-1].get("created_at")) if statuses else None
+        whole = len(statuses) < LOOKUP_COUNT
+        if whole or (since is not None and oldest is not None and oldest < since):
+            return None
+        reach = "the account's start" if since is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(since))
+        raise Ambiguous(f"the newest {len(statuses)} statuses on the timeline do not reach back to {reach}, "
+                        "so the status may be further down")
+
+    def _show(self, status_id: str, ctx: DeliveryContext) -> Receipt:
+        """``statuses/show``: the status we have the id of (a reply was read before the worker stopped)."""
+        resp = send(ctx, "GET", f"{self.account.api_base}/2/statuses/show.json", idempotent=True,
+                    params={"access_token": self.account.secret("access_token"), "id": status_id})
+        data = self._answer(resp, ctx)
+        if str(data.get("idstr") or data.get("id") or "") != status_id or data.get("deleted"):
+            raise Ambiguous(f"Weibo no longer shows status {status_id}, which it accepted (deleted?)")
+        return self._receipt(data)
+
+    def _remember_uid(self, status: dict[str, Any], ctx: DeliveryContext) -> None:
+        """The account's uid, from a status it made: lookups then ignore anyone else's statuses."""
+        user = status.get("user") or {}
+        uid = user.get("idstr") or user.get("id")
+        if uid and ctx.redis is not None and ctx.keys is not None:
+            try:
+                ctx.redis.set(ctx.keys.cache(self.account.name, "weibo-uid"), json.dumps(str(uid)))
+            except Exception:  # a cache: never worth failing a delivery over
+                pass
+
+    def _known_uid(self, ctx: DeliveryContext) -> str | None:
+        if ctx.redis is None or ctx.keys is None:
+            return None
+        try:
+            raw = ctx.redis.get(ctx.keys.cache(self.account.name, "weibo-uid"))
+            return json.loads(raw) if raw else None
+        except Exception:  # a cache: without it the timeline is simply not filtered by uid
+            return None
 
     def _answer(self, resp: requests.Response, ctx: DeliveryContext) -> dict[str, Any]:
         """The JSON body of a success; an error answer raises (Weibo's code first, else the HTTP status)."""
@@ -341,7 +441,8 @@ class Weibo(Platform):
             return Duplicate(message, **kw)
         if code == SLOW:
             return Ambiguous(ctx.redact(f"Weibo says the status was received but the server is slow ({detail}); "
-                                        "verify before posting again"), **kw)
+                                        "verify before posting again"), accepted=True,
+                             check_after=float(self.options["slow_check_seconds"]), **kw)
         return PermanentError(message, **kw)
 
     def _fetch_image(self, url: str, ctx: DeliveryContext) -> Image | None:

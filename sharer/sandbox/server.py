@@ -11,6 +11,8 @@ Control API (on every emulator):
                             "error" (the platform's own error for ``code``), "timeout" (sleep ``seconds``,
                             then close without handling), "drop" (close at once, not handled),
                             "drop_after" (handle — the post is made — then close without answering),
+                            "error_after" (handle, then answer the platform's error for ``code``,
+                            e.g. Weibo's 20032 "posted, server slow"),
                             "hold" (handle, then wait ``seconds`` before answering),
                             "expired_token" (the platform's current tokens stop working).
                             Optional: ``"probability": p`` — each matching call fails with probability
@@ -198,10 +200,12 @@ class Emulator:
                 raise Drop
             if kind == "expired_token":
                 self.expire_tokens()
-            if kind in ("drop_after", "hold"):
+            if kind in ("drop_after", "hold", "error_after"):
                 resp = self._handle(req)
                 if kind == "drop_after":
                     raise Drop
+                if kind == "error_after":
+                    return self.error(spec.get("code"), spec)
                 time.sleep(float(spec.get("seconds", 30)))
                 return resp
         return self._handle(req)

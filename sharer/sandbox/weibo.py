@@ -1,5 +1,9 @@
-"""Sina Weibo open API emulator: ``POST /2/statuses/share.json``, ``GET /2/statuses/user_timeline.json`` and
-``POST /oauth2/get_token_info``.
+"""Sina Weibo open API emulator: ``POST /2/statuses/share.json``, ``GET /2/statuses/user_timeline.json``,
+``GET /2/statuses/show.json``, ``GET /2/short_url/expand.json`` and ``POST /oauth2/get_token_info``.
+
+Its own reading of the fact sheet (no client code or counters of ours): every link in a stored
+status's ``text`` becomes a ``http://t.cn/<code>`` link, as on Weibo; the share answer and the
+timeline show that text, and ``/_sandbox/posts`` keeps the text as sent.
 
 What it checks, in order, with Weibo's own codes (``{"request", "error_code" (a string), "error"}``,
 HTTP 400 — the real HTTP statuses are unverified; a fault may set ``status``):
@@ -10,7 +14,9 @@ HTTP 400 — the real HTTP statuses are unverified; a fault may set ``status``):
   (30 per sliding hour per user, 20016).
 
 Control (besides the base API):
-  GET/POST /_sandbox/weibo/config   {"safe_domains": [...], "posts_per_hour": N, "limit": 140, "url_weight": 11}
+  GET/POST /_sandbox/weibo/config   {"safe_domains": [...], "posts_per_hour": N, "limit": 140, "url_weight": 11,
+                                     "duplicate_check": true}  (false: an identical text is posted again,
+                                     so a second post shows in tests instead of a 20019)
   GET      /_sandbox/images/NAME.jpg|png|gif   small valid images (sandbox/images.py); NAME "large" is ≥ 5 MB,
                                                "fake" is not an image (but says it is), "missing" is 404.
 """
@@ -19,13 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..text import count_weibo, find_urls
 from .images import SAMPLE_JPEG, make_png
 from .server import Emulator, Request, Response, route
 
@@ -35,6 +41,9 @@ SHARE = "/2/statuses/share.json"
 CST = timezone(timedelta(hours=8))
 TOPIC = re.compile(r"[#＃][^#＃\s]+[#＃]")
 MAX_PIC = 5 * 1024 * 1024
+# A link as Weibo's text handling sees it: a scheme and a run of URL characters (CJK ends it).
+LINK = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 ERRORS: dict[str, str] = {
     "10001": "system error!", "10002": "service unavailable!", "10003": "remote service error",
@@ -64,7 +73,9 @@ class WeiboEmulator(Emulator):
         self.posts_per_hour = 30
         self.limit = 140
         self.url_weight = 11
+        self.duplicate_check = True
         self.statuses: list[dict[str, Any]] = []  # newest last
+        self.short: dict[str, str] = {}  # t.cn code -> long URL
         self.mids = itertools.count(4912345678901234, 7919)
 
     def error(self, code: Any, spec: dict[str, Any]) -> Response:
@@ -105,12 +116,12 @@ class WeiboEmulator(Emulator):
             text = form.get("status", "")
             if not text.strip():
                 return self.fail("20008")
-            if count_weibo(text, self.url_weight) > self.limit:
+            if weibo_length(text, self.url_weight) > self.limit:
                 return self.fail("20012", error=f"text too long, please input text less than {self.limit} characters!")
             if TOPIC.search(_without_urls(text)):
                 return self.fail("10017", error="parameter (status)'s value invalid,expect (no #topic#) , but get "
                                                 "(#topic#) , see doc for more info.")
-            if not any(_on(text[s:e], self.safe_domains) for s, e in find_urls(text)):
+            if not any(_on(m.group(), self.safe_domains) for m in LINK.finditer(text)):
                 return self.fail("10017")
             pic = None
             if "pic" in form:  # sent as a plain field, not a file part
@@ -126,13 +137,13 @@ class WeiboEmulator(Emulator):
                        "sha1": hashlib.sha1(data).hexdigest()}
             now = time.time()
             mine = [s for s in self.statuses if s["user"]["id"] == user["id"]]
-            if any(s["text"] == text and now - s["_at"] < 86400 for s in mine):
+            if self.duplicate_check and any(s["_sent"] == text and now - s["_at"] < 86400 for s in mine):
                 return self.fail("20019")
             if sum(1 for s in mine if now - s["_at"] < 3600) >= self.posts_per_hour:
                 return self.fail("20016")
             status = self._status(user, text, pic, now)
             self.statuses.append(status)
-            public = {k: v for k, v in status.items() if k != "_at"}
+            public = _public(status)
             uid = str(user["id"])
             self.record_post({"id": status["idstr"], "mid": status["mid"], "uid": uid,
                               "url": _status_url(uid, status["mid"]), "text": text,
@@ -142,6 +153,7 @@ class WeiboEmulator(Emulator):
 
     @route("GET", r"/2/statuses/user_timeline\.json")
     def user_timeline(self, req: Request) -> Response:
+        """The token's user's statuses, newest first: ``count`` (≤ 100), ``page``, ``since_id``, ``max_id``."""
         request = "/2/statuses/user_timeline.json"
         with self.lock:
             user, err = self._user(req, request)
@@ -150,13 +162,44 @@ class WeiboEmulator(Emulator):
             try:
                 count = int(req.query.get("count", "20"))
                 page = int(req.query.get("page", "1"))
+                since_id = int(req.query.get("since_id", "0"))
+                max_id = int(req.query.get("max_id", "0"))
             except ValueError:
                 return self.fail("10008", request)
             count, page = max(1, min(count, 100)), max(1, page)
-            mine = [{k: v for k, v in s.items() if k != "_at"} for s in reversed(self.statuses)
-                    if s["user"]["id"] == user["id"]]
-            return Response(200, {"statuses": mine[(page - 1) * count: page * count], "previous_cursor": 0,
-                                  "next_cursor": 0, "total_number": len(mine), "hasvisible": False})
+            mine = [s for s in reversed(self.statuses) if s["user"]["id"] == user["id"]
+                    and s["id"] > since_id and (not max_id or s["id"] <= max_id)]
+            trim = req.query.get("trim_user") == "1"
+            shown = [_public(s, trim) for s in mine[(page - 1) * count: page * count]]
+            return Response(200, {"statuses": shown, "previous_cursor": 0, "next_cursor": 0,
+                                  "total_number": len(mine), "hasvisible": False})
+
+    @route("GET", r"/2/statuses/show\.json")
+    def show(self, req: Request) -> Response:
+        request = "/2/statuses/show.json"
+        with self.lock:
+            user, err = self._user(req, request)
+            if err:
+                return err
+            wanted = req.query.get("id", "")
+            for status in self.statuses:
+                if status["idstr"] == wanted:
+                    return Response(200, _public(status))
+            return self.fail("20101", request, "target weibo does not exist!")
+
+    @route("GET", r"/2/short_url/expand\.json")
+    def expand(self, req: Request) -> Response:
+        """A t.cn link back to the long one (``url_short``; an unknown link gets ``result: false``)."""
+        request = "/2/short_url/expand.json"
+        with self.lock:
+            user, err = self._user(req, request)
+            if err:
+                return err
+            out = []
+            for short in [req.query.get("url_short", "")]:
+                long = self.short.get(short.rsplit("/", 1)[-1])
+                out.append({"url_short": short, "url_long": long or "", "type": 0, "result": long is not None})
+            return Response(200, {"urls": out})
 
     @route("POST", r"/oauth2/get_token_info")
     def token_info(self, req: Request) -> Response:
@@ -169,17 +212,26 @@ class WeiboEmulator(Emulator):
             return Response(200, {"uid": user["id"], "appkey": "sandbox-appkey", "scope": "",
                                   "create_at": int(time.time()) - 3600, "expire_in": 157_679_999})
 
+    def _shorten(self, text: str) -> str:
+        """Every link becomes ``http://t.cn/<code>`` (a code per long URL), as Weibo stores statuses."""
+        def short(m: re.Match) -> str:
+            code = _base62(int(hashlib.sha256(m.group().encode()).hexdigest()[:12], 16))[:8]
+            self.short[code] = m.group()
+            return f"http://t.cn/{code}"
+
+        return LINK.sub(short, text)
+
     def _status(self, user: dict[str, Any], text: str, pic: dict[str, Any] | None, now: float) -> dict[str, Any]:
         mid = next(self.mids)
         status: dict[str, Any] = {
-            "created_at": datetime.fromtimestamp(now, CST).strftime("%a %b %d %H:%M:%S +0800 %Y"),
-            "id": mid, "idstr": str(mid), "mid": str(mid), "text": text,
+            "created_at": _weibo_time(now),
+            "id": mid, "idstr": str(mid), "mid": str(mid), "text": self._shorten(text),
             "source": '<a href="https://app.weibo.com/t/feed/sharer" rel="nofollow">sharer</a>',
             "favorited": False, "truncated": False, "pic_urls": [], "reposts_count": 0, "comments_count": 0,
             "attitudes_count": 0, "visible": {"type": 0, "list_id": 0},
             "user": {"id": user["id"], "idstr": str(user["id"]), "screen_name": user["screen_name"],
                      "name": user["screen_name"], "profile_url": f"u/{user['id']}"},
-            "_at": now,
+            "_at": now, "_sent": text,
         }
         if pic:
             ext = pic["content_type"].split("/")[1].replace("jpeg", "jpg")
@@ -197,11 +249,12 @@ class WeiboEmulator(Emulator):
             with self.lock:
                 if req.method == "POST":
                     spec = req.json()
-                    for key in ("safe_domains", "posts_per_hour", "limit", "url_weight"):
+                    for key in ("safe_domains", "posts_per_hour", "limit", "url_weight", "duplicate_check"):
                         if key in spec:
                             setattr(self, key, spec[key])
                 return Response(200, {"safe_domains": self.safe_domains, "posts_per_hour": self.posts_per_hour,
-                                      "limit": self.limit, "url_weight": self.url_weight})
+                                      "limit": self.limit, "url_weight": self.url_weight,
+                                      "duplicate_check": self.duplicate_check})
         m = re.fullmatch(r"/_sandbox/images/(\w[\w-]*)\.(jpg|jpeg|png|gif)", req.path)
         if m and req.method == "GET":
             return sample_image(m.group(1), m.group(2))
@@ -211,9 +264,40 @@ class WeiboEmulator(Emulator):
 # --- helpers ---------------------------------------------------------------------------------------------
 
 def _without_urls(text: str) -> str:
-    for s, e in reversed(find_urls(text)):
-        text = text[:s] + " " + text[e:]
-    return text
+    return LINK.sub(" ", text)
+
+
+def weibo_length(text: str, url_weight: int) -> int:
+    """The fact sheet's rule: per UTF-16 unit, Latin-1 ½ and anything else 1, each link a fixed
+    weight, rounded up, surrounding whitespace not counted."""
+    text = text.strip()
+    units = len(LINK.findall(text)) * url_weight * 2
+    for ch in LINK.sub("", text):
+        units += 1 if ord(ch) <= 0xFF else 2 * (2 if ord(ch) > 0xFFFF else 1)
+    return math.ceil(units / 2)
+
+
+def _public(status: dict[str, Any], trim_user: bool = False) -> dict[str, Any]:
+    out = {k: v for k, v in status.items() if not k.startswith("_")}
+    if trim_user:
+        out["uid"] = out.pop("user")["id"]
+    return out
+
+
+def _weibo_time(now: float) -> str:
+    t = datetime.fromtimestamp(now, CST)
+    day = "Mon Tue Wed Thu Fri Sat Sun".split()[t.weekday()]
+    month = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()[t.month - 1]
+    return f"{day} {month} {t.day:02d} {t:%H:%M:%S} +0800 {t.year}"
+
+
+def _base62(n: int) -> str:
+    out = ""
+    while True:
+        n, r = divmod(n, 62)
+        out = BASE62[r] + out
+        if not n:
+            return out
 
 
 def _on(url: str, domains: list[str]) -> bool:
@@ -232,9 +316,13 @@ def _sniff(data: bytes) -> str | None:
 
 
 def _status_url(uid: str, mid: str) -> str:
-    from ..platforms.weibo import status_url
-
-    return status_url(uid, mid)
+    """``weibo.com/{uid}/{base62(mid)}``: 7-digit groups from the right, inner ones padded to 4."""
+    digits, groups = str(int(mid)), []
+    while digits:
+        groups.insert(0, digits[-7:])
+        digits = digits[:-7]
+    code = "".join(_base62(int(g)).rjust(4, "0") if i else _base62(int(g)) for i, g in enumerate(groups))
+    return f"https://weibo.com/{uid}/{code}"
 
 
 GIF_BYTES = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"

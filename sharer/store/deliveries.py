@@ -147,6 +147,8 @@ class Delivery:
     max_lateness: float | None = None
     lag_seconds: float | None = None  # how late the dispatcher released it
     overdue: bool = False
+    already_posted: bool = False  # delivered as a post the platform already had (nothing new published)
+    accepted: bool = False  # the platform said it took the post (e.g. Weibo 20032): verify, never resend
     state: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -166,6 +168,7 @@ class Delivery:
             not_before=float(h["not_before"]) if opt("not_before") else None,
             lease_until=float(h["lease_until"]) if opt("lease_until") else None,
             rate_waits=int(h.get("rate_waits") or 0), overdue=h.get("overdue") == "1",
+            already_posted=h.get("already_posted") == "1", accepted=h.get("accepted") == "1",
             attempt_base=int(h.get("attempt_base") or 0),
             retried_at=float(h["retried_at"]) if opt("retried_at") else None,
             scheduled_for=float(h["scheduled_for"]) if opt("scheduled_for") else None,
@@ -181,7 +184,7 @@ class Delivery:
             "id": self.id, "share_id": self.share_id, "account": self.account, "platform": self.platform,
             "status": self.status, "attempts": self.attempts, "post_id": self.post_id,
             "post_url": self.post_url, "error": self.error, "error_kind": self.error_kind,
-            "note": self.note, "overdue": self.overdue,
+            "note": self.note, "already_posted": self.already_posted, "overdue": self.overdue,
             "scheduled_for": iso(self.scheduled_for) if self.scheduled_for is not None else None,
             "timezone": self.timezone, "lag_seconds": self.lag_seconds,
             "created_at": self.created_at, "updated_at": self.updated_at,
@@ -242,17 +245,21 @@ class DeliveryStore:
         for d in deliveries:
             d = dict(d)
             text = d.pop("message", message)
+            st = d.pop("status", status)  # a delivery may start settled (``failed``: it cannot compose)
             member = f"{member_ms}:{d['id']}"
-            ev = json.dumps({"at": created, "status": status, "attempt": 0, "message": text})
-            fields = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": status,
+            ev = json.dumps({"at": created, "status": st, "attempt": 0, "message": text})
+            fields = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": st,
                       "attempts": 0, "created_at": created, "updated_at": created, "idx": member}
             pipe.hset(self.k.delivery(d["id"]), mapping=fields)
             created_records.append(Delivery.from_hash({k: str(v) for k, v in fields.items()}, [ev]))
-            if status == "scheduled":  # the dispatcher's queue: score = due time
+            if st == "scheduled":  # the dispatcher's queue: score = due time
                 pipe.zadd(self.k.schedule, {d["id"]: float(d["scheduled_for"])})
             pipe.rpush(self.k.events(d["id"]), ev)
+            if st in TERMINAL:
+                pipe.expire(self.k.delivery(d["id"]), ttl)
+                pipe.expire(self.k.events(d["id"]), ttl)
             pipe.zadd(self.k.all_index, {member: 0})
-            pipe.zadd(self.k.status_index(status), {member: 0})
+            pipe.zadd(self.k.status_index(st), {member: 0})
             pipe.zadd(self.k.account_index(d["account"]), {member: 0})
         pipe.execute()
         return created_records

@@ -18,7 +18,10 @@ from sharer.errors import Ambiguous, AuthExpired, ComposeError, Duplicate, Perma
 from sharer.loaders import load_article
 from sharer.platforms.base import DeliveryContext, Post
 from sharer.platforms.x import X, hashtag, hashtags
+from sharer.sandbox.x import USER
 from sharer.text import count_x, find_urls
+
+USER_ID = USER["id"]
 
 OAUTH1 = ["x-main", "x-thread", "x-nouser"]
 OAUTH2 = ["x-oauth2", "x-oauth2c"]
@@ -336,9 +339,12 @@ def test_share_to_x_through_the_worker(emulators, runtime, worker):
     [p] = sandbox_posts(emulators["x"])
     assert d.post_id == p["id"] and d.post_url == f"https://x.com/sharer_sandbox/status/{p['id']}"
     assert len(p["media_ids"]) == 1 and "utm_source=x" in p["text"]
-    # the same share again: X says duplicate; reconciliation finds the first post
-    [d2] = wait_settled(runtime, service.share(runtime, art, ["x-main"]).share_id)
+    # the same share again: X says duplicate; reconciliation finds the first post and says so
+    [d2] = wait_settled(runtime, service.share(runtime, art, ["x-main"], force=True).share_id)
     assert d2.status == "delivered" and d2.post_id == p["id"] and len(sandbox_posts(emulators["x"])) == 1
+    assert d2.already_posted and d2.note == f"X already had this post: {d.post_url}" and d2.attempts == 1
+    assert d2.to_json()["already_posted"] is True and d.to_json()["already_posted"] is False
+    assert "nothing new was published" in d2.events[-1]["message"]
 
 
 def test_bad_credentials_fail_and_no_secret_reaches_redis(emulators, runtime, worker):
@@ -382,3 +388,55 @@ def test_rate_limited_then_delivered_by_the_worker(emulators, runtime, worker):
     assert time.time() - started >= 0.5
     posts = sandbox_posts(emulators["x"])
     assert len(posts) == 3 and [p["in_reply_to_tweet_id"] for p in posts][1:] == [posts[0]["id"], posts[1]["id"]]
+
+
+def test_timeline_lookup_pages_back_and_caches_the_user_id(emulators, runtime):
+    """Our post under 120 newer ones: found on the second page; GET /2/users/me is asked once per account."""
+    emu = emulators["x"]
+    requests.post(emu.url + "/_sandbox/config", json={"post_limit": 1000}, timeout=5)
+    runtime.redis.delete(runtime.keys.cache("x-main", "x-user-id"))
+    x = platform(runtime, "x-main")
+    post = x.compose(article(image=None))
+    started = time.time()
+    receipt = x.publish(post, context(runtime, "x-main")[0])
+    for i in range(120):
+        x.publish(x.compose(article(title=f"Filler {i}", image=None, url=f"https://news.example.com/f/{i}")),
+                  context(runtime, "x-main")[0])
+    ctx, _ = context(runtime, "x-main", window_start=started)
+    seen = len(emu.requests)
+    assert x.find_existing(post, ctx) == receipt
+    paths = [r["path"] for r in emu.requests[seen:]]
+    assert paths.count("/2/users/me") == 1 and paths.count(f"/2/users/{USER_ID}/tweets") == 2
+    seen = len(emu.requests)
+    assert x.find_existing(post, context(runtime, "x-main", window_start=started)[0]) == receipt
+    assert [r["path"] for r in emu.requests[seen:]].count("/2/users/me") == 0  # cached
+
+
+def test_an_older_identical_post_is_the_earlier_one_only_after_a_duplicate_answer(emulators, runtime):
+    x = platform(runtime, "x-main")
+    post = x.compose(article(image=None))
+    earlier = x.publish(post, context(runtime, "x-main")[0])
+    later = time.time() + 3600  # a delivery that began long after it
+    assert x.find_existing(post, context(runtime, "x-main", window_start=later)[0]) is None
+    dup = x.find_existing(post, context(runtime, "x-main", window_start=later, duplicate=True)[0])
+    assert dup.already_posted and dup.post_id == earlier.post_id
+    assert dup.note == f"X already had this post: {earlier.url}"
+
+
+def test_timeline_pagination_in_the_emulator(emulators, runtime):
+    emu = emulators["x"]
+    requests.post(emu.url + "/_sandbox/config", json={"post_limit": 1000}, timeout=5)
+    x = platform(runtime, "x-nouser")
+    for i in range(12):
+        x.publish(x.compose(article(title=f"Post {i}", image=None)), context(runtime, "x-nouser")[0])
+    ctx, _ = context(runtime, "x-nouser")
+    with __import__("sharer.platforms.x", fromlist=["_Api"])._Api(ctx) as api:
+        first = api.call("t", lambda c, ua: c.get_users_tweets(USER_ID, max_results=5, user_auth=ua), write=False)
+        second = api.call("t", lambda c, ua: c.get_users_tweets(
+            USER_ID, max_results=5, pagination_token=first.meta["next_token"], user_auth=ua), write=False)
+    ids = [t.id for t in first.data] + [t.id for t in second.data]
+    assert len(set(ids)) == 10 and ids == sorted(ids, reverse=True)
+    r = requests.post(emu.url + "/_sandbox/config", json={"duplicate_check": False}, timeout=5)
+    assert r.json()["duplicate_check"] is False
+    post = x.compose(article(title="Post 0", image=None))
+    x.publish(post, context(runtime, "x-nouser")[0])  # identical text accepted: the switch is off

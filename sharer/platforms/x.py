@@ -27,6 +27,7 @@ import json
 import time
 import unicodedata
 from collections.abc import Callable
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -51,7 +52,7 @@ from ..errors import (
 )
 from ..media import Image, fetch_image
 from ..text import count_x, find_urls, split_thread, thread_label, trim
-from .base import DeliveryContext, Platform, Post, Receipt, json_body, send, short
+from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt, json_body, send, short
 
 OAUTH1 = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 OAUTH2 = ("client_id", "oauth2_refresh_token")
@@ -62,6 +63,7 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # GIFs need the chunked
 LABEL_RESERVE = count_x(thread_label(99, 99))  # room kept for the " k/n" numbering of a thread part
 _NOT_X_TEXT = dict.fromkeys(map(ord, "\ufffe\ufeff\uffff"))  # X rejects posts holding these
 _NOT_IN_HASHTAG = regex.compile(r"[^\p{L}\p{M}\p{Nd}_]")
+LOOKUP_PAGES = 5  # timeline pages of 100 read at most by one reconciliation
 
 
 # --- composition (pure) ---------------------------------------------------------------------------
@@ -122,6 +124,7 @@ class X(Platform):
     optional_credentials = (*OAUTH1, "client_id", "client_secret", "oauth2_refresh_token")
     option_defaults = {
         "username": "",  # for post URLs https://x.com/<username>/status/<id>
+        "user_id": "",  # the account's numeric id; "" = asked once with GET /2/users/me and cached
         "thread": False,  # post the article body as a numbered thread after the link post
         "max_length": 280,  # weighted length limit (Premium accounts may post more: unverified)
         "max_thread_parts": 25,
@@ -140,6 +143,8 @@ class X(Platform):
         out = super().validate_options(raw)
         if not 2 <= out["max_thread_parts"] <= 99:
             raise ValueError("max_thread_parts: must be between 2 and 99")
+        if out["user_id"] and not str(out["user_id"]).isdigit():
+            raise ValueError("user_id: must be the account's numeric X user id (or empty to look it up)")
         if out["max_length"] < 2 * LABEL_RESERVE or out["max_hashtags"] < 0 or out["max_image_bytes"] <= 0:
             raise ValueError("max_length, max_hashtags and max_image_bytes must be sensible positive numbers")
         return out
@@ -246,43 +251,113 @@ class X(Platform):
         return f"signed in as @{getattr(me, 'username', '?')}"
 
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
-        """Look through the account's newest 100 posts for the parts of this post.
+        """Look for this post's parts on the account's timeline (``GET /2/users/:id/tweets``).
 
-        Part 1 carries our article URL (matched on ``entities.urls[].expanded_url``: X shows t.co links);
-        part k+1 is the reply to part k. A thread found only in part is not "delivered": the parts found
-        are saved to the state and None is returned, so the retry posts the rest and nothing twice.
+        Part 1 is the account's post with our text (links compared as ``expanded_url``: X shows t.co
+        links) made since the first attempt began; part k+1 is the reply to part k with its text.
+        After a 403 duplicate (``ctx.duplicate``) an older part 1 is the post X already had. The pages
+        start at the first attempt (``start_time``, less the clock slack) and are read to the end, at
+        most ``LOOKUP_PAGES`` of them: None only when they were. A thread found only in part is not
+        "delivered": the parts found are saved to the state, so the retry posts the rest, none twice.
         """
         parts = post.payload["parts"]
         done = [str(i) for i in ctx.state.get("parts", [])][: len(parts)]
         known = len(done)
-        if known < len(parts):
-            with _Api(ctx) as api:
-                me = api.call("the account lookup", lambda c, ua: c.get_me(user_auth=ua).data, write=False)
-                timeline = api.call("the timeline", lambda c, ua: c.get_users_tweets(
-                    me.id, max_results=100, tweet_fields=["entities", "referenced_tweets"], user_auth=ua).data,
-                    write=False) or []
-            while len(done) < len(parts):
-                found = next((t for t in timeline if _is_part(t, parts[len(done)], done[-1] if done else None)), None)
-                if found is None:
+        if known == len(parts):
+            return self.receipt(done)
+        ws = ctx.window_start
+        start = None if ws is None or ctx.duplicate else ws - CLOCK_SLACK
+        with _Api(ctx) as api:
+            uid = self._user_id(api, ctx)
+            timeline, complete = self._timeline(api, uid, start)
+        ours_from = ws if ctx.duplicate else start  # see weibo.find_existing: no slack after "duplicate"
+        earlier = None
+        while len(done) < len(parts):
+            matches = [t for t in timeline if _is_part(t, parts[len(done)], done[-1] if done else None)]
+            if not done:
+                mine = [t for t in matches if ours_from is None or _created(t) is None or _created(t) >= ours_from]
+                if not mine:
+                    earlier = matches[0] if matches and ctx.duplicate else None
                     break
-                done.append(str(found.id))
+                matches = mine
+            if not matches:
+                break
+            done.append(str(matches[-1].id))  # newest first: the oldest match is the first one made
+        if earlier is not None:
+            url = self.status_url(str(earlier.id))
+            return Receipt(str(earlier.id), url, f"X already had this post: {url}", already_posted=True)
         if len(done) == len(parts):
             return self.receipt(done)
         if len(done) > known:
             ctx.state["parts"] = done
             ctx.save_state()
             ctx.step(f"parts 1-{len(done)} of {len(parts)} found on X; the thread continues from there")
+        if not complete:
+            raise Ambiguous(f"the account's timeline holds more than {LOOKUP_PAGES * 100} posts since the first "
+                            "attempt began; the post may be further back")
         return None
+
+    def _user_id(self, api: _Api, ctx: DeliveryContext) -> str:
+        """The account's user id: ``options.user_id``, else ``GET /2/users/me`` once, cached per account."""
+        if self.options["user_id"]:
+            return str(self.options["user_id"])
+        key = ctx.keys.cache(self.account.name, "x-user-id") if ctx.keys is not None else None
+        seed = hashlib.sha256("\0".join(self.account.secret(k) for k in (*OAUTH1, *OAUTH2)
+                                        if self.account.has_secret(k)).encode()).hexdigest()[:16]
+        if key and ctx.redis is not None:
+            raw = ctx.redis.get(key)
+            cached = json.loads(raw) if raw else {}
+            if cached.get("seed") == seed and cached.get("id"):
+                return str(cached["id"])
+        me = api.call("the account lookup", lambda c, ua: c.get_me(user_auth=ua).data, write=False)
+        if me is None:
+            raise Ambiguous("X answered the account lookup without a user")
+        if key and ctx.redis is not None:
+            ctx.redis.set(key, json.dumps({"seed": seed, "id": str(me.id)}))  # credentials changed -> new seed
+        return str(me.id)
+
+    def _timeline(self, api: _Api, uid: str, start: float | None) -> tuple[list[Any], bool]:
+        """The account's posts since ``start`` (all of them, newest first) and whether the pages ran out."""
+        posts: list[Any] = []
+        token = None
+        since = datetime.fromtimestamp(start, UTC) if start is not None else None
+        for _ in range(LOOKUP_PAGES):
+            resp = api.call("the timeline", lambda c, ua, t=token: c.get_users_tweets(
+                uid, max_results=100, start_time=since, pagination_token=t, user_auth=ua,
+                tweet_fields=["created_at", "entities", "referenced_tweets"]), write=False)
+            posts += resp.data or []
+            token = (resp.meta or {}).get("next_token")
+            if not token:
+                return posts, True
+        return posts, False
+
+
+def _created(tweet: Any) -> float | None:
+    at = getattr(tweet, "created_at", None)
+    return at.timestamp() if at is not None else None
+
+
+def _bare(text: str) -> str:
+    """A post's text as X keeps it, for comparison: entities decoded, NFC, no links, no whitespace."""
+    text = unicodedata.normalize("NFC", html.unescape(text or ""))
+    for start, end in reversed(find_urls(text)):
+        text = text[:start] + text[end:]
+    return "".join(text.split())
 
 
 def _is_part(tweet: Any, text: str, reply_to: str | None) -> bool:
-    """Whether ``tweet`` is the part with ``text``: the reply to ``reply_to``, or the post with our link(s)."""
-    if reply_to is not None:
-        return any(r.type == "replied_to" and str(r.id) == reply_to for r in tweet.referenced_tweets or [])
-    urls = [text[s:e] for s, e in find_urls(text)]
-    links = {u.get("expanded_url") for u in (tweet.entities or {}).get("urls", [])}
-    shown = html.unescape(tweet.text)
-    return all(u in links or u in shown for u in urls) if urls else shown == text
+    """Whether ``tweet`` is the part with ``text``: same text without links, our links among its
+    ``expanded_url``s (when X lists them), and for part k+1 the reply to part k."""
+    if reply_to is not None and not any(r.type == "replied_to" and str(r.id) == reply_to
+                                        for r in tweet.referenced_tweets or []):
+        return False
+    if _bare(tweet.text) != _bare(text):
+        return False
+    entities = (tweet.entities or {}).get("urls")
+    if not entities:
+        return True
+    links = {str(u.get("expanded_url") or "").rstrip("/") for u in entities}
+    return all(text[s:e].rstrip("/") in links for s, e in find_urls(text))
 
 
 # --- the API session ------------------------------------------------------------------------------

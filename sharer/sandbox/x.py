@@ -9,7 +9,9 @@ its transport adapter only then reroutes the request here. "sandbox:" credential
 
 Sandbox extras: ``GET /_sandbox/files/<name>`` serves test images (``sample.png``, ``sample.jpg``,
 ``big.png`` over 5 MB, ``anim.gif``, ``not-an-image.png``); ``POST /_sandbox/config``
-``{"post_limit": N, "window": S}`` sets the per-user posting limit (default 100 per 900 s).
+``{"post_limit": N, "window": S, "duplicate_check": bool}`` sets the per-user posting limit (default 100
+per 900 s) and whether an identical text is refused with 403 duplicate (default true; false lets a
+second post show in tests).
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def unauthorized() -> Response:
     return problem(401, "Unauthorized", "Unauthorized")
 
 
+def _parse_time(value: str) -> float:
+    """An RFC 3339 time (``2026-12-01T10:00:00Z``, optional fraction or offset) -> epoch seconds."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 def _enc(s: str) -> str:
     return quote(s, safe="-._~")
 
@@ -110,6 +119,7 @@ class XEmulator(Emulator):
         self.refresh_token = CREDS["oauth2_refresh_token"]  # the one valid refresh token
         self.access_tokens: dict[str, float] = {}  # token -> expiry
         self.post_limit, self.window = 100, 900.0
+        self.duplicate_check = True
         self.windows: dict[str, tuple[float, int]] = {}  # user id -> (window start, posts in it)
 
     def expire_tokens(self) -> None:
@@ -247,7 +257,8 @@ class XEmulator(Emulator):
         reply_to = (body.get("reply") or {}).get("in_reply_to_tweet_id")
         if reply_to is not None and (not isinstance(reply_to, str) or reply_to not in self.tweets):
             return problem(403, "Forbidden", "You attempted to reply to a Tweet that is deleted or not visible to you.")
-        if text and any(t["author_id"] == user and t["sent_text"] == text for t in self.tweets.values()):
+        if text and self.duplicate_check and any(t["author_id"] == user and t["sent_text"] == text
+                                                 for t in self.tweets.values()):
             return problem(403, "Forbidden", DUPLICATE)
         tweet_id = str(next(self.ids))
         shown, urls = self._tco(text)
@@ -317,6 +328,8 @@ class XEmulator(Emulator):
 
     @route("GET", r"/2/users/(?P<id>[^/]+)/tweets")
     def timeline(self, req: Request) -> Response:
+        """The user's posts, newest first: ``max_results`` 5-100, ``pagination_token`` (``meta.next_token``),
+        ``start_time``/``end_time`` (ISO 8601), ``since_id``/``until_id``, ``tweet.fields``."""
         with self.lock:
             user = self._user(req)
         if user is None:
@@ -331,24 +344,46 @@ class XEmulator(Emulator):
                                               "title": "Not Found Error", "resource_type": "user", "parameter": "id",
                                               "resource_id": uid,
                                               "type": "https://api.twitter.com/2/problems/resource-not-found"}]})
+        bounds = {}
+        for name in ("start_time", "end_time"):
+            if name in req.query:
+                try:
+                    bounds[name] = _parse_time(req.query[name])
+                except ValueError:
+                    return invalid(f"Invalid '{name}':'{req.query[name]}'. '{name}' must be a valid RFC3339 "
+                                   "date-time", parameters={name: [req.query[name]]})
+        token = req.query.get("pagination_token")
+        if token is not None and not token.startswith("pt-"):
+            return invalid("The `pagination_token` query parameter value is not valid",
+                           parameters={"pagination_token": [token]})
         fields = set(req.query.get("tweet.fields", "").split(","))
         with self.lock:
-            mine = sorted((t for t in self.tweets.values() if t["author_id"] == uid), key=lambda t: int(t["id"]),
-                          reverse=True)[: int(raw)]
+            mine = sorted((t for t in self.tweets.values() if t["author_id"] == uid
+                           and t["created_at"] >= bounds.get("start_time", 0)
+                           and t["created_at"] <= bounds.get("end_time", float("inf"))
+                           and int(t["id"]) > int(req.query.get("since_id") or 0)
+                           and int(t["id"]) < int(req.query.get("until_id") or 10**30)),
+                          key=lambda t: int(t["id"]), reverse=True)
+        if token is not None:  # the token names the newest id of the page it asks for
+            mine = [t for t in mine if int(t["id"]) <= int(token[3:])]
+        page, rest = mine[: int(raw)], mine[int(raw):]
         data = []
-        for t in mine:
+        for t in page:
             item = {"id": t["id"], "text": t["text"], "edit_history_tweet_ids": t["edit_history_tweet_ids"]}
             if "entities" in fields and t["entities"]:
                 item["entities"] = t["entities"]
             if "referenced_tweets" in fields and t["in_reply_to_tweet_id"]:
                 item["referenced_tweets"] = [{"type": "replied_to", "id": t["in_reply_to_tweet_id"]}]
             if "created_at" in fields:
-                item["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t["created_at"]))
+                item["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t["created_at"])) + \
+                    f".{int(t['created_at'] * 1000) % 1000:03d}Z"
             data.append(item)
         if not data:
             return Response(200, {"meta": {"result_count": 0}})
-        return Response(200, {"data": data, "meta": {"result_count": len(data), "newest_id": data[0]["id"],
-                                                     "oldest_id": data[-1]["id"]}})
+        meta = {"result_count": len(data), "newest_id": data[0]["id"], "oldest_id": data[-1]["id"]}
+        if rest:
+            meta["next_token"] = f"pt-{rest[0]['id']}"
+        return Response(200, {"data": data, "meta": meta})
 
     # --- sandbox extras --------------------------------------------------------------------------
 
@@ -364,6 +399,8 @@ class XEmulator(Emulator):
             with self.lock:
                 self.post_limit = int(spec.get("post_limit", self.post_limit))
                 self.window = float(spec.get("window", self.window))
+                self.duplicate_check = bool(spec.get("duplicate_check", self.duplicate_check))
                 self.windows.clear()
-            return Response(200, {"ok": True, "post_limit": self.post_limit, "window": self.window})
+            return Response(200, {"ok": True, "post_limit": self.post_limit, "window": self.window,
+                                  "duplicate_check": self.duplicate_check})
         return super().control(req)

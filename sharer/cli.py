@@ -133,11 +133,17 @@ def share(ctx, source, to, url, texts, at, tz, next_slot, max_lateness, idempote
     result = service.share(rt, article, _accounts(to), _overrides(texts), idempotency_key=idempotency_key,
                            force=force, at=at, tz=tz, next_slot=next_slot,
                            max_lateness=None if max_lateness is None else max_lateness * 60)
+    # accounts the article cannot go to are recorded failed at once (the others go ahead): one line each
+    refused = [d for d in result.deliveries if d.status == "failed" and d.error_kind == "compose"]
+    if not as_json:
+        for d in refused:
+            click.echo(f"{d.id}  {d.account:20} failed: cannot compose: {d.error}", err=True)
     if (at or next_slot) and not as_json:
         for d in result.deliveries:
-            click.echo(f"{d.id}  {d.account:20} scheduled for {_shown(d)}")
+            if d not in refused:
+                click.echo(f"{d.id}  {d.account:20} scheduled for {_shown(d)}")
         click.echo(f"share {result.share_id} scheduled (list with: sharer schedule list)")
-        return
+        sys.exit(1 if refused else 0)
     deliveries = result.deliveries
     if result.duplicate and not as_json:
         click.echo(f"already shared recently: returning share {result.share_id} (use --force to share again)",
@@ -146,9 +152,9 @@ def share(ctx, source, to, url, texts, at, tz, next_slot, max_lateness, idempote
         if as_json:
             _print_json(share_json(result.share_id, deliveries))
         else:
-            click.echo(f"share {result.share_id}: {len(deliveries)} deliveries queued "
+            click.echo(f"share {result.share_id}: {len(deliveries) - len(refused)} deliveries queued "
                        f"(follow with: sharer status {result.share_id})")
-        return
+        sys.exit(1 if refused else 0)
     live = LiveTable(enabled=not as_json and sys.stdout.isatty())
     deliveries = service.wait(rt, result.share_id, timeout=timeout, on_update=live.update)
     live.close()

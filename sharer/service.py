@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .article import Article
-from .errors import InputError, NotFound
+from .errors import ComposeError, InputError, NotFound
 from .platforms import get_platform
 from .platforms.base import Post
 from .runtime import Runtime
@@ -67,7 +67,7 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
         raise InputError("at", "give either a time or --next-slot, not both")
     if max_lateness is not None and max_lateness < 0:
         raise InputError("max_lateness", "must be zero or more minutes")
-    posts = preview(rt, article, accounts, overrides)
+    posts = _compose_each(rt, article, accounts, overrides)
     when = resolve_when(rt, at, tz) if at is not None else None
     share_id = new_id("sh")
     claims = _dedupe_keys(rt, article, accounts, overrides, idempotency_key, force)
@@ -83,20 +83,28 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
             rt.redis.set(key, share_id, ex=int(ttl))
     deliveries = []
     for name, post in zip(accounts, posts):
+        if isinstance(post, ComposeError):  # recorded failed; the other accounts go ahead
+            reason = post.problem
+            deliveries.append({"id": new_id("dl"), "account": name, "status": "failed", "error": reason,
+                               "error_kind": "compose", "platform": rt.settings.account(name).platform,
+                               "message": f"cannot compose: {reason}"})
+            continue
         deliveries.append({
             "id": new_id("dl"), "account": name, "platform": post.platform, "post": post.to_dict(),
             "override": (overrides or {}).get(name),
         })
+    sendable = [d for d in deliveries if d.get("status") != "failed"]
     share_record = {"id": share_id, "article": article.to_dict(), "title": article.title, "url": article.url,
                     "delivery_ids": [d["id"] for d in deliveries]}
     if when is None and not next_slot:
         records = rt.store.create_share(share_record, deliveries)
-        for d in deliveries:
+        for d in sendable:
             rt.queue.enqueue(d["id"], account=d["account"])
+        _alert_failed(rt, deliveries)
         return ShareResult(share_id, records)
     taken: list[tuple[str, str]] = []
     try:
-        for d in deliveries:
+        for d in sendable:
             d.update(_reserve(rt, d["id"], rt.settings.account(d["account"]), when, max_lateness))
             taken.append((d["account"], d["id"]))
         rt.store.create_share(share_record, deliveries, status="scheduled")
@@ -104,7 +112,33 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
         for account, did in taken:  # nothing stored: give the slots back
             rt.schedule.release_slot(account, did)
         raise
+    _alert_failed(rt, deliveries)
     return ShareResult(share_id, rt.store.get_many([d["id"] for d in deliveries]))
+
+
+def _compose_each(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None
+                  ) -> list[Post | ComposeError]:
+    """Each account's post, or why the article cannot go there. An editor's own text that does not
+    fit is bad input (raised: nothing is stored); an article an account cannot take is that
+    account's ``failed`` (``compose``) delivery and does not hold back the others."""
+    out: list[Post | ComposeError] = []
+    for name in accounts:
+        try:
+            [post] = preview(rt, article, [name], {name: overrides[name]} if name in (overrides or {}) else None)
+        except ComposeError as e:
+            if name in (overrides or {}):
+                raise
+            out.append(e)
+            continue
+        out.append(post)
+    return out
+
+
+def _alert_failed(rt: Runtime, deliveries: list[dict]) -> None:
+    if rt.settings.alerts_configured:
+        for d in deliveries:
+            if d.get("status") == "failed":
+                rt.queue.send_alert(d["id"])
 
 
 def resolve_when(rt: Runtime, at: str | datetime, tz: str | None = None) -> When:
@@ -327,8 +361,6 @@ def preview_each(rt: Runtime, article: Article, accounts: list[str], overrides: 
                  ) -> list[PreviewItem]:
     """Like ``preview``, but an account whose post cannot be composed gets its error instead of failing
     the whole call: a live editor shows "151/140" on that card and keeps the others."""
-    from .errors import ComposeError
-
     out = []
     for name in _unique_accounts(accounts):
         account = rt.settings.account(name)

@@ -35,7 +35,7 @@ from ..compose import article_values, render_template, tag_url
 from ..errors import Ambiguous, AuthExpired, ComposeError, DeliveryError, PermanentError, RateLimited, TransientError
 from ..media import fetch_image
 from ..text import count_graphemes, trim
-from .base import DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
+from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
 
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -314,4 +314,18 @@ class Mastodon(Platform):
                 return Receipt(str(status["id"]), status.get("url") or status.get("uri"))
         if not url or url not in post.text:
             raise Ambiguous("the status text does not contain the article link, so it cannot be recognised")
+        # "absent" needs proof (see Platform.find_existing): the page held the whole timeline, or
+        # its oldest status predates the first attempt
+        rows = statuses if isinstance(statuses, list) else []
+        oldest = _created(rows[-1]) if rows else None
+        since = None if ctx.window_start is None else ctx.window_start - CLOCK_SLACK
+        if len(rows) < 40 or (since is not None and oldest is not None and oldest < since):
+            return None
+        raise Ambiguous("the newest 40 statuses do not reach back to the first attempt; the status may be further down")
+
+
+def _created(status: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(status.get("created_at")).replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
         return None

@@ -149,10 +149,11 @@ def _on_error(rt: Runtime, record: Delivery, token: int, platform: Platform, pos
         return later(rt, did, wait)
     if isinstance(err, Ambiguous) and err.accepted and not platform.idempotent:
         wait = err.check_after
-        _to(rt, did, "sending", "unknown", f"{message}; checking for the post in {wait:.0f}s, never resending",
-            token=token, fields={"error": message, "error_kind": err.kind, "post": post.to_dict(),
-                                 "accepted": "1", "not_before": time.time() + wait})
-        return later(rt, did, wait) if wait > 0 else reconcile(rt, did)
+        _to(rt, did, "sending", "unknown", f"{message}; looking for the post now and for {wait:.0f}s more, "
+            "never resending", token=token, fields={"error": message, "error_kind": err.kind,
+                                                    "post": post.to_dict(), "accepted": "1",
+                                                    "not_before": time.time() + wait})
+        return reconcile(rt, did)
     if isinstance(err, (Ambiguous, Duplicate)):
         if platform.idempotent and not isinstance(err, Duplicate):
             return _retry_or_fail(rt, record, token, account.retry, post, message, err.kind,
@@ -208,8 +209,6 @@ def reconcile(rt: Runtime, delivery_id: str) -> Next:
     if platform.idempotent:
         return _retry_or_fail(rt, record, None, platform.account.retry, post, record.error or "interrupted",
                               "ambiguous", note="safe to resend: the platform de-duplicates by idempotency key")
-    if record.accepted and (record.not_before or 0) > time.time():
-        return later(rt, delivery_id, (record.not_before or 0) - time.time())  # not visible yet: wait
     ctx = _context(rt, record, platform.account, None)
     ctx.window_start = first_attempt_at(rt, record)
     ctx.duplicate = record.error_kind == "duplicate"
@@ -236,6 +235,8 @@ def reconcile(rt: Runtime, delivery_id: str) -> Next:
                     "error_kind": None, "post": post.to_dict(), "accepted": None,
                     "already_posted": "1" if found.already_posted else None})
         return DONE
+    if record.accepted and (record.not_before or 0) > time.time():
+        return later(rt, delivery_id, (record.not_before or 0) - time.time())  # not shown yet: look again later
     if ctx.duplicate or record.accepted:
         why = (f"{title} says it already has this post" if ctx.duplicate
                else f"{title} said it accepted the post ({record.error or 'verify later'})")

@@ -349,7 +349,8 @@ class Weibo(Platform):
             raise Ambiguous("the status has no text besides its link, so it cannot be told apart on the timeline")
         resp = send(ctx, "GET", f"{self.account.api_base}/2/statuses/user_timeline.json", idempotent=True,
                     params={"access_token": self.account.secret("access_token"), "count": LOOKUP_COUNT})
-        statuses = [s for s in self._answer(resp, ctx).get("statuses") or [] if isinstance(s, dict)]
+        page = self._answer(resp, ctx)
+        statuses = [s for s in page.get("statuses") or [] if isinstance(s, dict)]
         uid = self._known_uid(ctx)
         since = None if ctx.window_start is None else ctx.window_start - CLOCK_SLACK
         # after "duplicate" Weibo made nothing new: a match from before the first attempt is the earlier
@@ -364,7 +365,9 @@ class Weibo(Platform):
             if comparable(str(status.get("text") or "")) != needle:
                 continue
             at = parse_created_at(status.get("created_at"))
-            (mine if ours_from is None or at is None or at >= ours_from else older).append(status)
+            # after "duplicate" a status of unknown age is the earlier one: that request made nothing
+            ours = ours_from is None or (at >= ours_from if at is not None else not ctx.duplicate)
+            (mine if ours else older).append(status)
         if mine:
             return self._receipt(mine[-1])  # the oldest match inside the window: our first attempt's
         if older and ctx.duplicate:
@@ -372,7 +375,10 @@ class Weibo(Platform):
             where = found.url or f"status {found.post_id}"
             return Receipt(found.post_id, found.url, f"Weibo already had this post: {where}", already_posted=True)
         oldest = parse_created_at(statuses[-1].get("created_at")) if statuses else None
-        whole = len(statuses) < LOOKUP_COUNT
+        # the whole timeline was seen: a short page, and the total (when Weibo says it) no larger — a
+        # short page alone could be a server that caps ``count`` below what we asked for
+        total = page.get("total_number")
+        whole = len(statuses) < LOOKUP_COUNT and (not isinstance(total, int) or total <= len(statuses))
         if whole or (since is not None and oldest is not None and oldest < since):
             return None
         reach = "the account's start" if since is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(since))

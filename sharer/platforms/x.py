@@ -275,7 +275,7 @@ class X(Platform):
         while len(done) < len(parts):
             matches = [t for t in timeline if _is_part(t, parts[len(done)], done[-1] if done else None)]
             if not done:
-                mine = [t for t in matches if ours_from is None or _created(t) is None or _created(t) >= ours_from]
+                mine = [t for t in matches if ours_from is None or _ours(t, ours_from, ctx.duplicate)]
                 if not mine:
                     earlier = matches[0] if matches and ctx.duplicate else None
                     break
@@ -332,9 +332,10 @@ class X(Platform):
         return posts, False
 
 
-def _created(tweet: Any) -> float | None:
+def _ours(tweet: Any, since: float, duplicate: bool) -> bool:
+    """Made at or after ``since``; of unknown age, ours unless X said "duplicate" (nothing new then)."""
     at = getattr(tweet, "created_at", None)
-    return at.timestamp() if at is not None else None
+    return at.timestamp() >= since if at is not None else not duplicate
 
 
 def _bare(text: str) -> str:

@@ -91,6 +91,8 @@ class DeliveryOut(BaseModel):
     error: str | None
     error_kind: str | None
     note: str | None
+    already_posted: bool = Field(False, description="delivered as a post the platform already had (it refused "
+                                 "a duplicate): nothing new was published; ``note`` names the post")
     overdue: bool
     created_at: str
     updated_at: str

@@ -110,7 +110,7 @@ def run_demo(config: str | None, keep: bool = False) -> int:
         for name, sid in shares:
             click.secho(f"{name}  (sharer status {sid})", bold=True)
             for d in service.status(rt, sid):
-                where = d.post_url or d.note or d.error or d.status
+                where = d.note if d.already_posted else (d.post_url or d.note or d.error or d.status)
                 click.echo(f"  {d.account:22} {d.status:10} {where}")
         ok = all(d.status == "delivered" for d in deliveries)
         click.echo()

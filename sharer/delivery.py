@@ -250,14 +250,18 @@ def reconcile(rt: Runtime, delivery_id: str) -> Next:
 
 
 def first_attempt_at(rt: Runtime, record: Delivery) -> float:
-    """When the first attempt began (its first ``sending`` event): no post of this delivery is older."""
+    """When the first attempt began (its first ``sending`` event): no post of this delivery is older.
+
+    After an editor's retry (they checked: the post was not there) the window starts at that retry.
+    """
     from .clock import parse_iso
 
+    since = record.retried_at or 0.0
     for raw in rt.redis.lrange(rt.keys.events(record.id), 0, -1):
         event = json.loads(raw)
-        if event.get("status") == "sending":
+        if event.get("status") == "sending" and parse_iso(event["at"]).timestamp() >= since:
             return parse_iso(event["at"]).timestamp()
-    return _epoch(record.created_at)
+    return max(since, _epoch(record.created_at))
 
 
 def _fail(rt: Runtime, record: Delivery, token: int, message: str, kind: str, post: Post | None = None) -> None:

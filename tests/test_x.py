@@ -16,6 +16,7 @@ from sharer import service
 from sharer.article import Article
 from sharer.errors import Ambiguous, AuthExpired, ComposeError, Duplicate, PermanentError, RateLimited, TransientError
 from sharer.loaders import load_article
+from sharer.platforms._x_api import _Api
 from sharer.platforms.base import DeliveryContext, Post
 from sharer.platforms.x import X, hashtag, hashtags
 from sharer.sandbox.x import USER
@@ -430,7 +431,7 @@ def test_timeline_pagination_in_the_emulator(emulators, runtime):
     for i in range(12):
         x.publish(x.compose(article(title=f"Post {i}", image=None)), context(runtime, "x-nouser")[0])
     ctx, _ = context(runtime, "x-nouser")
-    with __import__("sharer.platforms.x", fromlist=["_Api"])._Api(ctx) as api:
+    with _Api(ctx) as api:
         first = api.call("t", lambda c, ua: c.get_users_tweets(USER_ID, max_results=5, user_auth=ua), write=False)
         second = api.call("t", lambda c, ua: c.get_users_tweets(
             USER_ID, max_results=5, pagination_token=first.meta["next_token"], user_auth=ua), write=False)

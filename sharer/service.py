@@ -52,7 +52,8 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
     """Create a share with one delivery per account, then enqueue one task per delivery — or, with
     ``at`` / ``next_slot``, schedule them (status ``scheduled``; the dispatcher releases them on time).
 
-    Every post is composed first, so a bad override fails here and nothing is stored. Repeating a
+    Every post is composed first, so a bad override fails here and nothing is stored; an account the
+    article itself cannot go to gets a ``failed`` (``compose``) delivery and the others are sent. Repeating a
     trigger is safe: the same ``idempotency_key`` returns the same share, and the same article to the
     same accounts within ``[delivery] duplicate_window_hours`` returns the existing share unless
     ``force``.

@@ -17,7 +17,8 @@ from sharer import service
 from sharer.errors import Ambiguous, ComposeError
 from sharer.loaders import load_article
 from sharer.platforms import get_platform
-from sharer.platforms.base import DeliveryContext
+from sharer.platforms._lookup import Age, age
+from sharer.platforms.base import CLOCK_SLACK, DeliveryContext
 
 OFF_DOMAIN = "https://elsewhere.example.org/2023/03/13/baic-catl"  # not on weibo-main's safe domain
 
@@ -75,3 +76,14 @@ def test_platforms_that_cannot_look_never_claim_absence(runtime, emulators, name
     post = platform.compose(load_article(str(EXAMPLES / "baic-catl.json")))
     with pytest.raises(Ambiguous):
         platform.find_existing(post, _ctx(runtime, name))
+
+
+def test_where_a_matching_post_falls_against_the_window():
+    ws = 1_000_000.0
+    assert age(ws + 5, ws, False) is Age.OURS and age(ws - 0.5, ws, False) is Age.OURS  # whole-second stamps
+    assert age(ws - 60, ws, False) is Age.NEAR and age(None, ws, False) is Age.NEAR  # cannot tell
+    assert age(ws - CLOCK_SLACK - 1, ws, False) is Age.EARLIER  # an earlier identical post: not ours
+    # after "duplicate" the platform made nothing new: anything not clearly since the window is the earlier post
+    assert age(ws + 5, ws, True) is Age.OURS
+    assert age(ws - 0.5, ws, True) is Age.EARLIER and age(None, ws, True) is Age.EARLIER
+    assert age(ws, None, False) is Age.OURS and age(ws, None, True) is Age.EARLIER

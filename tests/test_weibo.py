@@ -366,6 +366,8 @@ def test_an_older_identical_status_is_absent_unless_weibo_said_duplicate(weibo):
     earlier = platform.publish(post, ctx)
     later = time.time() + 2 * CLOCK_SLACK  # a delivery that began well after the earlier status
     assert platform.find_existing(post, _fresh(weibo, window_start=later)[1]) is None
+    with pytest.raises(Ambiguous, match="just before the first attempt"):  # ours on a late clock, or not
+        platform.find_existing(post, _fresh(weibo, window_start=time.time() + 60)[1])
     dup = platform.find_existing(post, _fresh(weibo, window_start=later, duplicate=True)[1])
     assert dup.already_posted and dup.post_id == earlier.post_id
     assert dup.note == f"Weibo already had this post: {earlier.url}"

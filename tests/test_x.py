@@ -419,6 +419,8 @@ def test_an_older_identical_post_is_the_earlier_one_only_after_a_duplicate_answe
     earlier = x.publish(post, context(runtime, "x-main")[0])
     later = time.time() + 3600  # a delivery that began long after it
     assert x.find_existing(post, context(runtime, "x-main", window_start=later)[0]) is None
+    with pytest.raises(Ambiguous, match="just before the first attempt"):
+        x.find_existing(post, context(runtime, "x-main", window_start=time.time() + 60)[0])
     dup = x.find_existing(post, context(runtime, "x-main", window_start=later, duplicate=True)[0])
     assert dup.already_posted and dup.post_id == earlier.post_id
     assert dup.note == f"X already had this post: {earlier.url}"

@@ -49,6 +49,7 @@ from ..errors import (
 )
 from ..media import Image, fetch_image
 from ..text import count_weibo, find_urls, trim
+from ._lookup import Age, age
 from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
 
 SANDBOX_RIP = "127.0.0.1"  # used when ``rip`` is unset and api_base is a loopback (sandbox) address
@@ -336,8 +337,9 @@ class Weibo(Platform):
 
         A timeline status is ours when it is the account's own (its uid, when known; not a repost),
         its text equals ours once links and whitespace are removed (``comparable``: the timeline
-        shows t.cn links), and it was made after the first attempt began. After a 20017/20019 answer
-        (``ctx.duplicate``) an older identical status is the one Weibo already had. None only when
+        shows t.cn links), and it was made after the first attempt began (``_lookup.age``; one
+        stamped just before is "cannot tell"). After a 20017/20019 answer (``ctx.duplicate``) an
+        older identical status is the one Weibo already had. None only when
         the page reached back before the first attempt (or held the whole timeline); otherwise the
         answer is "cannot tell" — one page (100 statuses) is all the daily quota lets us spend.
         """
@@ -352,28 +354,27 @@ class Weibo(Platform):
         page = self._answer(resp, ctx)
         statuses = [s for s in page.get("statuses") or [] if isinstance(s, dict)]
         uid = self._known_uid(ctx)
-        since = None if ctx.window_start is None else ctx.window_start - CLOCK_SLACK
-        # after "duplicate" Weibo made nothing new: a match from before the first attempt is the earlier
-        # status (no clock slack: one made seconds before would otherwise pass for ours)
-        ours_from = ctx.window_start if ctx.duplicate else since
-        mine, older = [], []
+        found: dict[Age, list[dict[str, Any]]] = {a: [] for a in Age}
         for status in statuses:
             user = status.get("user") or {}
             owner = str(user.get("idstr") or user.get("id") or status.get("uid") or "")
             if (uid and owner and owner != uid) or status.get("retweeted_status"):
                 continue
-            if comparable(str(status.get("text") or "")) != needle:
-                continue
-            at = parse_created_at(status.get("created_at"))
-            # after "duplicate" a status of unknown age is the earlier one: that request made nothing
-            ours = ours_from is None or (at >= ours_from if at is not None else not ctx.duplicate)
-            (mine if ours else older).append(status)
-        if mine:
-            return self._receipt(mine[-1])  # the oldest match inside the window: our first attempt's
-        if older and ctx.duplicate:
-            found = self._receipt(older[0])
-            where = found.url or f"status {found.post_id}"
-            return Receipt(found.post_id, found.url, f"Weibo already had this post: {where}", already_posted=True)
+            if comparable(str(status.get("text") or "")) == needle:
+                at = parse_created_at(status.get("created_at"))
+                found[age(at, ctx.window_start, ctx.duplicate)].append(status)
+        if found[Age.OURS]:
+            return self._receipt(found[Age.OURS][-1])  # newest first: the oldest match is the first made
+        if ctx.duplicate and found[Age.EARLIER]:
+            earlier = self._receipt(found[Age.EARLIER][0])
+            where = earlier.url or f"status {earlier.post_id}"
+            return Receipt(earlier.post_id, earlier.url, f"Weibo already had this post: {where}", already_posted=True)
+        if found[Age.NEAR]:
+            near = found[Age.NEAR][0]
+            raise Ambiguous(f"a status with the same text ({near.get('idstr') or near.get('id')}, "
+                            f"{near.get('created_at')}) was made just before the first attempt: ours if Weibo's "
+                            "clock runs behind, or an earlier share")
+        since = None if ctx.window_start is None else ctx.window_start - CLOCK_SLACK
         oldest = parse_created_at(statuses[-1].get("created_at")) if statuses else None
         # the whole timeline was seen: a short page, and the total (when Weibo says it) no larger — a
         # short page alone could be a server that caps ``count`` below what we asked for

@@ -40,6 +40,7 @@ from ..errors import (
 )
 from ..media import fetch_image
 from ..text import count_x, find_urls, split_thread, thread_label, trim
+from ._lookup import Age, age
 from ._x_api import OAUTH1, OAUTH2, _Api
 from ._x_api import OAuth2Tokens as OAuth2Tokens  # re-exported: part of this platform's surface
 from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt
@@ -255,24 +256,25 @@ class X(Platform):
         with _Api(ctx) as api:
             uid = self._user_id(api, ctx)
             timeline, complete = self._timeline(api, uid, start)
-        ours_from = ws if ctx.duplicate else start  # see weibo.find_existing: no slack after "duplicate"
-        earlier = None
+        earlier = near = None
         while len(done) < len(parts):
             matches = [t for t in timeline if _is_part(t, parts[len(done)], done[-1] if done else None)]
             if not done:
-                mine = [t for t in matches if ours_from is None or _ours(t, ours_from, ctx.duplicate)]
-                if not mine:
-                    earlier = matches[0] if matches and ctx.duplicate else None
-                    break
-                matches = mine
+                ages = {t.id: age(_created(t), ws, ctx.duplicate) for t in matches}
+                earlier = next((t for t in matches if ages[t.id] is Age.EARLIER), None) if ctx.duplicate else None
+                near = next((t for t in matches if ages[t.id] is Age.NEAR), None)
+                matches = [t for t in matches if ages[t.id] is Age.OURS]
             if not matches:
                 break
             done.append(str(matches[-1].id))  # newest first: the oldest match is the first one made
-        if earlier is not None:
+        if earlier is not None and not done:
             url = self.status_url(str(earlier.id))
             return Receipt(str(earlier.id), url, f"X already had this post: {url}", already_posted=True)
         if len(done) == len(parts):
             return self.receipt(done)
+        if not done and near is not None:
+            raise Ambiguous(f"a post with the same text ({near.id}) was made just before the first attempt: "
+                            "ours if X's clock runs behind, or an earlier share")
         if len(done) > known:
             ctx.state["parts"] = done
             ctx.save_state()
@@ -317,10 +319,9 @@ class X(Platform):
         return posts, False
 
 
-def _ours(tweet: Any, since: float, duplicate: bool) -> bool:
-    """Made at or after ``since``; of unknown age, ours unless X said "duplicate" (nothing new then)."""
+def _created(tweet: Any) -> float | None:
     at = getattr(tweet, "created_at", None)
-    return at.timestamp() >= since if at is not None else not duplicate
+    return at.timestamp() if at is not None else None
 
 
 def _bare(text: str) -> str:

@@ -7,7 +7,16 @@
 - ``material/add_material`` (type=image, ≤10 MB bmp/png/jpeg/gif), ``media/uploadimg`` (jpg/png < 1 MB),
   ``draft/add`` (validated: see ``_check_article``), ``freepublish/submit`` (consumes the draft),
   ``freepublish/get`` (status 1 for the first ``publishing_polls`` polls, then the final status),
-  ``freepublish/batchget`` and ``freepublish/getarticle``; ``GET /s/<article_id>`` is the article page.
+  ``freepublish/batchget`` (settles jobs whose publishing time has passed, without a poll) and
+  ``freepublish/getarticle``; ``GET /s/<article_id>`` is the article page.
+- ``draft/get`` (a temporary preview ``url`` per article); a draft leaves the draft box once it is
+  published or mass-sent, so using it again answers 40007.
+- 群发: ``message/mass/sendall`` (``filter`` all/tag, ``mpnews.media_id`` = a draft, ``clientmsgid`` ≤ 64
+  bytes else 45067, a repeated one → 45065 with the earlier ``msg_id``; checked before the draft unless
+  ``{"clientmsgid_first": false}``), a quota of successful sends per Beijing day (``mass_quota``, then
+  45028), ``message/mass/get`` (SENDING for ``mass_polls`` polls, then ``mass_status``) and
+  ``message/mass/preview`` (``towxname`` or ``touser``; the draft stays; a name not in a non-empty
+  ``followers`` list → 43004). ``GET /_sandbox/previews`` lists the previews sent to phones.
 - Stricter than WeChat on purpose, to catch our bugs: unknown article fields (47001), script/iframe/form
   markup and images that are not uploadimg URLs (45166; WeChat strips those silently).
 
@@ -43,13 +52,16 @@ CONFIG: JSON = {
     "token_lifetime": 7200, "publishing_polls": 1, "publish_seconds": 30.0, "publish_status": 0,
     "title_max_chars": 32, "title_max_bytes": 64, "author_max_chars": 8, "digest_max_chars": 128,
     "content_max_chars": 20_000, "content_max_bytes": 1_000_000,
+    "mass_quota": 100, "mass_polls": 1, "mass_status": "SEND_SUCCESS", "clientmsgid_first": True,
+    "followers": [],
 }
 ERRMSG = {
     -1: "system error", 40001: "invalid credential, access_token is invalid or not latest",
     40002: "invalid grant_type", 40004: "invalid media type", 40005: "invalid file type",
     40007: "invalid media_id", 40009: "invalid image size", 40013: "invalid appid",
     40014: "invalid access_token", 40033: "invalid charset", 40097: "invalid args",
-    40164: "invalid ip, not in whitelist",
+    40164: "invalid ip, not in whitelist", 40003: "invalid openid", 43004: "require subscribe",
+    45028: "has no masssend quota", 45065: "clientmsgid exist", 45066: "retry too fast", 45067: "clientmsgid too long",
     41001: "access_token missing", 41005: "media data missing", 42001: "access_token expired",
     44002: "empty post data", 44003: "empty news data", 45002: "content size out of limit",
     45003: "title size out of limit", 45004: "description size out of limit", 45005: "url size out of limit",
@@ -110,6 +122,9 @@ class WeChatEmulator(Emulator):
         self.drafts: dict[str, JSON] = {}
         self.jobs: dict[str, JSON] = {}
         self.articles: list[JSON] = []  # published, oldest first
+        self.mass: dict[str, JSON] = {}  # msg_id -> mass send job
+        self.clientmsgids: dict[str, str] = {}  # clientmsgid -> msg_id
+        self.previews: list[JSON] = []  # message/mass/preview calls that succeeded
         self.seq = itertools.count(1)
 
     def error(self, code: Any, spec: JSON) -> Response:
@@ -275,6 +290,9 @@ class WeChatEmulator(Emulator):
         for key in ("need_open_comment", "only_fans_can_comment"):
             if a.get(key, 0) not in (0, 1):
                 raise WxError(47001, f"{key} must be 0 or 1")
+        for key in ("pic_crop_235_1", "pic_crop_1_1"):
+            if key in a and not _crop_ok(a[key]):
+                raise WxError(40097, f"{key} must be X1_Y1_X2_Y2 with 0 <= X1 < X2 <= 1 and 0 <= Y1 < Y2 <= 1")
         if a.get("thumb_media_id") not in self.materials:
             raise WxError(40007, "thumb_media_id must be a permanent image material")
         soup = BeautifulSoup(content, "html.parser")
@@ -316,7 +334,8 @@ class WeChatEmulator(Emulator):
         if art is not None:
             out["article_id"] = art["article_id"]
         if job["status"] == 0:
-            out["article_detail"] = {"count": 1, "item": [{"idx": 1, "article_url": art["url"]}]}
+            out["article_detail"] = {"count": len(art["urls"]),
+                                     "item": [{"idx": i, "article_url": u} for i, u in enumerate(art["urls"], 1)]}
         elif job["status"] in (2, 3, 4):
             out["fail_idx"] = [1]
         return out
@@ -329,21 +348,25 @@ class WeChatEmulator(Emulator):
         if status not in (0, 5, 6):
             return
         article_id = "SBX_ART_" + secrets.token_hex(10)
-        news = dict(job["draft"]["articles"][0])
-        art = {"article_id": article_id, "publish_id": publish_id, "url": f"{self.url}/s/{article_id}",
-               "news": news, "deleted": status != 0, "time": int(time.time())}
+        items = [dict(a) for a in job["draft"]["articles"]]
+        urls = [f"{self.url}/s/{article_id}" + (f"?idx={i}" if i > 1 else "") for i in range(1, len(items) + 1)]
+        art = {"article_id": article_id, "publish_id": publish_id, "url": urls[0], "urls": urls,
+               "news": items[0], "items": items, "deleted": status != 0, "time": int(time.time())}
         job["article"] = art
         self.articles.append(art)
         if status == 0:
-            self.record_post({"id": article_id, "publish_id": publish_id, "url": art["url"], **news,
-                              "raw": job["draft"]["raw"]})
+            self.record_post({"id": article_id, "mode": "publish", "publish_id": publish_id, "url": art["url"],
+                              **items[0], "articles": items, "raw": job["draft"]["raw"]})
 
-    def _news_item(self, art: JSON, with_content: bool) -> JSON:
-        item = {**art["news"], "url": art["url"], "is_deleted": art["deleted"]}
-        item["thumb_url"] = self.materials.get(item.get("thumb_media_id"), {}).get("url", "")
-        if not with_content:
-            item.pop("content", None)
-        return item
+    def _news_items(self, art: JSON, with_content: bool) -> list[JSON]:
+        out = []
+        for news, url in zip(art["items"], art["urls"]):
+            item = {**news, "url": url, "is_deleted": art["deleted"]}
+            item["thumb_url"] = self.materials.get(item.get("thumb_media_id"), {}).get("url", "")
+            if not with_content:
+                item.pop("content", None)
+            out.append(item)
+        return out
 
     @cgi("POST", r"/cgi-bin/freepublish/batchget")
     def batchget(self, req: Request, body: JSON) -> JSON:
@@ -357,7 +380,7 @@ class WeChatEmulator(Emulator):
         newest = list(reversed(self.articles))
         page = newest[offset:offset + count]
         items = [{"article_id": a["article_id"], "update_time": a["time"],
-                  "content": {"news_item": [self._news_item(a, not body.get("no_content"))],
+                  "content": {"news_item": self._news_items(a, not body.get("no_content")),
                               "create_time": a["time"], "update_time": a["time"]}} for a in page]
         return {"total_count": len(newest), "item_count": len(items), "item": items}
 
@@ -365,27 +388,125 @@ class WeChatEmulator(Emulator):
     def getarticle(self, req: Request, body: JSON) -> JSON:
         for a in self.articles:
             if a["article_id"] == body.get("article_id"):
-                return {"news_item": [self._news_item(a, True)]}
+                return {"news_item": self._news_items(a, True)}
         raise WxError(40097, "unknown article_id")
 
     @route("GET", r"/s/(?P<article_id>[A-Za-z0-9_]+)")
     def article_page(self, req: Request) -> Response:
         with self.lock:
             art = next((a for a in self.articles if a["article_id"] == req.params["article_id"]), None)
-        if art is None or art["deleted"]:
+            draft = self.drafts.get(req.query.get("media_id", "")) if req.params["article_id"] == "draft" else None
+            if draft is not None:  # a draft's temporary preview link
+                art = {"items": draft["articles"], "deleted": False}
+        idx = int(req.query.get("idx") or 1) if (req.query.get("idx") or "1").isdigit() else 0
+        if art is None or art["deleted"] or not 1 <= idx <= len(art["items"]):
             return Response(404, "该内容已被发布者删除", {"Content-Type": "text/plain; charset=utf-8"})
-        n = art["news"]
+        n = art["items"][idx - 1]
         page = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(n['title'])}</title></head>"
                 f"<body><h1 id=\"activity-name\">{html.escape(n['title'])}</h1>"
                 f"<div id=\"js_content\">{n['content']}</div>"
                 f"<a href=\"{html.escape(n.get('content_source_url') or '')}\">阅读原文</a></body></html>")
         return Response(200, page, {"Content-Type": "text/html; charset=utf-8"})
 
+    # --- drafts, 群发 and previews ------------------------------------------------------------------
+
+    @cgi("POST", r"/cgi-bin/draft/get")
+    def draft_get(self, req: Request, body: JSON) -> JSON:
+        media_id = str(body.get("media_id"))
+        draft = self.drafts.get(media_id)
+        if draft is None:
+            raise WxError(40007)
+        items = []
+        for i, a in enumerate(draft["articles"], 1):
+            preview = f"{self.url}/s/draft?media_id={media_id}&idx={i}&tmp={secrets.token_hex(6)}"
+            thumb = self.materials.get(a.get("thumb_media_id"), {}).get("url", "")
+            items.append({**a, "url": preview, "thumb_url": thumb})
+        return {"news_item": items}
+
+    def _mpnews_draft(self, body: JSON, *, consume: bool) -> tuple[str, JSON]:
+        if body.get("msgtype") != "mpnews":
+            raise WxError(40097, "only mpnews is emulated")
+        mpnews = body.get("mpnews")
+        media_id = str(mpnews.get("media_id")) if isinstance(mpnews, dict) else ""
+        draft = self.drafts.pop(media_id, None) if consume else self.drafts.get(media_id)
+        if draft is None:
+            raise WxError(40007)
+        return media_id, draft
+
+    @cgi("POST", r"/cgi-bin/message/mass/sendall")
+    def mass_sendall(self, req: Request, body: JSON) -> JSON:
+        flt = body.get("filter")
+        if not isinstance(flt, dict) or not isinstance(flt.get("is_to_all"), bool):
+            raise WxError(40097, "filter.is_to_all must be true or false")
+        if not flt["is_to_all"] and not isinstance(flt.get("tag_id"), int):
+            raise WxError(40097, "filter.tag_id must be an integer when is_to_all is false")
+        if body.get("send_ignore_reprint", 0) not in (0, 1):
+            raise WxError(47001, "send_ignore_reprint must be 0 or 1")
+        cid = body.get("clientmsgid")
+        if cid is not None and (not isinstance(cid, str) or len(cid.encode()) > 64):
+            raise WxError(45067)
+        if self.config["clientmsgid_first"] and cid in self.clientmsgids:
+            return self._dup_clientmsgid(cid)
+        self._mpnews_draft(body, consume=False)
+        if not self.config["clientmsgid_first"] and cid in self.clientmsgids:
+            return self._dup_clientmsgid(cid)
+        day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))  # Beijing day
+        sent_today = sum(1 for m in self.mass.values() if m["day"] == day)
+        if sent_today >= int(self.config["mass_quota"]):
+            raise WxError(45028)
+        media_id, draft = self._mpnews_draft(body, consume=True)  # a mass-sent draft leaves the draft box
+        n = next(self.seq)
+        msg_id = str(1000000000 + n)
+        self.mass[msg_id] = {"day": day, "polls_left": int(self.config["mass_polls"]),
+                             "final": str(self.config["mass_status"]), "status": "SENDING"}
+        if cid is not None:
+            self.clientmsgids[cid] = msg_id
+        self.record_post({"id": msg_id, "mode": "mass", "msg_id": msg_id, "clientmsgid": cid, "filter": flt,
+                          "send_ignore_reprint": body.get("send_ignore_reprint", 0), **draft["articles"][0],
+                          "articles": draft["articles"], "raw": draft["raw"]})
+        return {"errcode": 0, "errmsg": "send job submission success", "msg_id": int(msg_id),
+                "msg_data_id": 2650000000 + n}
+
+    def _dup_clientmsgid(self, cid: str) -> JSON:
+        rid = "-".join(secrets.token_hex(4) for _ in range(3))
+        return {"errcode": 45065, "errmsg": f"clientmsgid exist rid: {rid}", "msg_id": int(self.clientmsgids[cid])}
+
+    @cgi("POST", r"/cgi-bin/message/mass/get")
+    def mass_get(self, req: Request, body: JSON) -> JSON:
+        msg_id = str(body.get("msg_id"))
+        job = self.mass.get(msg_id)
+        if job is None:
+            raise WxError(40097, "unknown msg_id")
+        if job["status"] == "SENDING":
+            if job["polls_left"] > 0:
+                job["polls_left"] -= 1
+            else:
+                job["status"] = job["final"]
+        return {"msg_id": int(msg_id), "msg_status": job["status"]}
+
+    @cgi("POST", r"/cgi-bin/message/mass/preview")
+    def mass_preview(self, req: Request, body: JSON) -> JSON:
+        towxname, touser = body.get("towxname"), body.get("touser")
+        who = towxname or touser
+        if not isinstance(who, str) or not who.strip():
+            raise WxError(40003 if touser is not None else 40097, "towxname or touser is required")
+        followers = self.config["followers"]
+        if followers and who not in followers:
+            raise WxError(43004)
+        media_id, draft = self._mpnews_draft(body, consume=False)  # a preview leaves the draft where it is
+        n = next(self.seq)
+        self.previews.append({"msg_id": n, "towxname": towxname, "touser": touser, "media_id": media_id,
+                              "articles": draft["articles"], "at": time.time()})
+        return {"errcode": 0, "errmsg": "preview success", "msg_id": n}
+
     # --- control additions -----------------------------------------------------------------------
 
     def control(self, req: Request) -> Response:
         if req.method == "GET" and req.path.startswith("/_sandbox/images/"):
             return sample_image(req)
+        if req.method == "GET" and req.path == "/_sandbox/previews":
+            with self.lock:
+                return Response(200, {"previews": self.previews})
         if req.path == "/_sandbox/config":
             with self.lock:
                 if req.method == "POST":
@@ -396,6 +517,14 @@ class WeChatEmulator(Emulator):
                     self.config.update(changes)
                 return Response(200, self.config)
         return super().control(req)
+
+
+def _crop_ok(value: Any) -> bool:
+    try:
+        x1, y1, x2, y2 = (float(v) for v in str(value).split("_"))
+    except ValueError:
+        return False
+    return 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
 
 
 # --- sample images (JPEG/PNG from sharer.sandbox.images; tiny GIF and BMP for type checks) ----------

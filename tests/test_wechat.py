@@ -31,8 +31,8 @@ from sharer.sandbox.wechat import APPSECRET
 
 MAIN = "wechat-main"
 ZH_IMAGE = "https://news.example.com/images/2023/03/13/signing-ceremony.jpg"
-PAYLOAD_KEYS = {"publish_mode", "article_type", "title", "author", "digest", "content", "content_source_url", "need_open_comment",
-                "only_fans_can_comment", "cover", "images"}
+PAYLOAD_KEYS = {"publish_mode", "article_type", "title", "author", "digest", "content", "content_source_url",
+                "need_open_comment", "only_fans_can_comment", "cover", "images"}
 
 
 # --- helpers --------------------------------------------------------------------------------------

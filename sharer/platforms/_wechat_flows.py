@@ -183,8 +183,9 @@ def wait_publish(api: WxApi, ctx: DeliveryContext, publish_id: str, o: dict[str,
         if status == 0:
             items = (data.get("article_detail") or {}).get("item") or [{}]
             url = items[0].get("article_url")
-            return Receipt(str(data.get("article_id") or "") or None, url,
-                           None if url else "published; WeChat returned no article URL")
+            article_id = str(data.get("article_id") or "") or None
+            _own(ctx, article_id)
+            return Receipt(article_id, url, None if url else "published; WeChat returned no article URL")
         if status == 1:
             if not told:
                 ctx.step("publish status 1 (publishing)")
@@ -248,6 +249,7 @@ def find_published(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, An
             raise Ambiguous(f"{len(matches)} published WeChat articles match this post since the submit; "
                             f"cannot tell which is ours ({', '.join(m.post_id or '?' for m in matches)})")
         if matches:
+            _own(ctx, matches[0].post_id)
             return matches[0]
         if not covered:
             raise Ambiguous(f"the WeChat published list has more than {PAGE * MAX_PAGES} articles since the "
@@ -272,11 +274,30 @@ def _scan(api: WxApi, ctx: DeliveryContext, url: str, title: str, since: float) 
                 continue
             news = ((item.get("content") or {}).get("news_item") or [{}])[0]
             if news.get("content_source_url") == url and news.get("title") == title and not news.get("is_deleted"):
-                matches.append(Receipt(str(item.get("article_id")), news.get("url")))
+                owner = _owner(ctx, str(item.get("article_id")))
+                if owner in (None, ctx.delivery_id):  # another delivery's receipt is not ours
+                    matches.append(Receipt(str(item.get("article_id")), news.get("url"),
+                                           "confirmed in WeChat's published list (the submit's answer was lost)"))
         total = int(data.get("total_count") or 0)
         if len(items) < PAGE or (page + 1) * PAGE >= total or (items and older == len(items)):
             return matches, True  # the end of the list, or a whole page older than the window
     return matches, False
+
+
+def _own(ctx: DeliveryContext, article_id: str | None) -> None:
+    """Remember which delivery an article is the receipt of, so another delivery's reconciliation of
+    the same article (shared twice) does not take it for its own."""
+    if article_id and ctx.redis is not None and ctx.keys is not None:
+        key = ctx.keys.cache(ctx.account.name, "wechat-article-owners")
+        ctx.redis.hsetnx(key, article_id, ctx.delivery_id)
+        ctx.redis.expire(key, 30 * 86400)
+
+
+def _owner(ctx: DeliveryContext, article_id: str) -> str | None:
+    if ctx.redis is None or ctx.keys is None:
+        return None
+    value = ctx.redis.hget(ctx.keys.cache(ctx.account.name, "wechat-article-owners"), article_id)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 # --- mass send (群发) ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from test_wechat import api_calls, configure, image_url, local_zh, run_for
 
 from sharer.article import Article
 from sharer.errors import Ambiguous, ArticleError, ComposeError, PermanentError, RateLimited
+from sharer.loaders import load_article
 from sharer.platforms import _wechat_quota as quota
 from sharer.platforms._wechat_flows import clientmsgid
 from sharer.platforms._wechat_image import centred_crop, image_size
@@ -288,3 +289,27 @@ def test_quota_is_shown_in_preview(wx, runtime, base_env):
     out = json.loads(run_cli(["preview", str(EXAMPLES / "baic-catl-zh.md"), "--to", "wechat-mass-daily",
                               "--json"], base_env).stdout)
     assert out["posts"][0]["quota"]["used"] == 1 and out["posts"][0]["quota"]["limit"] == 1
+
+
+# --- the dashboard's button: POST /api/previews/phone -------------------------------------------------
+
+def test_api_phone_preview(wx, web_app, editor_token, viewer_token):
+    from web_support import client, sign_in
+
+    c = client(web_app)
+    article = {k: v for k, v in load_article(str(EXAMPLES / "baic-catl-zh.md")).to_dict().items()
+               if k != "source" and v not in (None, [])}
+    body = {"article": article, "accounts": ["wechat-main", "weibo-main"], "send_to": "editor-wx"}
+    r = c.post("/api/previews/phone", json=body, headers=editor_token)
+    assert r.status_code == 200, r.text
+    [sent] = r.json()["sent"]
+    assert sent["account"] == "wechat-main" and sent["to"] == "editor-wx" and sent["msg_id"]
+    assert previews(wx)[-1]["towxname"] == "editor-wx"
+    assert c.post("/api/previews/phone", json=body, headers=viewer_token).status_code == 403
+    r = c.post("/api/previews/phone", json={**body, "accounts": ["weibo-main"]}, headers=editor_token)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "--send-to"
+    configure(wx, followers=["someone-else"])
+    r = c.post("/api/previews/phone", json=body, headers=editor_token)
+    assert r.status_code == 502 and "does not follow the account" in r.json()["detail"]
+    page = sign_in(web_app, "editor").get("/compose")
+    assert 'id="phone-btn"' in page.text and "/static/phone-preview.js" in page.text

@@ -25,7 +25,7 @@ from test_chaos import alive, cleanup, env_for, pool_children, settle, wait_for
 from sharer import service
 from sharer.article import Article
 from sharer.config import load_settings
-from sharer.platforms._wechat_flows import clientmsgid
+from sharer.platforms._wechat_mass import clientmsgid
 from sharer.runtime import Runtime
 
 LOOPS = int(os.environ.get("SHARER_CHAOS_LOOPS", "20"))

@@ -15,8 +15,8 @@ from sharer.article import Article
 from sharer.errors import Ambiguous, ArticleError, ComposeError, PermanentError, RateLimited
 from sharer.loaders import load_article
 from sharer.platforms import _wechat_quota as quota
-from sharer.platforms._wechat_flows import clientmsgid
 from sharer.platforms._wechat_image import centred_crop, image_size
+from sharer.platforms._wechat_mass import clientmsgid
 from sharer.platforms.wechat import WeChat
 from sharer.sandbox.images import SAMPLE_JPEG, make_png
 

@@ -28,6 +28,7 @@ from ..article import Article
 from ..compose import article_values, render_template, tag_url
 from ..errors import ComposeError, InputError
 from . import _wechat_flows as flows
+from . import _wechat_mass as mass
 from ._wechat_api import WxApi
 from ._wechat_html import trim_to, wechat_html
 from .base import DeliveryContext, Platform, Post, Receipt
@@ -187,7 +188,7 @@ class WeChat(Platform):
         mode = post.payload.get("publish_mode", "publish")
         ctx.state.setdefault("publish_mode", mode)
         if mode == "mass":
-            return flows.mass_send(self.api, post, ctx, self.options)
+            return mass.mass_send(self.api, post, ctx, self.options)
         if mode == "draft":
             return flows.draft_only(self.api, post, ctx, self.options)
         return flows.publish(self.api, post, ctx, self.options)
@@ -197,7 +198,7 @@ class WeChat(Platform):
         resumed, a mass send is de-duplicated by its clientmsgid); raises when WeChat cannot tell."""
         mode = post.payload.get("publish_mode", "publish")
         if mode == "mass":
-            return flows.find_mass(self.api, post, ctx, self.options)
+            return mass.find_mass(self.api, post, ctx, self.options)
         if mode == "draft":
             return flows.find_draft(self.api, post, ctx)
         return flows.find_published_post(self.api, post, ctx, self.options)

@@ -28,7 +28,6 @@ optional ``?bytes=N`` (padded to N bytes), ``ctype=`` (Content-Type) and ``delay
 
 from __future__ import annotations
 
-import functools
 import html
 import itertools
 import json
@@ -36,15 +35,16 @@ import re
 import secrets
 import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 
+from ._wx_cgi import WxError, cgi
 from .images import SAMPLE_JPEG, make_png
 from .server import JSON, Emulator, Request, Response, route
+from .wechat_mass import MassSendMixin
 
 APPID, APPSECRET = "sandbox-appid", "sandbox-appsecret"  # what "sandbox:" resolves to
 DEFAULT_COVER = "SANDBOX_DEFAULT_COVER"  # a permanent image material that always exists
@@ -76,12 +76,6 @@ _NON_ASCII_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u(?!00[0-7][0-9a-fA-F])[0-9a
 _MAGIC = (("jpeg", b"\xff\xd8\xff"), ("png", b"\x89PNG\r\n\x1a\n"), ("gif", b"GIF8"), ("bmp", b"BM"))
 
 
-class WxError(Exception):
-    def __init__(self, code: int, hint: str = ""):
-        super().__init__(code, hint)
-        self.code, self.hint = code, hint
-
-
 @dataclass
 class Token:
     kind: str  # "basic" (/cgi-bin/token) or "stable"
@@ -90,26 +84,7 @@ class Token:
     expired: bool = False  # the expired_token fault
 
 
-def cgi(method: str, path: str, *, token: bool = True, body: bool = True) -> Callable:
-    """A /cgi-bin/ endpoint: token check, raw UTF-8 JSON body, errcode errors on HTTP 200."""
-
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def handler(self: WeChatEmulator, req: Request) -> Response:
-            try:
-                with self.lock:
-                    if token:
-                        self._check_token(req)
-                    return Response(200, fn(self, req, self._json(req) if body else {}))
-            except WxError as e:
-                return self._err(e.code, e.hint)
-
-        return route(method, path)(handler)
-
-    return wrap
-
-
-class WeChatEmulator(Emulator):
+class WeChatEmulator(MassSendMixin, Emulator):
     platform = "wechat"
 
     def reset_state(self) -> None:
@@ -407,97 +382,6 @@ class WeChatEmulator(Emulator):
                 f"<div id=\"js_content\">{n['content']}</div>"
                 f"<a href=\"{html.escape(n.get('content_source_url') or '')}\">阅读原文</a></body></html>")
         return Response(200, page, {"Content-Type": "text/html; charset=utf-8"})
-
-    # --- drafts, 群发 and previews ------------------------------------------------------------------
-
-    @cgi("POST", r"/cgi-bin/draft/get")
-    def draft_get(self, req: Request, body: JSON) -> JSON:
-        media_id = str(body.get("media_id"))
-        draft = self.drafts.get(media_id)
-        if draft is None:
-            raise WxError(40007)
-        items = []
-        for i, a in enumerate(draft["articles"], 1):
-            preview = f"{self.url}/s/draft?media_id={media_id}&idx={i}&tmp={secrets.token_hex(6)}"
-            thumb = self.materials.get(a.get("thumb_media_id"), {}).get("url", "")
-            items.append({**a, "url": preview, "thumb_url": thumb})
-        return {"news_item": items}
-
-    def _mpnews_draft(self, body: JSON, *, consume: bool) -> tuple[str, JSON]:
-        if body.get("msgtype") != "mpnews":
-            raise WxError(40097, "only mpnews is emulated")
-        mpnews = body.get("mpnews")
-        media_id = str(mpnews.get("media_id")) if isinstance(mpnews, dict) else ""
-        draft = self.drafts.pop(media_id, None) if consume else self.drafts.get(media_id)
-        if draft is None:
-            raise WxError(40007)
-        return media_id, draft
-
-    @cgi("POST", r"/cgi-bin/message/mass/sendall")
-    def mass_sendall(self, req: Request, body: JSON) -> JSON:
-        flt = body.get("filter")
-        if not isinstance(flt, dict) or not isinstance(flt.get("is_to_all"), bool):
-            raise WxError(40097, "filter.is_to_all must be true or false")
-        if not flt["is_to_all"] and not isinstance(flt.get("tag_id"), int):
-            raise WxError(40097, "filter.tag_id must be an integer when is_to_all is false")
-        if body.get("send_ignore_reprint", 0) not in (0, 1):
-            raise WxError(47001, "send_ignore_reprint must be 0 or 1")
-        cid = body.get("clientmsgid")
-        if cid is not None and (not isinstance(cid, str) or len(cid.encode()) > 64):
-            raise WxError(45067)
-        if self.config["clientmsgid_first"] and cid in self.clientmsgids:
-            return self._dup_clientmsgid(cid)
-        self._mpnews_draft(body, consume=False)
-        if not self.config["clientmsgid_first"] and cid in self.clientmsgids:
-            return self._dup_clientmsgid(cid)
-        day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))  # Beijing day
-        sent_today = sum(1 for m in self.mass.values() if m["day"] == day)
-        if sent_today >= int(self.config["mass_quota"]):
-            raise WxError(45028)
-        media_id, draft = self._mpnews_draft(body, consume=True)  # a mass-sent draft leaves the draft box
-        n = next(self.seq)
-        msg_id = str(1000000000 + n)
-        self.mass[msg_id] = {"day": day, "polls_left": int(self.config["mass_polls"]),
-                             "final": str(self.config["mass_status"]), "status": "SENDING"}
-        if cid is not None:
-            self.clientmsgids[cid] = msg_id
-        self.record_post({"id": msg_id, "mode": "mass", "msg_id": msg_id, "clientmsgid": cid, "filter": flt,
-                          "send_ignore_reprint": body.get("send_ignore_reprint", 0), **draft["articles"][0],
-                          "articles": draft["articles"], "raw": draft["raw"]})
-        return {"errcode": 0, "errmsg": "send job submission success", "msg_id": int(msg_id),
-                "msg_data_id": 2650000000 + n}
-
-    def _dup_clientmsgid(self, cid: str) -> JSON:
-        rid = "-".join(secrets.token_hex(4) for _ in range(3))
-        return {"errcode": 45065, "errmsg": f"clientmsgid exist rid: {rid}", "msg_id": int(self.clientmsgids[cid])}
-
-    @cgi("POST", r"/cgi-bin/message/mass/get")
-    def mass_get(self, req: Request, body: JSON) -> JSON:
-        msg_id = str(body.get("msg_id"))
-        job = self.mass.get(msg_id)
-        if job is None:
-            raise WxError(40097, "unknown msg_id")
-        if job["status"] == "SENDING":
-            if job["polls_left"] > 0:
-                job["polls_left"] -= 1
-            else:
-                job["status"] = job["final"]
-        return {"msg_id": int(msg_id), "msg_status": job["status"]}
-
-    @cgi("POST", r"/cgi-bin/message/mass/preview")
-    def mass_preview(self, req: Request, body: JSON) -> JSON:
-        towxname, touser = body.get("towxname"), body.get("touser")
-        who = towxname or touser
-        if not isinstance(who, str) or not who.strip():
-            raise WxError(40003 if touser is not None else 40097, "towxname or touser is required")
-        followers = self.config["followers"]
-        if followers and who not in followers:
-            raise WxError(43004)
-        media_id, draft = self._mpnews_draft(body, consume=False)  # a preview leaves the draft where it is
-        n = next(self.seq)
-        self.previews.append({"msg_id": n, "towxname": towxname, "touser": touser, "media_id": media_id,
-                              "articles": draft["articles"], "at": time.time()})
-        return {"errcode": 0, "errmsg": "preview success", "msg_id": n}
 
     # --- control additions -----------------------------------------------------------------------
 

@@ -177,3 +177,22 @@ def test_the_same_article_shared_twice_each_delivery_finds_its_own(wxchaos, wx):
     assert two.status == "delivered" and two.post_id != one.post_id and {one.post_id, two.post_id} == \
         {p["id"] for p in out}
     assert "published list" in two.note
+
+
+def test_a_lost_submit_whose_article_never_shows_needs_review_after_one_submit(wxchaos, wx):
+    """The job never finishes (still publishing), the submit's answer was lost: the draft is gone, the
+    article is not listed — the editor decides. One submit, no loop, never ``failed``."""
+    rt, env = wxchaos
+    requests.post(wx.url + "/_sandbox/config", json={"publish_seconds": 3600, "publishing_polls": 10**6},
+                  timeout=5).raise_for_status()
+    token = f"{secrets.token_hex(3)}never"
+    inject(wx, path="freepublish/submit", kind="drop_after", count=1)
+    w = Worker(env, concurrency=1)
+    try:
+        did = service.share(rt, article(token), ["wx-publish"]).deliveries[0].id
+        [d] = settle(rt, [did], timeout=40)
+    finally:
+        w.stop()
+    assert d.status == "needs_review", (d.status, d.error)
+    assert "left the draft box" in d.events[-1]["message"]
+    assert sum(1 for r in wx.requests if r["path"] == "/cgi-bin/freepublish/submit") == 1

@@ -31,6 +31,7 @@ LOCAL_KEYS = ("publish_mode", "cover", "images", "more")  # payload keys that ar
 PAGE = 20  # freepublish/batchget: count ≤ 20
 MAX_PAGES = 10  # a lookup reads at most 200 published articles before it says it cannot tell
 CLOCK_SLACK = 300.0  # WeChat's update_time vs our clock
+RECONCILE_PATIENCE = 30.0  # seconds a reconciliation waits for a consumed draft's article to be listed
 PUBLISH_STATUS = {
     2: "originality check failed (原创校验失败)", 3: "publishing failed (常规失败)",
     4: "rejected by platform review (平台审核不通过)", 5: "published, then every article was deleted by the user",
@@ -221,7 +222,9 @@ def find_published_post(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[st
     media_id = st.get("draft_media_id")
     if media_id and draft_exists(api, ctx, str(media_id)) is not None:
         return None  # our draft is still in the draft box: no submit consumed it
-    found = find_published(api, post, ctx, o, since=float(submitted), patience=float(o["publish_poll_seconds"]))
+    # reconciliation holds no lease: look again for a while (the job may still be publishing), not for long
+    patience = min(float(o["publish_poll_seconds"]), RECONCILE_PATIENCE)
+    found = find_published(api, post, ctx, o, since=float(submitted), patience=patience)
     if found is not None:
         return found
     raise Ambiguous(ctx.redact(f"a publish submit of WeChat draft {media_id} may have gone through (the draft "

@@ -126,14 +126,13 @@ def _inline_images(api: WxApi, ctx: DeliveryContext, srcs: list[str]) -> dict[st
 
 
 def draft_exists(api: WxApi, ctx: DeliveryContext, media_id: str) -> dict[str, Any] | None:
-    """``draft/get``: the draft's answer, or None when WeChat says it is gone (40007)."""
+    """``draft/get``: the draft's answer, or None when WeChat does not show it (40007, or any refusal:
+    only a draft WeChat really shows counts as "still in the draft box", which allows a submit)."""
     data = api.call(ctx, "/cgi-bin/draft/get", "draft lookup", {"media_id": media_id}, raw=True)
     code = errcode(data)
-    if code == 40007:
-        return None
-    if code:
+    if code == -1:
         raise error_for_code(ctx, code, data, "draft lookup")
-    return data
+    return None if code or not data.get("news_item") else data
 
 
 # --- publish (发布) --------------------------------------------------------------------------------
@@ -151,15 +150,16 @@ def publish(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> 
     try:
         data = api.call(ctx, "/cgi-bin/freepublish/submit", "publish submit", {"media_id": media_id}, write=True)
     except PermanentError as e:
-        if not (earlier and e.code == "40007"):
+        if not earlier:
             raise
-        # The draft left the draft box: the earlier submit went through. Confirm it, never re-submit.
-        ctx.step("the draft was already submitted by an earlier attempt (errcode 40007): looking it up")
+        # 40007: the draft left the draft box, so the earlier submit went through. (Another refusal of a
+        # draft an earlier submit may have consumed is no proof of anything either.) Confirm, never re-submit.
+        ctx.step(f"the draft was already submitted by an earlier attempt (errcode {e.code}): looking it up")
         found = find_published(api, post, ctx, o, since=float(earlier), patience=float(o["publish_poll_seconds"]))
         if found is None:
-            raise Ambiguous(ctx.redact(f"WeChat draft {media_id} was consumed by an earlier submit whose answer "
-                                       "was lost, and its article is not in the published list"),
-                            code=e.code) from None
+            what = "was consumed by" if e.code == "40007" else f"was refused ({e.message}) after"
+            raise Ambiguous(ctx.redact(f"WeChat draft {media_id} {what} an earlier submit whose answer was lost, "
+                                       "and its article is not in the published list"), code=e.code) from None
         return Receipt(found.post_id, found.url, "WeChat had already published this draft (an earlier "
                                                  "attempt's answer was lost)")
     st["publish_id"] = str(need(ctx, data, "publish_id", "publish submit"))
@@ -261,6 +261,8 @@ def find_published(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, An
 
 def _scan(api: WxApi, ctx: DeliveryContext, url: str, title: str, since: float) -> tuple[list[Receipt], bool]:
     matches: list[Receipt] = []
+    last = float("inf")
+    descending = True  # newest first, as WeChat lists them: only then does an old page end the window
     for page in range(MAX_PAGES):
         data = api.call(ctx, "/cgi-bin/freepublish/batchget", "published list",
                         {"offset": page * PAGE, "count": PAGE, "no_content": 1})
@@ -268,6 +270,8 @@ def _scan(api: WxApi, ctx: DeliveryContext, url: str, title: str, since: float) 
         older = 0
         for item in items:
             stamp = float(item.get("update_time") or (item.get("content") or {}).get("update_time") or 0)
+            descending = descending and bool(stamp) and stamp <= last
+            last = stamp or last
             if stamp and stamp < since:
                 older += 1
                 continue
@@ -278,7 +282,7 @@ def _scan(api: WxApi, ctx: DeliveryContext, url: str, title: str, since: float) 
                     matches.append(Receipt(str(item.get("article_id")), news.get("url"),
                                            "confirmed in WeChat's published list (the submit's answer was lost)"))
         total = int(data.get("total_count") or 0)
-        if len(items) < PAGE or (page + 1) * PAGE >= total or (items and older == len(items)):
+        if len(items) < PAGE or (page + 1) * PAGE >= total or (items and older == len(items) and descending):
             return matches, True  # the end of the list, or a whole page older than the window
     return matches, False
 

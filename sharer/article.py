@@ -24,6 +24,8 @@ ALLOWED_TAGS = {
     "ul", "ol", "li", "dl", "dt", "dd", "a", "img", "figure", "figcaption",
     "table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "span", "div",
 }
+MAX_EXTRA_ARTICLES = 7  # WeChat: at most 8 articles in one draft / push
+
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "img": {"src", "alt", "title", "width", "height"},
@@ -71,6 +73,9 @@ class Article:
     published_at: datetime | None = None
     lang: str | None = None
     source: str = "<article>"  # where it was loaded from; used in error messages only
+    # further articles of a multi-article push (多图文: WeChat takes the lead and up to 7 more in one
+    # draft); platforms that post one article use the lead (this one) only
+    extra_articles: tuple[Article, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         src = self.source
@@ -93,12 +98,23 @@ class Article:
         object.__setattr__(self, "tags", tuple(t.strip() for t in self.tags if t.strip()))
         object.__setattr__(self, "summary", " ".join((self.summary or "").split()))
         object.__setattr__(self, "body_html", sanitize_html(self.body_html or ""))
+        extras = tuple(self.extra_articles or ())
+        if len(extras) > MAX_EXTRA_ARTICLES:
+            raise ArticleError(src, "extra_articles", f"at most {MAX_EXTRA_ARTICLES} besides the lead article "
+                                                      f"(8 in one push), got {len(extras)}")
+        if not all(isinstance(a, Article) and not a.extra_articles for a in extras):
+            raise ArticleError(src, "extra_articles", "must be articles (without extra articles of their own)")
+        object.__setattr__(self, "extra_articles", extras)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, the one stored with a share and accepted back by ``from_dict``."""
-        data = dataclasses.asdict(self)
+        data = dataclasses.asdict(dataclasses.replace(self, extra_articles=())) if self.extra_articles else \
+            dataclasses.asdict(self)
         data["tags"] = list(self.tags)
         data["published_at"] = self.published_at.isoformat() if self.published_at else None
+        del data["extra_articles"]  # kept out of the stored form unless there are some
+        if self.extra_articles:
+            data["extra_articles"] = [a.to_dict() for a in self.extra_articles]
         return data
 
     @classmethod
@@ -106,8 +122,10 @@ class Article:
         """Rebuild an article sharer itself stored with a share: validated again, but its body was
         sanitised when the share was made, so it is not run through the sanitiser a second time."""
         body = data.get("body_html") or ""
-        article = cls.from_dict({**data, "body_html": ""})
+        extras = tuple(cls.from_stored(a) for a in data.get("extra_articles") or ())
+        article = cls.from_dict({**data, "body_html": "", "extra_articles": []})
         object.__setattr__(article, "body_html", body)
+        object.__setattr__(article, "extra_articles", extras)
         return article
 
     @classmethod
@@ -138,6 +156,12 @@ class Article:
             raise ArticleError(source, "tags", "must be a list of strings")
         values["tags"] = tuple(str(t) if isinstance(t, (int, float)) else t for t in tags)
         values["source"] = values.get("source") or source
+        extras = values.get("extra_articles") or []
+        if not isinstance(extras, (list, tuple)):
+            raise ArticleError(source, "extra_articles", "must be a list of articles")
+        values["extra_articles"] = tuple(a if isinstance(a, Article) else
+                                         cls.from_dict(a, f"{source} extra_articles[{i}]")
+                                         for i, a in enumerate(extras))
         values.setdefault("title", "")  # missing required fields are reported by __post_init__
         values.setdefault("url", "")
         return cls(**values)

@@ -71,6 +71,21 @@ def _load(source: str, url: str | None):
     return load_article(source, url=url)
 
 
+def _load_all(sources: tuple[str, ...], url: str | None):
+    """The lead article (``--url`` applies to it) carrying the others: a multi-article push (WeChat)."""
+    import dataclasses
+
+    from .article import MAX_EXTRA_ARTICLES
+
+    if len(sources) > MAX_EXTRA_ARTICLES + 1:
+        raise InputError("FILE", f"at most {MAX_EXTRA_ARTICLES + 1} articles in one share (one WeChat push), "
+                                 f"got {len(sources)}")
+    lead = _load(sources[0], url)
+    if len(sources) == 1:
+        return lead
+    return dataclasses.replace(lead, extra_articles=tuple(_load(s, None) for s in sources[1:]))
+
+
 def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for pair in pairs:
@@ -86,31 +101,53 @@ def _accounts(to: str) -> list[str]:
 
 
 @main.command()
-@click.argument("source")
+@click.argument("sources", nargs=-1, required=True, metavar="FILE|URL...")
 @click.option("--to", "to", required=True, help="Comma-separated account names.")
 @click.option("--url", help="The article's URL (required for .txt articles; overrides others).")
 @click.option("--text", "texts", multiple=True, metavar="ACCOUNT=TEXT", help="Your own text for an account.")
+@click.option("--send-to", "send_to", metavar="WXNAME|openid:ID",
+              help="WeChat accounts: create the real draft and send it to this follower's phone.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
 @click.pass_context
 @handle_errors
-def preview(ctx, source, to, url, texts, as_json):
-    """Show each post exactly as it will be sent, with its length against the limit."""
+def preview(ctx, sources, to, url, texts, send_to, as_json):
+    """Show each post exactly as it will be sent, with its length against the limit.
+
+    More than one FILE: a multi-article WeChat push (up to 8; other platforms show the first)."""
+    from . import wechat_ops
+
     rt = _runtime(ctx)
-    article = _load(source, url)
-    posts = service.preview(rt, article, _accounts(to), _overrides(texts))
+    article = _load_all(sources, url)
+    accounts = _accounts(to)
+    posts = service.preview(rt, article, accounts, _overrides(texts))
+    quotas = {p.account: wechat_ops.mass_quota(rt, p.account) for p in posts}
+    sent = wechat_ops.send_to_phone(rt, article, accounts, send_to, _overrides(texts)) if send_to is not None else []
     if as_json:
-        click.echo(json.dumps({"posts": [p.to_dict() for p in posts]}, ensure_ascii=False, indent=2))
+        out = [{**p.to_dict(), **({"quota": quotas[p.account].to_json()} if quotas[p.account] else {})}
+               for p in posts]
+        data: dict = {"posts": out}
+        if send_to is not None:
+            data["sent"] = [{"account": s.account, "to": s.to, "msg_id": s.msg_id,
+                             "draft_media_id": s.draft_media_id, "articles": s.articles} for s in sent]
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     for p in posts:
         click.secho(f"── {p.account} ({p.platform}) — {p.length}/{p.limit} {p.unit}", bold=True)
         click.echo(p.text)
+        for i, extra in enumerate(p.payload.get("more") or [], start=2) if p.platform == "wechat" else ():
+            click.echo(f"  + article {i}: {extra['title']}")
         for w in p.warnings:
             click.secho(f"  ! {w}", fg="yellow")
+        if quotas[p.account]:
+            click.echo(f"  quota: {quotas[p.account].describe()}")
         click.echo()
+    for s in sent:
+        n = f"{s.articles} articles" if s.articles > 1 else "the article"
+        click.echo(f"{s.account}: {n} sent to {s.to}'s phone (draft {s.draft_media_id}, msg_id {s.msg_id})")
 
 
 @main.command()
-@click.argument("source")
+@click.argument("sources", nargs=-1, required=True, metavar="FILE|URL...")
 @click.option("--to", "to", required=True, help="Comma-separated account names.")
 @click.option("--url", help="The article's URL (required for .txt articles; overrides others).")
 @click.option("--text", "texts", multiple=True, metavar="ACCOUNT=TEXT", help="Your own text for an account.")
@@ -125,11 +162,14 @@ def preview(ctx, source, to, url, texts, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
 @click.pass_context
 @handle_errors
-def share(ctx, source, to, url, texts, at, tz, next_slot, max_lateness, idempotency_key, force, wait, timeout,
+def share(ctx, sources, to, url, texts, at, tz, next_slot, max_lateness, idempotency_key, force, wait, timeout,
           as_json):
-    """Share an article (file or http(s) URL) to accounts now, at a time, or in their next slots."""
+    """Share an article (file or http(s) URL) to accounts now, at a time, or in their next slots.
+
+    More than one FILE: one multi-article push (多图文, up to 8) to WeChat accounts, the first article
+    leading; other platforms get the first article only."""
     rt = _runtime(ctx)
-    article = _load(source, url)
+    article = _load_all(sources, url)
     result = service.share(rt, article, _accounts(to), _overrides(texts), idempotency_key=idempotency_key,
                            force=force, at=at, tz=tz, next_slot=next_slot,
                            max_lateness=None if max_lateness is None else max_lateness * 60)

@@ -88,13 +88,17 @@ def run_demo(config: str | None, keep: bool = False) -> int:
         web_url = _web_ready(web_url, children, logs)
 
         shares = []
+        pushes = _wechat_pushes(rt, demo_accounts)
+        everyday = [a for a in demo_accounts if a not in pushes]
         for path in sorted(EXAMPLES.iterdir()):
             if path.suffix not in (".json", ".md", ".html", ".txt"):
                 continue
             article = load_article(str(path), url=TXT_URLS.get(path.name))
-            result = service.share(rt, article, demo_accounts, force=True)  # every run shares afresh
+            result = service.share(rt, article, everyday, force=True)  # every run shares afresh
             shares.append((path.name, result.share_id))
-            click.echo(f"shared {path.name} -> {len(demo_accounts)} accounts (share {result.share_id})")
+            click.echo(f"shared {path.name} -> {len(everyday)} accounts (share {result.share_id})")
+        if pushes:
+            shares.append(_wechat_showcase(rt, pushes))
 
         live = LiveTable(enabled=sys.stdout.isatty())
         deadline = time.monotonic() + 300
@@ -127,6 +131,38 @@ def run_demo(config: str | None, keep: bool = False) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         children.stop()
+
+
+# The WeChat showcase: one multi-article push (多图文), its preview sent to an editor's phone first.
+PUSH_ARTICLES = ("baic-catl-zh.md", "baic-catl.json", "edge-cases.json")
+DEMO_PHONE = "demo-editor"  # the WeChat ID the sandbox "phone" preview goes to
+
+
+def _wechat_pushes(rt, accounts: list[str]) -> list[str]:
+    """Demo WeChat accounts in mass or draft mode: they get the one multi-article push, not every article
+    (a real account has 1 mass send a day)."""
+    return [a for a in accounts if rt.settings.accounts[a].platform == "wechat"
+            and rt.settings.accounts[a].options.get("publish_mode") in ("mass", "draft")]
+
+
+def _wechat_showcase(rt, accounts: list[str]) -> tuple[str, str]:
+    from dataclasses import replace
+
+    from .wechat_ops import mass_quota, send_to_phone
+
+    lead, *more = (load_article(str(EXAMPLES / name)) for name in PUSH_ARTICLES)
+    article = replace(lead, extra_articles=tuple(more))
+    for sent in send_to_phone(rt, article, accounts[:1], DEMO_PHONE):
+        click.echo(f"preview of {sent.articles} articles sent to {sent.to}'s phone from {sent.account} "
+                   f"(draft {sent.draft_media_id}, msg_id {sent.msg_id})")
+    for name in accounts:
+        q = mass_quota(rt, name)
+        if q is not None:
+            click.echo(f"{name}: mass-send quota before the push: {q.describe()}")
+    result = service.share(rt, article, accounts, force=True)
+    label = f"{' + '.join(PUSH_ARTICLES)} (one WeChat push)"
+    click.echo(f"shared {label} -> {', '.join(accounts)} (share {result.share_id})")
+    return label, result.share_id
 
 
 def _start_web(rt, children: Children, logs: Path, config: str | None) -> str | None:

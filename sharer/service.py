@@ -264,8 +264,10 @@ def _dedupe_keys(rt: Runtime, article: Article, accounts: list[str], overrides: 
         digest = hashlib.sha256(b"key\0" + idempotency_key.encode()).hexdigest()[:32]
         keys.append((rt.keys.dedupe(digest), max(rt.settings.duplicate_window, 86400.0)))
     if not force and rt.settings.duplicate_window > 0:
-        material = json.dumps([article.url, article.title, sorted(accounts), sorted((overrides or {}).items())],
-                              ensure_ascii=False)
+        parts = [article.url, article.title, sorted(accounts), sorted((overrides or {}).items())]
+        if article.extra_articles:  # a multi-article push is another share than its lead alone
+            parts.append([a.url for a in article.extra_articles])
+        material = json.dumps(parts, ensure_ascii=False)
         digest = hashlib.sha256(material.encode()).hexdigest()[:32]
         keys.append((rt.keys.dedupe(digest), rt.settings.duplicate_window))
     return keys

@@ -31,8 +31,8 @@ from sharer.sandbox.wechat import APPSECRET
 
 MAIN = "wechat-main"
 ZH_IMAGE = "https://news.example.com/images/2023/03/13/signing-ceremony.jpg"
-PAYLOAD_KEYS = {"article_type", "title", "author", "digest", "content", "content_source_url", "need_open_comment",
-                "only_fans_can_comment", "cover", "images"}
+PAYLOAD_KEYS = {"publish_mode", "article_type", "title", "author", "digest", "content", "content_source_url",
+                "need_open_comment", "only_fans_can_comment", "cover", "images"}
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -344,15 +344,52 @@ def test_a_lost_submit_answer_is_found_not_published_twice(wx, runtime):
     assert api_calls(wx).count("freepublish/submit") == 2
 
 
-def test_find_existing_matches_the_tagged_article_url(wx, runtime):
+def test_find_existing_confirms_a_lost_submit_in_batchget_by_url_title_and_window(wx, runtime):
+    configure(wx, publish_seconds=0)
+    inject(wx, path="freepublish/submit", kind="drop_after")
     run = run_for(runtime)
     article = local_zh(wx)
     post = run.platform.compose(article)
-    receipt = run.publish(post)
-    fresh = run_for(runtime)
-    assert fresh.platform.find_existing(post, fresh.ctx) == receipt
-    other = fresh.platform.compose(dataclasses.replace(article, url="https://news.example.com/zh/other"))
-    assert fresh.platform.find_existing(other, fresh.ctx) is None
+    with pytest.raises(Ambiguous):
+        run.publish(post)
+    lost = run.saved[-1]
+    assert lost["submit_at"] and lost["draft_media_id"] and "publish_id" not in lost
+    checker = run_for(runtime, state=lost)
+    found = checker.platform.find_existing(post, checker.ctx)
+    [posted] = sandbox_posts(wx)
+    assert found is not None and found.post_id == posted["id"] and found.url == posted["url"]
+    # another article's lost submit: not in the list, and its draft is gone -> cannot tell, never "absent"
+    other = checker.platform.compose(dataclasses.replace(article, url="https://news.example.com/zh/other"))
+    with pytest.raises(Ambiguous, match="left the draft box"):
+        checker.platform.find_existing(other, checker.ctx)
+    # nothing submitted yet: nothing can be public
+    assert run_for(runtime).platform.find_existing(post, run_for(runtime).ctx) is None
+
+
+def test_find_existing_says_absent_when_the_draft_is_still_in_the_draft_box(wx, runtime):
+    inject(wx, path="freepublish/submit", kind="drop")  # closed before WeChat handled it
+    run = run_for(runtime)
+    post = run.platform.compose(local_zh(wx))
+    with pytest.raises(Ambiguous):
+        run.publish(post)
+    checker = run_for(runtime, state=run.saved[-1])
+    assert checker.platform.find_existing(post, checker.ctx) is None
+    assert "draft/get" in api_calls(wx) and sandbox_posts(wx) == []
+
+
+def test_two_matching_articles_in_the_window_need_review(wx, runtime):
+    configure(wx, publish_seconds=0)
+    article = local_zh(wx)
+    for _ in range(2):  # the same article published twice (two shares)
+        run_for(runtime).publish(article)
+    inject(wx, path="freepublish/submit", kind="drop_after")
+    run = run_for(runtime)
+    post = run.platform.compose(article)
+    with pytest.raises(Ambiguous):
+        run.publish(post)
+    checker = run_for(runtime, state=run.saved[-1])
+    with pytest.raises(Ambiguous, match="3 published WeChat articles match"):
+        checker.platform.find_existing(post, checker.ctx)
 
 
 def test_inline_images_are_uploaded_and_rewritten_or_dropped(wx, runtime):

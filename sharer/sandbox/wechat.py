@@ -7,7 +7,16 @@
 - ``material/add_material`` (type=image, ≤10 MB bmp/png/jpeg/gif), ``media/uploadimg`` (jpg/png < 1 MB),
   ``draft/add`` (validated: see ``_check_article``), ``freepublish/submit`` (consumes the draft),
   ``freepublish/get`` (status 1 for the first ``publishing_polls`` polls, then the final status),
-  ``freepublish/batchget`` and ``freepublish/getarticle``; ``GET /s/<article_id>`` is the article page.
+  ``freepublish/batchget`` (settles jobs whose publishing time has passed, without a poll) and
+  ``freepublish/getarticle``; ``GET /s/<article_id>`` is the article page.
+- ``draft/get`` (a temporary preview ``url`` per article); a draft leaves the draft box once it is
+  published or mass-sent, so using it again answers 40007.
+- 群发: ``message/mass/sendall`` (``filter`` all/tag, ``mpnews.media_id`` = a draft, ``clientmsgid`` ≤ 64
+  bytes else 45067, a repeated one → 45065 with the earlier ``msg_id``; checked before the draft unless
+  ``{"clientmsgid_first": false}``), a quota of successful sends per Beijing day (``mass_quota``, then
+  45028), ``message/mass/get`` (SENDING for ``mass_polls`` polls, then ``mass_status``) and
+  ``message/mass/preview`` (``towxname`` or ``touser``; the draft stays; a name not in a non-empty
+  ``followers`` list → 43004). ``GET /_sandbox/previews`` lists the previews sent to phones.
 - Stricter than WeChat on purpose, to catch our bugs: unknown article fields (47001), script/iframe/form
   markup and images that are not uploadimg URLs (45166; WeChat strips those silently).
 
@@ -19,7 +28,6 @@ optional ``?bytes=N`` (padded to N bytes), ``ctype=`` (Content-Type) and ``delay
 
 from __future__ import annotations
 
-import functools
 import html
 import itertools
 import json
@@ -27,15 +35,16 @@ import re
 import secrets
 import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 
+from ._wx_cgi import WxError, cgi
 from .images import SAMPLE_JPEG, make_png
 from .server import JSON, Emulator, Request, Response, route
+from .wechat_mass import MassSendMixin
 
 APPID, APPSECRET = "sandbox-appid", "sandbox-appsecret"  # what "sandbox:" resolves to
 DEFAULT_COVER = "SANDBOX_DEFAULT_COVER"  # a permanent image material that always exists
@@ -43,13 +52,16 @@ CONFIG: JSON = {
     "token_lifetime": 7200, "publishing_polls": 1, "publish_seconds": 30.0, "publish_status": 0,
     "title_max_chars": 32, "title_max_bytes": 64, "author_max_chars": 8, "digest_max_chars": 128,
     "content_max_chars": 20_000, "content_max_bytes": 1_000_000,
+    "mass_quota": 100, "mass_polls": 1, "mass_status": "SEND_SUCCESS", "clientmsgid_first": True,
+    "followers": [],
 }
 ERRMSG = {
     -1: "system error", 40001: "invalid credential, access_token is invalid or not latest",
     40002: "invalid grant_type", 40004: "invalid media type", 40005: "invalid file type",
     40007: "invalid media_id", 40009: "invalid image size", 40013: "invalid appid",
     40014: "invalid access_token", 40033: "invalid charset", 40097: "invalid args",
-    40164: "invalid ip, not in whitelist",
+    40164: "invalid ip, not in whitelist", 40003: "invalid openid", 43004: "require subscribe",
+    45028: "has no masssend quota", 45065: "clientmsgid exist", 45066: "retry too fast", 45067: "clientmsgid too long",
     41001: "access_token missing", 41005: "media data missing", 42001: "access_token expired",
     44002: "empty post data", 44003: "empty news data", 45002: "content size out of limit",
     45003: "title size out of limit", 45004: "description size out of limit", 45005: "url size out of limit",
@@ -64,12 +76,6 @@ _NON_ASCII_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u(?!00[0-7][0-9a-fA-F])[0-9a
 _MAGIC = (("jpeg", b"\xff\xd8\xff"), ("png", b"\x89PNG\r\n\x1a\n"), ("gif", b"GIF8"), ("bmp", b"BM"))
 
 
-class WxError(Exception):
-    def __init__(self, code: int, hint: str = ""):
-        super().__init__(code, hint)
-        self.code, self.hint = code, hint
-
-
 @dataclass
 class Token:
     kind: str  # "basic" (/cgi-bin/token) or "stable"
@@ -78,26 +84,7 @@ class Token:
     expired: bool = False  # the expired_token fault
 
 
-def cgi(method: str, path: str, *, token: bool = True, body: bool = True) -> Callable:
-    """A /cgi-bin/ endpoint: token check, raw UTF-8 JSON body, errcode errors on HTTP 200."""
-
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def handler(self: WeChatEmulator, req: Request) -> Response:
-            try:
-                with self.lock:
-                    if token:
-                        self._check_token(req)
-                    return Response(200, fn(self, req, self._json(req) if body else {}))
-            except WxError as e:
-                return self._err(e.code, e.hint)
-
-        return route(method, path)(handler)
-
-    return wrap
-
-
-class WeChatEmulator(Emulator):
+class WeChatEmulator(MassSendMixin, Emulator):
     platform = "wechat"
 
     def reset_state(self) -> None:
@@ -110,6 +97,9 @@ class WeChatEmulator(Emulator):
         self.drafts: dict[str, JSON] = {}
         self.jobs: dict[str, JSON] = {}
         self.articles: list[JSON] = []  # published, oldest first
+        self.mass: dict[str, JSON] = {}  # msg_id -> mass send job
+        self.clientmsgids: dict[str, str] = {}  # clientmsgid -> msg_id
+        self.previews: list[JSON] = []  # message/mass/preview calls that succeeded
         self.seq = itertools.count(1)
 
     def error(self, code: Any, spec: JSON) -> Response:
@@ -275,6 +265,9 @@ class WeChatEmulator(Emulator):
         for key in ("need_open_comment", "only_fans_can_comment"):
             if a.get(key, 0) not in (0, 1):
                 raise WxError(47001, f"{key} must be 0 or 1")
+        for key in ("pic_crop_235_1", "pic_crop_1_1"):
+            if key in a and not _crop_ok(a[key]):
+                raise WxError(40097, f"{key} must be X1_Y1_X2_Y2 with 0 <= X1 < X2 <= 1 and 0 <= Y1 < Y2 <= 1")
         if a.get("thumb_media_id") not in self.materials:
             raise WxError(40007, "thumb_media_id must be a permanent image material")
         soup = BeautifulSoup(content, "html.parser")
@@ -316,7 +309,8 @@ class WeChatEmulator(Emulator):
         if art is not None:
             out["article_id"] = art["article_id"]
         if job["status"] == 0:
-            out["article_detail"] = {"count": 1, "item": [{"idx": 1, "article_url": art["url"]}]}
+            out["article_detail"] = {"count": len(art["urls"]),
+                                     "item": [{"idx": i, "article_url": u} for i, u in enumerate(art["urls"], 1)]}
         elif job["status"] in (2, 3, 4):
             out["fail_idx"] = [1]
         return out
@@ -329,21 +323,25 @@ class WeChatEmulator(Emulator):
         if status not in (0, 5, 6):
             return
         article_id = "SBX_ART_" + secrets.token_hex(10)
-        news = dict(job["draft"]["articles"][0])
-        art = {"article_id": article_id, "publish_id": publish_id, "url": f"{self.url}/s/{article_id}",
-               "news": news, "deleted": status != 0, "time": int(time.time())}
+        items = [dict(a) for a in job["draft"]["articles"]]
+        urls = [f"{self.url}/s/{article_id}" + (f"?idx={i}" if i > 1 else "") for i in range(1, len(items) + 1)]
+        art = {"article_id": article_id, "publish_id": publish_id, "url": urls[0], "urls": urls,
+               "news": items[0], "items": items, "deleted": status != 0, "time": int(time.time())}
         job["article"] = art
         self.articles.append(art)
         if status == 0:
-            self.record_post({"id": article_id, "publish_id": publish_id, "url": art["url"], **news,
-                              "raw": job["draft"]["raw"]})
+            self.record_post({"id": article_id, "mode": "publish", "publish_id": publish_id, "url": art["url"],
+                              **items[0], "articles": items, "raw": job["draft"]["raw"]})
 
-    def _news_item(self, art: JSON, with_content: bool) -> JSON:
-        item = {**art["news"], "url": art["url"], "is_deleted": art["deleted"]}
-        item["thumb_url"] = self.materials.get(item.get("thumb_media_id"), {}).get("url", "")
-        if not with_content:
-            item.pop("content", None)
-        return item
+    def _news_items(self, art: JSON, with_content: bool) -> list[JSON]:
+        out = []
+        for news, url in zip(art["items"], art["urls"]):
+            item = {**news, "url": url, "is_deleted": art["deleted"]}
+            item["thumb_url"] = self.materials.get(item.get("thumb_media_id"), {}).get("url", "")
+            if not with_content:
+                item.pop("content", None)
+            out.append(item)
+        return out
 
     @cgi("POST", r"/cgi-bin/freepublish/batchget")
     def batchget(self, req: Request, body: JSON) -> JSON:
@@ -357,7 +355,7 @@ class WeChatEmulator(Emulator):
         newest = list(reversed(self.articles))
         page = newest[offset:offset + count]
         items = [{"article_id": a["article_id"], "update_time": a["time"],
-                  "content": {"news_item": [self._news_item(a, not body.get("no_content"))],
+                  "content": {"news_item": self._news_items(a, not body.get("no_content")),
                               "create_time": a["time"], "update_time": a["time"]}} for a in page]
         return {"total_count": len(newest), "item_count": len(items), "item": items}
 
@@ -365,16 +363,20 @@ class WeChatEmulator(Emulator):
     def getarticle(self, req: Request, body: JSON) -> JSON:
         for a in self.articles:
             if a["article_id"] == body.get("article_id"):
-                return {"news_item": [self._news_item(a, True)]}
+                return {"news_item": self._news_items(a, True)}
         raise WxError(40097, "unknown article_id")
 
     @route("GET", r"/s/(?P<article_id>[A-Za-z0-9_]+)")
     def article_page(self, req: Request) -> Response:
         with self.lock:
             art = next((a for a in self.articles if a["article_id"] == req.params["article_id"]), None)
-        if art is None or art["deleted"]:
+            draft = self.drafts.get(req.query.get("media_id", "")) if req.params["article_id"] == "draft" else None
+            if draft is not None:  # a draft's temporary preview link
+                art = {"items": draft["articles"], "deleted": False}
+        idx = int(req.query.get("idx") or 1) if (req.query.get("idx") or "1").isdigit() else 0
+        if art is None or art["deleted"] or not 1 <= idx <= len(art["items"]):
             return Response(404, "该内容已被发布者删除", {"Content-Type": "text/plain; charset=utf-8"})
-        n = art["news"]
+        n = art["items"][idx - 1]
         page = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(n['title'])}</title></head>"
                 f"<body><h1 id=\"activity-name\">{html.escape(n['title'])}</h1>"
                 f"<div id=\"js_content\">{n['content']}</div>"
@@ -386,6 +388,9 @@ class WeChatEmulator(Emulator):
     def control(self, req: Request) -> Response:
         if req.method == "GET" and req.path.startswith("/_sandbox/images/"):
             return sample_image(req)
+        if req.method == "GET" and req.path == "/_sandbox/previews":
+            with self.lock:
+                return Response(200, {"previews": self.previews})
         if req.path == "/_sandbox/config":
             with self.lock:
                 if req.method == "POST":
@@ -396,6 +401,14 @@ class WeChatEmulator(Emulator):
                     self.config.update(changes)
                 return Response(200, self.config)
         return super().control(req)
+
+
+def _crop_ok(value: Any) -> bool:
+    try:
+        x1, y1, x2, y2 = (float(v) for v in str(value).split("_"))
+    except ValueError:
+        return False
+    return 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
 
 
 # --- sample images (JPEG/PNG from sharer.sandbox.images; tiny GIF and BMP for type checks) ----------

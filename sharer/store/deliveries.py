@@ -189,6 +189,9 @@ class Delivery:
             "timezone": self.timezone, "lag_seconds": self.lag_seconds,
             "created_at": self.created_at, "updated_at": self.updated_at,
             "post": self.post, "events": self.events,
+            # WeChat: how the article went out (publish / mass / draft) and a mass send's msg_id
+            "publish_mode": ((self.post or {}).get("payload") or {}).get("publish_mode"),
+            "msg_id": None if self.state.get("msg_id") is None else str(self.state["msg_id"]),
         }
 
 

@@ -48,6 +48,26 @@ def previews(body: s.PreviewRequest, ctx: Ctx, who: Reader) -> JSONResponse:
     return JSONResponse({"posts": preview_json(items)})
 
 
+@router.post("/previews/phone", response_model=s.PhonePreviewResponse,
+             responses={**ERRORS, 502: {"model": s.Problem, "description": "WeChat refused the preview"}})
+def phone_preview(body: s.PhonePreviewRequest, ctx: Ctx, who: Editor) -> JSONResponse:
+    """WeChat accounts: create the real draft (images uploaded) and send it to one follower's phone with
+    ``message/mass/preview``. A plain ``def`` route: the slow platform calls run in the threadpool."""
+    from ..errors import DeliveryError
+    from ..wechat_ops import send_to_phone
+
+    rt = ctx.rt
+    article = article_from(body.article.model_dump())
+    accounts = known_accounts(rt, body.accounts)
+    known_accounts(rt, list(body.texts), "texts")
+    try:
+        sent = send_to_phone(rt, article, accounts, body.send_to, body.texts or None)
+    except DeliveryError as e:
+        return JSONResponse({"detail": str(e)}, status_code=502)
+    return JSONResponse({"sent": [{"account": p.account, "to": p.to, "msg_id": p.msg_id,
+                                   "draft_media_id": p.draft_media_id, "articles": p.articles} for p in sent]})
+
+
 @router.post("/shares", response_model=s.ShareCreated, status_code=201,
              responses={**ERRORS, 200: {"model": s.ShareCreated, "description": "an earlier share returned"}})
 def create_share(body: s.ShareRequest, ctx: Ctx, who: Editor,

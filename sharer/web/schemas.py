@@ -39,6 +39,26 @@ class PreviewRequest(BaseModel):
     texts: dict[str, str] = Field(default_factory=dict, description="account -> the editor's own text")
 
 
+class PhonePreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    article: ArticleIn
+    accounts: list[str] = Field(min_length=1, max_length=100, description="the WeChat ones send the preview")
+    send_to: str = Field(min_length=1, max_length=200, description="a WeChat ID, or openid:OPENID")
+    texts: dict[str, str] = Field(default_factory=dict)
+
+
+class PhonePreviewSent(BaseModel):
+    account: str
+    to: str
+    msg_id: str | None
+    draft_media_id: str
+    articles: int
+
+
+class PhonePreviewResponse(BaseModel):
+    sent: list[PhonePreviewSent]
+
+
 class PreviewPost(BaseModel):
     """The post as it will be sent, or ``error`` when it cannot be (e.g. text over the limit)."""
 

@@ -52,3 +52,33 @@ def mass_quota(rt: Runtime, account_name: str):
     if account.platform != WeChat.id or account.options.get("publish_mode") != "mass":
         return None
     return quota.status(rt.redis, rt.keys, account)
+
+
+def handle_event(rt: Runtime, account_name: str, query: dict[str, str], body: bytes, method: str) -> str:
+    """WeChat calling the account's server URL: the ``echostr`` handshake (GET) or a result event (POST).
+
+    A ``MASSSENDJOBFINISH`` / ``PUBLISHJOBFINISH`` for a delivery that is waiting for its next poll makes
+    it poll now (the poll stays the truth). Raises ``EventError`` for an unknown account, an account with
+    no ``callback_token``, a bad signature or a bad body.
+    """
+    import time
+
+    from .platforms import _wechat_events as events
+
+    account = rt.settings.accounts.get(account_name)
+    if account is None or account.platform != WeChat.id or not account.has_secret("callback_token"):
+        raise events.EventError("no WeChat callback is configured for this account", 404)
+    events.verify(account.secret("callback_token"), query)
+    if method == "GET":
+        return query.get("echostr", "")
+    event = events.parse(body)
+    if event.kind not in events.EVENTS or not event.job_id:
+        return "success"
+    kind = "msg" if event.kind == "MASSSENDJOBFINISH" else "job"
+    found = rt.redis.get(rt.keys.cache(account_name, f"wechat-{kind}:{event.job_id}"))
+    if found:
+        did = found.decode() if isinstance(found, bytes) else found
+        note = f"WeChat reported {event.kind} for {event.job_id} ({event.status or 'no status'}): checking now"
+        if rt.store.transition(did, "retrying", None, note, fields={"not_before": time.time()}).ok:
+            rt.queue.enqueue(did, account=account_name)
+    return "success"

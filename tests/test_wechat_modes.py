@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import pytest
 import requests
@@ -313,3 +314,64 @@ def test_api_phone_preview(wx, web_app, editor_token, viewer_token):
     assert r.status_code == 502 and "does not follow the account" in r.json()["detail"]
     page = sign_in(web_app, "editor").get("/compose")
     assert 'id="phone-btn"' in page.text and "/static/phone-preview.js" in page.text
+
+
+# --- result events at the account's server URL (MASSSENDJOBFINISH) -------------------------------------
+
+def _signed(token: str, **extra) -> dict:
+    from sharer.platforms._wechat_events import signature
+
+    ts, nonce = str(int(time.time())), "n0nce"
+    return {"timestamp": ts, "nonce": nonce, "signature": signature(token, ts, nonce), **extra}
+
+
+def test_events_parse_and_signature():
+    from sharer.platforms._wechat_events import EventError, parse, verify
+
+    xml = (b"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><MsgType><![CDATA[event]]></MsgType>"
+           b"<Event><![CDATA[MASSSENDJOBFINISH]]></Event><MsgID>1000001625</MsgID>"
+           b"<Status><![CDATA[send success]]></Status></xml>")
+    ev = parse(xml)
+    assert (ev.kind, ev.job_id, ev.status) == ("MASSSENDJOBFINISH", "1000001625", "send success")
+    pub = parse(b"<xml><MsgType>event</MsgType><Event>PUBLISHJOBFINISH</Event><PublishEventInfo>"
+                b"<publish_id>2247503051</publish_id><publish_status>0</publish_status></PublishEventInfo></xml>")
+    assert (pub.kind, pub.job_id, pub.status) == ("PUBLISHJOBFINISH", "2247503051", "0")
+    with pytest.raises(EventError, match="DTD"):
+        parse(b'<!DOCTYPE x [<!ENTITY a "aaaa">]><xml>&a;</xml>')
+    verify("tok", _signed("tok"))
+    with pytest.raises(EventError, match="signature"):
+        verify("other", _signed("tok"))
+    with pytest.raises(EventError, match="stale"):
+        verify("tok", _signed("tok"), now=time.time() + 3600)
+
+
+def test_a_mass_send_finished_event_makes_the_waiting_delivery_poll_now(wx, runtime, web_app):
+    from web_support import client
+
+    from sharer.platforms._wechat_flows import remember_job
+    from sharer.platforms.base import DeliveryContext
+
+    c = client(web_app)
+    token = runtime.settings.account("wechat-mass").secret("callback_token")
+    r = c.get("/wechat/events/wechat-mass", params=_signed(token, echostr="hello-wechat"))
+    assert r.status_code == 200 and r.text == "hello-wechat"  # the server-URL handshake
+    assert c.get("/wechat/events/wechat-mass", params=_signed("wrong", echostr="x")).status_code == 403
+    assert c.get("/wechat/events/wechat-main", params=_signed(token, echostr="x")).status_code == 404
+    # a delivery waiting for its next poll of mass send 1000009999
+    share = {"id": "sh_evtest", "article": "{}", "title": "t", "url": "https://news.example.com/t"}
+    [d] = runtime.store.create_share(share, [{"id": "dl_evtest", "account": "wechat-mass", "platform": "wechat"}],
+                                     status="retrying")
+    runtime.store.transition(d.id, "retrying", None, "still sending", fields={"not_before": time.time() + 3600})
+    ctx = DeliveryContext(d.id, runtime.settings.account("wechat-mass"), runtime.session, redis=runtime.redis,
+                          keys=runtime.keys)
+    remember_job(ctx, "msg", 1000009999)
+    xml = (b"<xml><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[MASSSENDJOBFINISH]]></Event>"
+           b"<MsgID>1000009999</MsgID><Status><![CDATA[send success]]></Status></xml>")
+    r = c.post("/wechat/events/wechat-mass", params=_signed(token), content=xml)
+    assert r.status_code == 200 and r.text == "success"
+    after = runtime.store.get(d.id)
+    assert after.not_before <= time.time()
+    assert "WeChat reported MASSSENDJOBFINISH for 1000009999 (send success): checking now" in \
+        [e["message"] for e in after.events]
+    bad = c.post("/wechat/events/wechat-mass", params=_signed(token), content=b"<!DOCTYPE x><xml/>")
+    assert bad.status_code == 400

@@ -164,6 +164,7 @@ def publish(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> 
                                                  "attempt's answer was lost)")
     st["publish_id"] = str(need(ctx, data, "publish_id", "publish submit"))
     ctx.save_state()
+    remember_job(ctx, "job", st["publish_id"])
     ctx.step(f"publish job {st['publish_id']} submitted")
     return wait_publish(api, ctx, st["publish_id"], o)
 
@@ -285,6 +286,12 @@ def _scan(api: WxApi, ctx: DeliveryContext, url: str, title: str, since: float) 
         if len(items) < PAGE or (page + 1) * PAGE >= total or (items and older == len(items) and descending):
             return matches, True  # the end of the list, or a whole page older than the window
     return matches, False
+
+
+def remember_job(ctx: DeliveryContext, kind: str, job_id: Any) -> None:
+    """publish_id / msg_id -> this delivery, for WeChat's result events (``_wechat_events``)."""
+    if ctx.redis is not None and ctx.keys is not None:
+        ctx.redis.set(ctx.keys.cache(ctx.account.name, f"wechat-{kind}:{job_id}"), ctx.delivery_id, ex=7 * 86400)
 
 
 def _own(ctx: DeliveryContext, article_id: str | None) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import Ambiguous, PermanentError, RateLimited, TransientError
 from . import _wechat_quota as quota
 from ._wechat_api import WxApi, errcode, error_for_code, need
-from ._wechat_flows import ensure_draft
+from ._wechat_flows import ensure_draft, remember_job
 from .base import DeliveryContext, Post, Receipt
 
 
@@ -93,6 +93,7 @@ def mass_send(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -
     if note:
         st["mass_note"] = note
     ctx.save_state()
+    remember_job(ctx, "msg", st["msg_id"])
     if not note:
         ctx.step(f"mass send {st['msg_id']} submitted to {_target(o)[1]}")
     return wait_mass(api, ctx, o)

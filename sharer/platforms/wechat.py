@@ -55,6 +55,7 @@ class WeChat(Platform):
     title = "WeChat Official Account"
     default_api_base = "https://api.weixin.qq.com"
     required_credentials = ("appid", "appsecret")
+    optional_credentials = ("callback_token",)  # the server-config Token, for MASSSENDJOBFINISH events
     default_template = "{summary}"  # applies to the digest (摘要)
     limit = 128  # the digest: Post.text is the digest, the part an editor may override
     unit = "characters"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from .. import service
@@ -181,6 +181,28 @@ def schedule(ctx: Ctx, who: Reader, account: str | None = None) -> JSONResponse:
 
 
 health = APIRouter(tags=["health"])
+
+
+@health.api_route("/wechat/events/{account}", methods=["GET", "POST"], include_in_schema=False)
+async def wechat_events(account: str, request: Request, ctx: Ctx) -> Response:
+    """The WeChat account's server URL (消息推送, plaintext mode): the handshake and result events, which
+    make a waiting mass send / publish job be polled now. Public (WeChat signs it), body capped."""
+    from starlette.concurrency import run_in_threadpool
+
+    from ..platforms._wechat_events import MAX_BODY, EventError
+    from ..wechat_ops import handle_event
+
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return Response("body too large", status_code=413, media_type="text/plain")
+    try:
+        text = await run_in_threadpool(handle_event, ctx.rt, account, dict(request.query_params), body,
+                                       request.method)
+    except EventError as e:
+        return Response(str(e), status_code=e.status, media_type="text/plain")
+    return Response(text, media_type="text/plain")
 
 
 @health.get("/healthz", response_model=s.Health, responses={503: {"model": s.Health}})

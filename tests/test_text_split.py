@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -157,8 +156,6 @@ def test_split_20000_characters() -> None:
         "北汽集团与宁德时代签署深化合作备忘录，携手开发动力电池产品。详情见https://news.example.com/zh/2023。\n"
     ) * 120
     article = article[:20000]
-    start = time.perf_counter()
-    posts = split_thread(article, 280, count_x)
-    assert time.perf_counter() - start < 2.0
+    posts = split_thread(article, 280, count_x)  # its speed: bench/text.py
     assert all(count_x(p) <= 280 for p in posts)
     assert "".join("".join(p.split()) for p in bodies(posts)) == "".join(article.split())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import partial
 
 import pytest
@@ -143,7 +142,8 @@ def test_url_is_kept_whole_or_dropped() -> None:
     assert trim("#话题# 北汽集团 @北汽集团 宁德时代", 12).text == "#话题# 北汽集团…"
 
 
-def test_trim_20000_characters_is_fast() -> None:
+def test_trim_20000_characters() -> None:
+    # how long this takes is measured in bench/text.py, not asserted here
     article = (
         "BAIC GROUP and CATL signed a business cooperation agreement https://news.example.com/en/1 to "
         "develop power battery products 🔋 and explore the NEV market. 北汽集团与宁德时代签署深化合作备忘录，"
@@ -151,14 +151,7 @@ def test_trim_20000_characters_is_fast() -> None:
     ) * 120
     article = article[:20000]
     for count in (count_graphemes, count_x, count_weibo, count_utf16):
-        best = min(_timed(trim, article, 280, count) for _ in range(5))
-        assert best < 0.05, (count, best)
-
-
-def _timed(fn: object, *args: object) -> float:
-    start = time.perf_counter()
-    fn(*args)  # type: ignore[operator]
-    return time.perf_counter() - start
+        check_trim(article, 280, count, trim(article, 280, count))
 
 
 @pytest.mark.parametrize("count", COUNTERS)

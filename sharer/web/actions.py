@@ -185,12 +185,13 @@ def confirm_page(ctx, request: Request, who, art, accounts: list[str], texts: di
                      "look": previews.look(p.to_dict(), rt.settings.media_rewrite, acc.options)})
     hidden = [(k, v) for k, vs in form.items() if k not in HIDDEN_SKIP for v in vs]
     return render(ctx, request, "confirm.html", who, article=art, posts=rows, form=state, when_kind=state["when"],
-                  when_text=when_text, hidden=hidden, recent=recent_shares(rt, art, accounts))
+                  when_text=when_text, hidden=hidden, recent=recent_shares(rt, art, accounts),
+                  dedupes=rt.settings.duplicate_window > 0)
 
 
 def recent_shares(rt, art, accounts: list[str]) -> list[dict[str, Any]]:
     """Shares of the same article URL to any of these accounts within ``[delivery] duplicate_window_hours``."""
-    window = float(getattr(rt.settings, "duplicate_window_hours", 24) or 24) * 3600
+    window = rt.settings.duplicate_window or 86400.0  # detection off: still say what went out today
     found, _ = service.list_shares(rt, since=time.time() - window, q=None, limit=200)
     out = []
     for sh in found:

@@ -236,21 +236,25 @@ def share_page(ctx: WebContext, request: Request, who: Principal, share_id: str,
     tz = user_tz(ctx, who)
     scheduled = [d for d in share.deliveries if d.status == "scheduled"]
     first = min((d.scheduled_for or 0 for d in scheduled), default=None)
+    return render(ctx, request, "share.html", who, status, share=share, error=error, notice=notice,
+                  shared_by=shared_by(ctx.rt, [share_id]).get(share_id),
+                  share_counts=status_counts(share), scheduled=bool(scheduled),
+                  cancellable=sum(d.status in ("scheduled", "queued", "retrying") for d in share.deliveries),
+                  resched_at=to_local_input(first, tz) if first else "", resched_tz=tz)
+
+
+def status_counts(share: Any) -> list[tuple[str, int]]:
     counts: dict[str, int] = {}
     for d in share.deliveries:
         counts[d.status] = counts.get(d.status, 0) + 1
-    return render(ctx, request, "share.html", who, status, share=share, error=error, notice=notice,
-                  shared_by=shared_by(ctx.rt, [share_id]).get(share_id),
-                  share_counts=[(s, counts[s]) for s in STATUSES if s in counts], scheduled=bool(scheduled),
-                  cancellable=sum(d.status in ("scheduled", "queued", "retrying") for d in share.deliveries),
-                  resched_at=to_local_input(first, tz) if first else "", resched_tz=tz)
+    return [(s, counts[s]) for s in STATUSES if s in counts]
 
 
 @router.get("/shares/{share_id}/deliveries")
 def share_deliveries(share_id: str, request: Request, ctx: Ctx, who: PageReader) -> Response:
     """The deliveries part of the share page, re-fetched by the browser on each live event."""
     share = _with_looks(ctx, service.get_share(ctx.rt, share_id))
-    resp = render(ctx, request, "_deliveries.html", who, share=share)
+    resp = render(ctx, request, "_deliveries.html", who, share=share, share_counts=status_counts(share))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

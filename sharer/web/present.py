@@ -23,7 +23,7 @@ STATUS_WORDS = {
 STATUS_HELP = {
     "queued": N_("waiting for a worker"), "scheduled": N_("will be sent at its time"),
     "sending": N_("being sent now"), "retrying": N_("failed for now; will try again"),
-    "delivered": N_("published"), "failed": N_("gave up; nothing was published"),
+    "delivered": N_("the post is out"), "failed": N_("gave up; nothing was published"),
     "cancelled": N_("cancelled before it was sent"), "unknown": N_("state unknown"),
     "needs_review": N_("may or may not have been published: check the account"),
 }

@@ -193,7 +193,20 @@
     const atRadio = document.getElementById("when-at");
     const zoneLabel = document.getElementById("at-zone");
     // the "When" trap: choosing a date means "at that date"
-    const pickAt = () => { if (atInput.value && atRadio) atRadio.checked = true; };
+    const said = document.getElementById("at-said");
+    const pickAt = () => {
+      if (atInput.value && atRadio) atRadio.checked = true;
+      if (!said) return;
+      // the chosen time written out in the page's language (the native control follows the browser's)
+      const [d, tm] = atInput.value.split("T");
+      if (!d || !tm) { said.textContent = ""; return; }
+      const [y, mo, da] = d.split("-").map(Number);
+      const [h, mi] = tm.split(":").map(Number);
+      const shown = new Date(Date.UTC(y, mo - 1, da, h, mi));
+      const f = new Intl.DateTimeFormat(document.documentElement.lang || undefined,
+        { dateStyle: "full", timeStyle: "short", timeZone: "UTC" });
+      said.textContent = `→ ${f.format(shown)} (${value("tz")})`;
+    };
     atInput?.addEventListener("input", pickAt);
     atInput?.addEventListener("change", pickAt);
     form.elements.tz?.addEventListener("input", () => { if (zoneLabel) zoneLabel.textContent = `(${value("tz")})`; });

@@ -19,7 +19,7 @@ from .. import service
 from ..errors import ArticleError, ComposeError, InputError, NotFound
 from ..platforms import REGISTRY
 from ..store.deliveries import STATUSES
-from . import calendar, i18n, present, previews
+from . import calendar, i18n, present, previews, wording
 from .auth import Ctx, PageEditor, PageReader, Principal, Reader, WebContext, identify
 from .i18n import N_
 from .prefs import PrefsStore
@@ -92,7 +92,8 @@ def _field(name: str) -> str:
 
 
 def _p(problem: str) -> str:
-    return i18n.gettext(problem)
+    said = wording.say(problem)
+    return said if said != problem else i18n.gettext(problem)
 
 
 @router.get("/login")
@@ -175,10 +176,10 @@ def compose_preview(body: PreviewRequest, request: Request, ctx: Ctx, who: Reade
     for p in out:
         p["look"] = str(macro(previews.look(p, rt.settings.media_rewrite, rt.settings.accounts[p["account"]].options),
                               p["account"])) if p["payload"] is not None else ""
-        p["warnings"] = [i18n.gettext(w) for w in p["warnings"]]
+        p["warnings"] = [wording.say(w) for w in p["warnings"]]
         p["unit_words"] = present.unit(p["unit"]) if p["unit"] else ""
         if p["error"]:
-            p["error"] = i18n.gettext(p["error"])
+            p["error"] = _p(p["error"])
     return JSONResponse({"posts": out}, headers={"Cache-Control": "no-store"})
 
 

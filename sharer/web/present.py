@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 
-from . import i18n
+from . import i18n, wording
 from .i18n import N_, _
 from .prefs import Prefs, PrefsStore
 
@@ -133,7 +133,7 @@ def values(ctx: Any, request: Request, who: Any) -> dict[str, Any]:
             "prefs": prefs, "languages": i18n.LANGUAGES,
             "when": lambda ts, part=0: i18n.when(ts, tz, part), "ago": i18n.relative, "duration": i18n.duration,
             "word": word, "explain": explain, "human_seconds": credential_words, "unit": unit,
-            "status_help": lambda s: _(STATUS_HELP.get(s, s)), "js_text": js_text()}
+            "status_help": lambda s: _(STATUS_HELP.get(s, s)), "js_text": js_text(), "say": wording.say}
 
 
 def js_text() -> dict[str, str]:

@@ -63,6 +63,9 @@ _SHAPES: list[tuple[str, str]] = [
      N_("summary trimmed so the %(what)s fits %(n)s bytes")),
     (r"(?P<what>.+) trimmed to (?P<n>\d+) bytes \(was (?P<was>\d+)\)",
      N_("%(what)s trimmed to %(n)s bytes (was %(was)s)")),
+    # not found (error pages)
+    (r"no share with id '(?P<id>[^']*)'", N_("no share with id %(id)s")),
+    (r"no delivery with id '(?P<id>[^']*)'", N_("no delivery with id %(id)s")),
     # compose errors
     (r"text is (?P<n>\d+) (?P<unit>.+) long; the limit is (?P<limit>\d+)",
      N_("the text is %(n)s %(unit)s long; the limit is %(limit)s")),

@@ -180,7 +180,8 @@ def confirm_page(ctx, request: Request, who, art, accounts: list[str], texts: di
     rows = []
     for p in posts:
         acc = rt.settings.accounts[p.account]
-        rows.append({"account": p.account, "platform_title": get_platform(p.platform).title, "length": p.length,
+        rows.append({"account": p.account, "platform": p.platform, "platform_title": get_platform(p.platform).title,
+                     "length": p.length,
                      "limit": p.limit, "unit": p.unit, "mode": mode_words(ctx, p.account),
                      "look": previews.look(p.to_dict(), rt.settings.media_rewrite, acc.options)})
     hidden = [(k, v) for k, vs in form.items() if k not in HIDDEN_SKIP for v in vs]

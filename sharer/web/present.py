@@ -113,6 +113,15 @@ UNITS = {"characters": N_("characters"), "bytes": N_("bytes"), "weighted charact
          "Weibo units": N_("Weibo units"), "UTF-16 units": N_("UTF-16 units"), "graphemes": N_("graphemes")}
 
 
+PLATFORM_TITLES = {"wechat": N_("WeChat Official Account"), "weibo": N_("Sina Weibo"), "x": N_("X (Twitter)"),
+                   "telegram": N_("Telegram"), "mastodon": N_("Mastodon"), "wecom": N_("WeCom group robot"),
+                   "feishu": N_("Feishu/Lark bot"), "dingtalk": N_("DingTalk robot"), "webhook": N_("Webhook")}
+
+
+def platform_title(platform: str, fallback: str = "") -> str:
+    return _(PLATFORM_TITLES[platform]) if platform in PLATFORM_TITLES else (fallback or platform)
+
+
 def unit(name: str) -> str:
     return _(UNITS[name]) if name in UNITS else name
 
@@ -123,17 +132,25 @@ def language_for(request: Request, prefs: Prefs | None, default: str) -> str:
 
 
 def values(ctx: Any, request: Request, who: Any) -> dict[str, Any]:
-    """Set the request's language and give templates its zone-bound formatters."""
+    """Set the request's language and give templates its zone-bound formatters (once per request)."""
+    key = who.user.name if who else None
+    cached = getattr(request.state, "present", None)
+    if cached and cached[0] == key:
+        i18n.use(cached[1]["lang"])
+        return dict(cached[1])
     prefs = PrefsStore(ctx.rt.redis, ctx.rt.settings.prefix).get(who.user.name) if who else None
     lang = language_for(request, prefs, ctx.web.language)
     i18n.use(lang)
     tz_name = (prefs.timezone if prefs else None) or ctx.rt.settings.timezone
     tz = ZoneInfo(tz_name)
-    return {"lang": lang, "html_lang": "zh-Hans" if lang == "zh-CN" else "en", "user_tz": tz_name,
-            "prefs": prefs, "languages": i18n.LANGUAGES,
-            "when": lambda ts, part=0: i18n.when(ts, tz, part), "ago": i18n.relative, "duration": i18n.duration,
-            "word": word, "explain": explain, "human_seconds": credential_words, "unit": unit,
-            "status_help": lambda s: _(STATUS_HELP.get(s, s)), "js_text": js_text(), "say": wording.say}
+    out = {"lang": lang, "html_lang": "zh-Hans" if lang == "zh-CN" else "en", "user_tz": tz_name,
+           "prefs": prefs, "languages": i18n.LANGUAGES,
+           "when": lambda ts, part=0: i18n.when(ts, tz, part), "ago": i18n.relative, "duration": i18n.duration,
+           "word": word, "explain": explain, "human_seconds": credential_words, "unit": unit,
+           "status_help": lambda s: _(STATUS_HELP.get(s, s)), "js_text": js_text(), "say": wording.say,
+           "platform_title": platform_title}
+    request.state.present = (key, out)
+    return dict(out)
 
 
 def js_text() -> dict[str, str]:

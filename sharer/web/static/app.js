@@ -114,7 +114,7 @@
       const names = selected();
       for (const [n, c] of cards) if (!names.includes(n)) c.el.remove();
       for (const input of form.querySelectorAll('input[name="accounts"]:checked')) {
-        area.appendChild(card(input.value, input.dataset.platform).el);
+        area.appendChild(card(input.value, input.dataset.platformTitle || input.dataset.platform).el);
       }
       empty.hidden = names.length > 0;
     }

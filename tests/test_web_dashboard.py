@@ -196,6 +196,8 @@ def test_compose_preview_confirm_deliver_and_schedule(live, browsers, runtime, w
     for name in ACCOUNTS:
         page.wait_for_selector(f".delivery[data-account='{name}'][data-status=delivered]", timeout=40_000)
     assert page.evaluate("window.__notReloaded") is True  # updated in place over SSE
+    assert page.locator("#cancel-share").count() == 0  # nothing left to cancel: the action went with it
+    assert page.locator("#share-counts").inner_text().split() == [words["delivered"], "4"]
     assert page.locator(".delivery[data-account='weibo-main'] .badge.status").inner_text() == words["delivered"]
     assert page.locator(".shared-by").first.inner_text().find("editor") >= 0
     if lang == "zh-CN" and viewport == DESKTOP:

@@ -234,14 +234,18 @@ def _with_looks(ctx: WebContext, share: Any) -> Any:
 def share_page(ctx: WebContext, request: Request, who: Principal, share_id: str, error: str | None = None,
                status: int = 200, notice: str | None = None) -> HTMLResponse:
     share = _with_looks(ctx, service.get_share(ctx.rt, share_id))
+    return render(ctx, request, "share.html", who, status, share=share, error=error, notice=notice,
+                  shared_by=shared_by(ctx.rt, [share_id]).get(share_id), **share_state(ctx, who, share))
+
+
+def share_state(ctx: WebContext, who: Principal, share: Any) -> dict[str, Any]:
+    """What the share page's live part shows besides the deliveries: counts and the share's actions."""
     tz = user_tz(ctx, who)
     scheduled = [d for d in share.deliveries if d.status == "scheduled"]
     first = min((d.scheduled_for or 0 for d in scheduled), default=None)
-    return render(ctx, request, "share.html", who, status, share=share, error=error, notice=notice,
-                  shared_by=shared_by(ctx.rt, [share_id]).get(share_id),
-                  share_counts=status_counts(share), scheduled=bool(scheduled),
-                  cancellable=sum(d.status in ("scheduled", "queued", "retrying") for d in share.deliveries),
-                  resched_at=to_local_input(first, tz) if first else "", resched_tz=tz)
+    return {"share_counts": status_counts(share), "scheduled": bool(scheduled),
+            "cancellable": sum(d.status in ("scheduled", "queued", "retrying") for d in share.deliveries),
+            "resched_at": to_local_input(first, tz) if first else "", "resched_tz": tz}
 
 
 def status_counts(share: Any) -> list[tuple[str, int]]:
@@ -255,7 +259,7 @@ def status_counts(share: Any) -> list[tuple[str, int]]:
 def share_deliveries(share_id: str, request: Request, ctx: Ctx, who: PageReader) -> Response:
     """The deliveries part of the share page, re-fetched by the browser on each live event."""
     share = _with_looks(ctx, service.get_share(ctx.rt, share_id))
-    resp = render(ctx, request, "_deliveries.html", who, share=share, share_counts=status_counts(share))
+    resp = render(ctx, request, "_deliveries.html", who, share=share, **share_state(ctx, who, share))
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

@@ -38,7 +38,15 @@
       timer = setTimeout(async () => {
         const r = await fetch(`/shares/${encodeURIComponent(id)}/deliveries`, { credentials: "same-origin" });
         if (r.ok) {
+          // keep what the reader has open or typed across the redraw
+          const open = [...box.querySelectorAll("details[id][open]")].map((d) => d.id);
+          const typed = [...box.querySelectorAll("input[id]")].filter((i) => i.value !== i.defaultValue)
+            .map((i) => [i.id, i.value]);
+          const focused = document.activeElement && box.contains(document.activeElement) ? document.activeElement.id : "";
           box.innerHTML = await r.text(); // our own server-rendered, escaped fragment
+          open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
+          typed.forEach(([id, v]) => { const i = document.getElementById(id); if (i) i.value = v; });
+          if (focused) document.getElementById(focused)?.focus();
           localTimes(box);
         }
       }, 80);

@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -163,8 +164,16 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
                                shared_by=who.user.name)
     except BAD as e:
         return compose_page(ctx, request, who, article=article, form=state, error=error_message(e), status=422)
-    dup = result.duplicate or any(getattr(d, "duplicate_of", None) for d in result.deliveries)
-    return RedirectResponse(f"/shares/{result.share_id}" + ("?duplicate=1" if dup else ""), 303)
+    # an earlier share returned (same key or same article): say so on the share page. Results may also
+    # name the share a post duplicates (``duplicate_of``, on the result or per delivery) — shown if present.
+    earlier = getattr(result, "duplicate_of", None) or next(
+        (x for x in (getattr(d, "duplicate_of", None) for d in result.deliveries) if x), None)
+    query = ""
+    if earlier and isinstance(earlier, str) and earlier != result.share_id:
+        query = "?duplicate_of=" + quote(earlier)
+    elif result.duplicate or earlier:
+        query = "?duplicate=1"
+    return RedirectResponse(f"/shares/{result.share_id}{query}", 303)
 
 
 def confirm_page(ctx, request: Request, who, art, accounts: list[str], texts: dict[str, str], state: dict[str, Any],

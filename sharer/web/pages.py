@@ -217,9 +217,13 @@ def shares(request: Request, ctx: Ctx, who: PageReader) -> Response:
 
 @router.get("/shares/{share_id}")
 def share_detail(share_id: str, request: Request, ctx: Ctx, who: PageReader) -> Response:
-    notice = i18n.gettext("This article had been shared to these accounts recently: this is that share. "
-                          "To post it again, compose it again with “Share again”.") \
-        if request.query_params.get("duplicate") else None
+    notice = None
+    if request.query_params.get("duplicate"):
+        notice = i18n.gettext("This article had been shared to these accounts recently: this is that share. "
+                              "To post it again, compose it again with “Share again”.")
+    elif request.query_params.get("duplicate_of"):
+        notice = i18n.gettext("This article was shared to these accounts recently, in share %(id)s.") % {
+            "id": request.query_params["duplicate_of"][:64]}
     return share_page(ctx, request, who, share_id, notice=notice)
 
 

@@ -41,6 +41,7 @@ KIND_WORDS = {
     "duplicate": N_("The platform says this exact post was already published."),
     "compose": N_("The post could not be put together for this account (for example the text is too long)."),
 }
+UNEXPLAINED = N_("Something went wrong while sending.")
 # Messages that say more than their kind: the first match explains the error.
 PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"MissingSchema|InvalidURL|InvalidSchema|No connection adapters", re.I),
@@ -68,7 +69,7 @@ def explain(error: str | None, kind: str | None) -> str:
     for pattern, text in PATTERNS:
         if pattern.search(error):
             return _(text)
-    return _(KIND_WORDS.get(kind or "", N_("Something went wrong while sending.")))
+    return _(KIND_WORDS.get(kind or "", UNEXPLAINED))
 
 
 def human_seconds(message: str | None) -> str:

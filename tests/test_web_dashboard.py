@@ -303,12 +303,28 @@ def test_every_page_fits_a_phone_and_passes_axe(live, browsers, runtime, lang, v
         assert page.locator("html").get_attribute("lang") == ("zh-Hans" if lang == "zh-CN" else "en")
         no_horizontal_scroll(page)
         axe_clean(page)
-    if viewport == PHONE:  # the header collapses into a menu that opens
-        page.goto(live + "/shares")
-        assert not page.locator("a[href='/accounts']").first.is_visible()
-        page.click(".menu-toggle")
-        assert page.locator("#site-menu a[href='/accounts']").is_visible()
+    page.goto(live + "/shares")
+    if viewport == PHONE:  # the header collapses into a menu, opened from the keyboard
+        assert not page.locator("#site-menu a[href='/accounts']").is_visible()
+        for _ in range(4):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.classList.contains('menu-toggle')"):
+                break
+        page.keyboard.press("Enter")
+        assert page.locator(".menu-toggle").get_attribute("aria-expanded") == "true"
+    link = page.locator("#site-menu a[href='/accounts']")
+    assert link.is_visible()
+    for _ in range(12):  # every menu link is reachable with Tab
         page.keyboard.press("Tab")
-        page.click("#site-menu a[href='/accounts']")
-        page.wait_for_url(live + "/accounts")
+        if page.evaluate("document.activeElement.getAttribute('href')") == "/accounts":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url(live + "/accounts")
+    if lang == "zh-CN":  # the compose form: Tab reaches the date input past every account
+        page.goto(live + "/compose")
+        for _ in range(150):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "at-input":
+                break
+        assert page.evaluate("document.activeElement.id") == "at-input"
     page.context.close()

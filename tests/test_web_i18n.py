@@ -207,3 +207,14 @@ def test_errors_are_explained_in_plain_words():
         i18n.use("en")
     assert present.credential_words("access token issued (valid 7200 s)") == \
         "access token issued, valid for 2 hours"
+
+
+def test_error_pages_speak_the_readers_language(web_app):
+    viewer = sign_in(web_app, "viewer")
+    r = viewer.get("/compose", headers=ZH)
+    assert r.status_code == 403 and "无权操作" in r.text and "只读用户" in r.text
+    r = viewer.get("/shares/sh_nope", headers=ZH)
+    assert r.status_code == 404 and "找不到编号为 sh_nope 的分享" in r.text
+    r = viewer.post("/logout", data={"csrf_token": "wrong"}, headers=ZH)
+    assert r.status_code == 403 and "请刷新页面" in r.text
+    assert "only editors may do this" in viewer.get("/compose", headers=EN).text

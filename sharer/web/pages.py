@@ -183,8 +183,8 @@ def compose_preview(body: PreviewRequest, request: Request, ctx: Ctx, who: Reade
     return JSONResponse({"posts": out}, headers={"Cache-Control": "no-store"})
 
 
-def _shares_query(ctx: WebContext, params: dict[str, str]) -> dict[str, Any]:
-    tz = ctx.rt.settings.timezone
+def _shares_query(ctx: WebContext, params: dict[str, str], tz: str) -> dict[str, Any]:
+    """The filters; dates are whole days in the reader's zone."""
     status = params.get("status") or None
     if status and status not in STATUSES:
         raise InputError("status", f"unknown status {status!r}")
@@ -204,7 +204,7 @@ def shares(request: Request, ctx: Ctx, who: PageReader) -> Response:
     params = dict(request.query_params)
     error, items, next_cursor, status = None, [], None, 200
     try:
-        items, next_cursor = service.list_shares(ctx.rt, limit=20, **_shares_query(ctx, params))
+        items, next_cursor = service.list_shares(ctx.rt, limit=20, **_shares_query(ctx, params, user_tz(ctx, who)))
     except InputError as e:
         error, status = error_message(e), 422
     counts = service.counts(ctx.rt)

@@ -63,6 +63,13 @@ _SHAPES: list[tuple[str, str]] = [
      N_("summary trimmed so the %(what)s fits %(n)s bytes")),
     (r"(?P<what>.+) trimmed to (?P<n>\d+) bytes \(was (?P<was>\d+)\)",
      N_("%(what)s trimmed to %(n)s bytes (was %(was)s)")),
+    # refusals (error pages)
+    (r"this form has expired or did not come from this site: reload the page",
+     N_("this form has expired or did not come from this site: reload the page")),
+    (r"user '(?P<user>[^']*)' is a viewer; only editors may do this",
+     N_("user %(user)s is a viewer; only editors may do this")),
+    (r"cannot reach Redis; try again shortly", N_("cannot reach Redis; try again shortly")),
+    (r"internal error \(logged\)", N_("internal error (logged)")),
     # not found (error pages)
     (r"no share with id '(?P<id>[^']*)'", N_("no share with id %(id)s")),
     (r"no delivery with id '(?P<id>[^']*)'", N_("no delivery with id %(id)s")),

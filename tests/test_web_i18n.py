@@ -185,6 +185,11 @@ def test_accounts_page_limits_durations_and_plain_errors(web_app, runtime, worke
     bad = page[page.index('data-account="hook-bad"'):]
     bad = bad[:bad.index("</tr>")]
     assert "<details" in bad and failed.error in unescape(bad)  # the raw message behind a disclosure
+    i18n.use("zh-CN")
+    try:
+        assert present.explain(failed.error, failed.error_kind) in bad  # explained by its kind
+    finally:
+        i18n.use("en")
     detail = c.get(f"/shares/{sid}", headers=ZH).text
     explained = re.search(r'<p class="error explain">([^<]+)</p>', detail)[1]
     assert re.search(r"[\u4e00-\u9fff]", explained) and failed.error not in explained

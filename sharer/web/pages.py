@@ -332,6 +332,12 @@ def accounts(request: Request, ctx: Ctx, who: PageReader) -> Response:
         opts = ctx.rt.settings.accounts[row["name"]].options
         row["limits"] = present.limits(row, opts)
         row["mode"] = mode_words(ctx, row["name"]) if row["platform"] == "wechat" else ""
+        bad = row["last_failure"]
+        if bad and bad.get("error") and "error_kind" not in bad:  # the kind picks the plain-word explanation
+            try:
+                bad["error_kind"] = service.delivery(ctx.rt, bad["delivery_id"]).error_kind
+            except NotFound:
+                bad["error_kind"] = None
     return render(ctx, request, "accounts.html", who, rows=rows)
 
 

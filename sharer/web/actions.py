@@ -31,6 +31,7 @@ from .pages import (
     language,
     login_page,
     mode_words,
+    problem_words,
     render,
     safe_next,
     schedule_page,
@@ -180,19 +181,24 @@ def confirm_page(ctx, request: Request, who, art, accounts: list[str], texts: di
                  at: str | None, form: dict[str, list[str]]) -> Response:
     """What will happen, before it happens; the posts are composed (and validated) exactly as they will be sent."""
     rt = ctx.rt
-    posts = service.preview(rt, art, accounts, texts or None)
+    items = service.preview_each(rt, art, accounts, texts or None)
+    for it in items:  # the editor's own text must fit (bad input); an article an account cannot take
+        if it.post is None and it.account in texts:  # becomes that account's failed delivery, shown here
+            raise ComposeError(it.account, it.error or "cannot compose")
     when_text = ""
     if at is not None:
         when = service.resolve_when(rt, at, state["tz"] or None)
         present.values(ctx, request, who)
         when_text = i18n.when(when.epoch, ZoneInfo(when.zone))
     rows = []
-    for p in posts:
-        acc = rt.settings.accounts[p.account]
-        rows.append({"account": p.account, "platform": p.platform, "platform_title": get_platform(p.platform).title,
-                     "length": p.length,
-                     "limit": p.limit, "unit": p.unit, "mode": mode_words(ctx, p.account),
-                     "look": previews.look(p.to_dict(), rt.settings.media_rewrite, acc.options)})
+    for it in items:
+        acc = rt.settings.accounts[it.account]
+        p = it.post
+        rows.append({"account": it.account, "platform": it.platform, "platform_title": get_platform(it.platform).title,
+                     "length": p.length if p else it.length, "limit": p.limit if p else it.limit,
+                     "unit": p.unit if p else (it.unit or ""), "mode": mode_words(ctx, it.account),
+                     "problem": problem_words(it.error) if it.error else None,
+                     "look": previews.look(p.to_dict(), rt.settings.media_rewrite, acc.options) if p else None})
     hidden = [(k, v) for k, vs in form.items() if k not in HIDDEN_SKIP for v in vs]
     return render(ctx, request, "confirm.html", who, article=art, posts=rows, form=state, when_kind=state["when"],
                   when_text=when_text, hidden=hidden, recent=recent_shares(rt, art, accounts),

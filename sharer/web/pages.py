@@ -73,11 +73,11 @@ def translate_problem(message: str) -> str:
 def error_message(e: Exception) -> str:
     """``field: problem`` with the problem translated when the catalog knows it."""
     if isinstance(e, ArticleError):
-        return i18n.gettext("article %(field)s: %(problem)s") % {"field": e.field, "problem": _p(e.problem)}
+        return i18n.gettext("article %(field)s: %(problem)s") % {"field": e.field, "problem": problem_words(e.problem)}
     if isinstance(e, ComposeError):
-        return f"{e.account}: {_p(e.problem)}"
+        return f"{e.account}: {problem_words(e.problem)}"
     if isinstance(e, InputError):
-        return f"{_field(e.field)}: {_p(e.problem)}"
+        return f"{_field(e.field)}: {problem_words(e.problem)}"
     return str(e)
 
 
@@ -91,7 +91,7 @@ def _field(name: str) -> str:
     return i18n.gettext(FIELDS[name]) if name in FIELDS else name
 
 
-def _p(problem: str) -> str:
+def problem_words(problem: str) -> str:
     said = wording.say(problem)
     return said if said != problem else i18n.gettext(problem)
 
@@ -179,7 +179,7 @@ def compose_preview(body: PreviewRequest, request: Request, ctx: Ctx, who: Reade
         p["warnings"] = [wording.say(w) for w in p["warnings"]]
         p["unit_words"] = present.unit(p["unit"]) if p["unit"] else ""
         if p["error"]:
-            p["error"] = _p(p["error"])
+            p["error"] = problem_words(p["error"])
     return JSONResponse({"posts": out}, headers={"Cache-Control": "no-store"})
 
 

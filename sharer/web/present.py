@@ -158,4 +158,8 @@ def js_text() -> dict[str, str]:
     """The few strings app.js shows, in the page's language (read from a JSON block, no inline script)."""
     return {"checking": _("checking…"), "fix": _("fix the problems above to share"), "live": _("live"),
             "reconnecting": _("reconnecting…"), "unavailable": _("preview unavailable"),
-            "failed": _("the preview failed"), "menu": _("Menu")}
+            "failed": _("the preview failed"), "menu": _("Menu"),
+            "phone_choose": _("Choose a WeChat account above first."),
+            "phone_to": _("Enter the WeChat ID of the phone to send it to."),
+            "phone_sending": _("Creating the draft and sending it…"), "phone_sent": _("sent to"),
+            "phone_not_sent": _("Not sent:"), "phone_unreachable": _("Not sent: the server could not be reached.")}

@@ -223,3 +223,17 @@ def test_error_pages_speak_the_readers_language(web_app):
     r = viewer.post("/logout", data={"csrf_token": "wrong"}, headers=ZH)
     assert r.status_code == 403 and "请刷新页面" in r.text
     assert "only editors may do this" in viewer.get("/compose", headers=EN).text
+
+
+def test_confirmation_shows_an_account_the_article_cannot_go_to(web_app, runtime, worker):
+    c = sign_in(web_app, "editor")
+    data = _compose_data(c, accounts=["wechat-main", "hook-a"], force="1", body_html="", summary="摘要")
+    r = c.post("/compose", data=data, headers=ZH)
+    assert r.status_code == 200 and "不会发送" in r.text and "确认：发送到 1 个账号" in r.text
+    row = r.text[r.text.index('<tr data-account="wechat-main"'):]
+    assert "文章没有正文" in row[:row.index("</tr>")]
+    r = c.post("/compose", data={**data, "step": "confirm"})
+    assert r.status_code == 303
+    ds = {d.account: d for d in wait_settled(runtime, r.headers["location"].split("/")[2].split("?")[0])}
+    assert ds["wechat-main"].status == "failed" and ds["wechat-main"].error_kind == "compose"
+    assert ds["hook-a"].status == "delivered"

@@ -47,8 +47,8 @@ _SHAPES: list[tuple[str, str]] = [
     (r"(?P<n>\d+) links? removed for WeChat", N_("%(n)s link(s) removed for WeChat (WeChat only keeps links to "
                                                   "mp.weixin.qq.com)")),
     (r"digest trimmed to (?P<n>\d+) characters", N_("digest trimmed to %(n)s characters")),
-    (r"the article has no image: using the account's default cover",
-     N_("the article has no image: using the account's default cover")),
+    (r"(?P<where>(?:article \d+: )?)the article has no image: using the account's default cover",
+     N_("%(where)sthe article has no image: using the account's default cover")),
     (r"summary trimmed to fit the status limit", N_("summary trimmed to fit the length limit")),
     (r"title trimmed to fit the status limit", N_("title trimmed to fit the length limit")),
     (r"summary left out", N_("summary left out (no room)")),
@@ -74,6 +74,11 @@ _SHAPES: list[tuple[str, str]] = [
     (r"no share with id '(?P<id>[^']*)'", N_("no share with id %(id)s")),
     (r"no delivery with id '(?P<id>[^']*)'", N_("no delivery with id %(id)s")),
     # compose errors
+    (r"(?P<where>(?:article \d+: )?)the article has no body; WeChat news needs content",
+     N_("%(where)sthe article has no body; WeChat news needs content")),
+    (r"(?P<where>(?:article \d+: )?)WeChat news needs a cover image: .*",
+     N_("%(where)sWeChat news needs a cover image: give the article an image or set the account option "
+        "default_cover_url or default_cover_media_id")),
     (r"text is (?P<n>\d+) (?P<unit>.+) long; the limit is (?P<limit>\d+)",
      N_("the text is %(n)s %(unit)s long; the limit is %(limit)s")),
     (r"the text override is empty", N_("the text is empty")),

@@ -237,3 +237,19 @@ def test_confirmation_shows_an_account_the_article_cannot_go_to(web_app, runtime
     ds = {d.account: d for d in wait_settled(runtime, r.headers["location"].split("/")[2].split("?")[0])}
     assert ds["wechat-main"].status == "failed" and ds["wechat-main"].error_kind == "compose"
     assert ds["hook-a"].status == "delivered"
+
+
+def test_core_lines_are_said_in_the_readers_language():
+    from sharer.web.wording import say
+
+    i18n.use("zh-CN")
+    try:
+        assert say("delivered: https://t.me/sharer_news/1") == "已发布：https://t.me/sharer_news/1"
+        assert say("part 2/5 posted: 186") == "第 2/5 条已发：186"
+        assert say("article 2: title trimmed to 21 characters / 63 bytes (limit 32 / 64)") == \
+            "第 2 篇：标题已截短为 21 字 / 63 字节（上限 32 / 64）"
+        assert say("text is 151 Weibo units long; the limit is 140") == "文本长 151 微博字数，上限为 140"
+        assert say("something new the core says") == "something new the core says"  # unknown: as written
+    finally:
+        i18n.use("en")
+    assert say("part 2/5 posted: 186") == "part 2/5 posted: 186"

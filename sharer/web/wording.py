@@ -46,6 +46,11 @@ _SHAPES: list[tuple[str, str]] = [
      N_("title trimmed to %(c)s characters / %(b)s bytes (limit %(lc)s / %(lb)s)")),
     (r"(?P<n>\d+) links? removed for WeChat", N_("%(n)s link(s) removed for WeChat (WeChat only keeps links to "
                                                   "mp.weixin.qq.com)")),
+    (r"(?P<where>(?:article \d+: )?)author (?P<q>['\"])(?P<author>.*)(?P=q) is over (?P<n>\d+) characters: "
+     r"using the default author",
+     N_("%(where)sauthor “%(author)s” is over %(n)s characters: using the default author")),
+    (r"(?P<where>(?:article \d+: )?)author (?P<q>['\"])(?P<author>.*)(?P=q) is over (?P<n>\d+) characters: left out",
+     N_("%(where)sauthor “%(author)s” is over %(n)s characters: left out")),
     (r"digest trimmed to (?P<n>\d+) characters", N_("digest trimmed to %(n)s characters")),
     (r"(?P<where>(?:article \d+: )?)the article has no image: using the account's default cover",
      N_("%(where)sthe article has no image: using the account's default cover")),
@@ -84,12 +89,16 @@ _SHAPES: list[tuple[str, str]] = [
     (r"the text override is empty", N_("the text is empty")),
 ]
 SHAPES = [(re.compile(f"^{pattern}$"), text) for pattern, text in _SHAPES]
+_NTH = re.compile(r"^article (\d+): (.+)$")  # a multi-article WeChat push names the article a line is about
 
 
 def say(line: str | None) -> str:
     """``line`` in the page's language when its shape is known, else unchanged."""
     if not line:
         return ""
+    nth = _NTH.match(line)
+    if nth:
+        return gettext("article %(n)s: ") % {"n": nth[1]} + say(nth[2])
     for pattern, text in SHAPES:
         m = pattern.match(line)
         if m:

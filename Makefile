@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo install redis system-deps lint bench sandbox worker clean
+.PHONY: test demo install redis system-deps lint bench sandbox worker clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ system-deps:
 	  echo "installing chromium for the browser test (apt-get; never a downloaded browser)"; \
 	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || \
 	  echo "warning: could not install chromium" >&2; }
+	@dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+	  echo "installing fonts-noto-cjk (apt-get; Chinese pages and screenshots need a CJK font)"; \
+	  (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk) >/dev/null 2>&1 || \
+	  echo "warning: could not install fonts-noto-cjk" >&2; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing npm (apt-get) for axe-core"; \
+	  (apt-get update -qq && apt-get install -y -qq npm) >/dev/null 2>&1 || \
+	  echo "warning: could not install npm" >&2; }
+	@test -f node_modules/axe-core/axe.min.js || { \
+	  echo "installing axe-core from the npm registry into ./node_modules (package-lock.json)"; \
+	  npm ci --no-audit --no-fund --loglevel=error || echo "warning: could not install axe-core" >&2; }
 
 test: install redis system-deps
 	$(BIN)/ruff check .
@@ -53,5 +64,12 @@ sandbox: install
 worker: install redis
 	$(BIN)/celery -A tasks worker --loglevel=INFO
 
+# Re-extract the dashboard's strings and merge them into the catalogs (then translate the new msgids;
+# tests/test_web_i18n.py fails while one is untranslated). Catalogs are compiled in memory at start-up.
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header -o sharer/web/translations/messages.pot .
+	$(BIN)/pybabel update -i sharer/web/translations/messages.pot -d sharer/web/translations -D messages \
+	  --no-location --ignore-obsolete --no-fuzzy-matching
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info node_modules

@@ -48,7 +48,8 @@ class ShareResult:
 
 def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None = None,
           *, idempotency_key: str | None = None, force: bool = False, at: str | datetime | None = None,
-          tz: str | None = None, next_slot: bool = False, max_lateness: float | None = None) -> ShareResult:
+          tz: str | None = None, next_slot: bool = False, max_lateness: float | None = None,
+          shared_by: str | None = None) -> ShareResult:
     """Create a share with one delivery per account, then enqueue one task per delivery — or, with
     ``at`` / ``next_slot``, schedule them (status ``scheduled``; the dispatcher releases them on time).
 
@@ -56,7 +57,7 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
     article itself cannot go to gets a ``failed`` (``compose``) delivery and the others are sent. Repeating a
     trigger is safe: the same ``idempotency_key`` returns the same share, and the same article to the
     same accounts within ``[delivery] duplicate_window_hours`` returns the existing share unless
-    ``force``.
+    ``force``. ``shared_by`` (the signed-in user, from the web app) is kept on the share record.
     """
     accounts = _unique_accounts(accounts)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
@@ -97,6 +98,8 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
     sendable = [d for d in deliveries if d.get("status") != "failed"]
     share_record = {"id": share_id, "article": article.to_dict(), "title": article.title, "url": article.url,
                     "delivery_ids": [d["id"] for d in deliveries]}
+    if shared_by:
+        share_record["shared_by"] = shared_by
     if when is None and not next_slot:
         records = rt.store.create_share(share_record, deliveries)
         for d in sendable:

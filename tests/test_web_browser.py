@@ -130,6 +130,7 @@ def test_compose_share_and_watch_it_deliver_live(live, browser_context, runtime,
     page.wait_for_selector("form#compose[data-state=ready]")
 
     # over the limit: counted in Weibo's rules, flagged, and the share button is disabled
+    card["weibo-main"].locator("details.edit summary").click()  # the text editor under the drawn post
     weibo_box = card["weibo-main"].locator("textarea")
     weibo_box.fill("Too long " * 40 + weibo.text)
     page.wait_for_selector("form#compose[data-state=invalid]")
@@ -146,6 +147,7 @@ def test_compose_share_and_watch_it_deliver_live(live, browser_context, runtime,
 
     inject(emulators["weibo"], path="/2/statuses/share.json", kind="hold", seconds=2, count=1)  # watch it move
     page.click("#share-btn")
+    page.click("#confirm-btn")  # the confirmation step (tested in test_web_dashboard.py)
     page.wait_for_url(f"{live}/shares/sh_*")
     assert page.locator(".delivery[data-account='weibo-main']").get_attribute("data-status") != "delivered"
     page.evaluate("window.__notReloaded = true")

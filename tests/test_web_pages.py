@@ -139,7 +139,16 @@ def test_compose_submit_shares_and_over_limit_text_is_refused(editor, runtime, w
     assert r.status_code == 422 and "weibo-main" in r.text and "limit is 140" in r.text
     kept = json.loads(re.search(r'id="initial-texts">(.*?)</script>', r.text)[1])
     assert kept == {"weibo-main": long_text}  # the editor's text is kept in the form
-    r = editor.post("/compose", data=_compose_data(editor, accounts=["hook-a", "weibo-main"], force="1"))
+    # the form alone never sends: it shows what will happen (accounts, how, when) and asks to confirm
+    before = service.counts(runtime)
+    data = _compose_data(editor, accounts=["hook-a", "weibo-main"], force="1")
+    r = editor.post("/compose", data=data)
+    assert r.status_code == 200 and 'id="confirm-btn"' in r.text and "now, as soon as you confirm" in r.text
+    assert 'data-account="hook-a"' in r.text and 'data-account="weibo-main"' in r.text
+    assert service.counts(runtime) == before
+    confirm = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', r.text))
+    assert confirm["idempotency_key"] == data["idempotency_key"] and confirm["csrf_token"] == editor.csrf
+    r = editor.post("/compose", data={**data, "step": "confirm"})
     assert r.status_code == 303 and r.headers["location"].startswith("/shares/sh_")
     sid = r.headers["location"].rsplit("/", 1)[1]
     ds = wait_settled(runtime, sid)
@@ -148,14 +157,15 @@ def test_compose_submit_shares_and_over_limit_text_is_refused(editor, runtime, w
     assert page.count('class="post-link"') == 2 and 'data-status="delivered"' in page
     r = editor.post("/compose", data=_compose_data(editor, accounts=[]))
     assert r.status_code == 422 and "choose at least one account" in r.text
-    r = editor.post("/compose", data=_compose_data(editor, accounts=["hook-slots"], when="next_slot", force="1"))
+    r = editor.post("/compose", data=_compose_data(editor, accounts=["hook-slots"], when="next_slot", force="1",
+                                                   step="confirm"))
     assert r.status_code == 303
     [d] = service.status(runtime, r.headers["location"].rsplit("/", 1)[1])
     assert d.status == "scheduled"
     service.cancel(runtime, d.share_id)
     day = date.today() + timedelta(days=3)
     r = editor.post("/compose", data=_compose_data(editor, accounts=["hook-a"], when="at", at=f"{day}T07:30",
-                                                   tz="Europe/Paris", force="1"))
+                                                   tz="Europe/Paris", force="1", step="confirm"))
     assert r.status_code == 303
     [d] = service.status(runtime, r.headers["location"].rsplit("/", 1)[1])
     assert d.status == "scheduled" and d.timezone == "Europe/Paris"

@@ -21,8 +21,8 @@ from sharer.web.app import create_app
 from sharer.web.users import Tokens
 
 PASSWORDS = {"editor": "editor-password-1", "viewer": "viewer-password-1", "locky": "locky-password-1",
-             "leaver": "leaver-password-1"}
-ROLES = {"editor": "editor", "viewer": "viewer", "locky": "editor", "leaver": "editor"}
+             "leaver": "leaver-password-1", "linguist": "linguist-password-1"}
+ROLES = {"editor": "editor", "viewer": "viewer", "locky": "editor", "leaver": "editor", "linguist": "editor"}
 WEB_SECRET = "test-web-secret-" + secrets.token_hex(8)
 _fast = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 

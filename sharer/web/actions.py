@@ -7,23 +7,51 @@ the page that shows the result, or re-renders the form with the error (422/409) 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from .. import service
 from ..errors import ArticleError, ComposeError, ConfigError, InputError
 from ..loaders import MAX_BYTES, load_article
+from ..platforms import get_platform
+from . import i18n, present, previews
 from .auth import Ctx, PageEditor, PageReader, checked_form
-from .pages import ARTICLE_FIELDS, compose_page, error_message, login_page, safe_next, schedule_page, share_page
+from .i18n import N_
+from .pages import (
+    ARTICLE_FIELDS,
+    compose_page,
+    error_message,
+    language,
+    login_page,
+    mode_words,
+    problem_words,
+    render,
+    safe_next,
+    schedule_page,
+    share_page,
+    shared_by,
+)
+from .prefs import PrefsStore
 from .sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from .views import article_from, from_local_input, known_accounts
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(language)])
 BAD = (ArticleError, ComposeError, InputError, ConfigError)
+
+
+def too_many(wait: int) -> str:
+    return i18n.gettext("Too many failed attempts; try again in %(n)s min.") % {"n": wait // 60 + 1}
+
+
+def loaded(title: str) -> str:
+    return i18n.gettext("loaded “%(title)s”") % {"title": title}
 
 
 @router.post("/login")
@@ -32,11 +60,11 @@ async def login(request: Request, ctx: Ctx) -> Response:
     user, password = str(form.get("username") or "").strip(), str(form.get("password") or "")
     nxt = safe_next(str(form.get("next") or ""))
     if not ctx.sessions.check_login_csrf(request.cookies.get(LOGIN_CSRF_COOKIE), str(form.get("csrf_token") or "")):
-        return login_page(ctx, request, nxt, "The sign-in form expired; please try again.", 403)
+        return login_page(ctx, request, nxt, N_("The sign-in form expired; please try again."), 403)
     ip = request.client.host if request.client else "-"
     wait = ctx.limiter.blocked_for(user, ip)
     if wait:
-        resp = login_page(ctx, request, nxt, f"Too many failed attempts; try again in {wait // 60 + 1} min.", 429)
+        resp = login_page(ctx, request, nxt, too_many(wait), 429)
         resp.headers["Retry-After"] = str(wait)
         return resp
     from .users import verify_password
@@ -44,7 +72,7 @@ async def login(request: Request, ctx: Ctx) -> Response:
     known = ctx.web.user(user)
     if not verify_password(known.password_hash if known else None, password) or known is None:
         ctx.limiter.failed(user, ip)
-        return login_page(ctx, request, nxt, "Wrong user name or password.", 401)
+        return login_page(ctx, request, nxt, N_("Wrong user name or password."), 401)
     ctx.limiter.reset(user, ip)
     session = ctx.sessions.create(known.name)
     resp = RedirectResponse(nxt, 303)
@@ -76,10 +104,10 @@ async def load(request: Request, ctx: Ctx, who: PageEditor) -> Response:
         elif url:
             article = load_article(url)
         else:
-            raise InputError("file", "choose a file or give a URL")
+            raise InputError("file", N_("choose a file or give a URL"))
     except BAD as e:
         return compose_page(ctx, request, who, error=error_message(e), status=422)
-    return compose_page(ctx, request, who, article=article.to_dict(), notice=f"loaded “{article.title}”")
+    return compose_page(ctx, request, who, article=article.to_dict(), notice=loaded(article.title))
 
 
 async def _load_upload(upload: UploadFile, url: str | None):
@@ -96,8 +124,14 @@ async def _load_upload(upload: UploadFile, url: str | None):
             raise ArticleError(name, e.field, e.problem) from None
 
 
+HIDDEN_SKIP = ("csrf_token", "step")
+
+
 @router.post("/compose")
 async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
+    """Two steps: the compose form posts here to see a confirmation page (accounts, mode, time, the
+    drawn posts, any recent share of the article); only that page's ``step=confirm`` shares. A form
+    posted without it (no JavaScript, a stale tab, a script) can never send anything by itself."""
     form = await checked_form(request, who)
     # browsers submit textarea line breaks as CRLF; the preview (JSON) saw LF: send what was previewed
     one = {k: v[-1].replace("\r\n", "\n") for k, v in form.items()}
@@ -109,20 +143,81 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     state = {"accounts": accounts, "texts": texts, "when": one.get("when", "now"), "at": one.get("at", ""),
              "tz": one.get("tz", ""), "force": one.get("force") == "1",
              "idempotency_key": one.get("idempotency_key") or None}
+    step = one.get("step", "review")
+    if step == "edit":
+        return compose_page(ctx, request, who, article=article, form=state)
     try:
         if not accounts:
-            raise InputError("accounts", "choose at least one account")
+            raise InputError("accounts", N_("choose at least one account"))
         known_accounts(ctx.rt, accounts)
         art = article_from(article)
         when = state["when"]
         if when == "at" and not state["at"]:
-            raise InputError("at", "give a date and time, or choose “now”")
+            raise InputError("at", N_("give a date and time, or choose “now”"))
+        if when != "at" and state["at"].strip():  # the "When" trap: a date typed while "Now" stayed chosen
+            raise InputError("at", N_("you gave a date and time but chose “now”: choose “at” to schedule it, or "
+                                      "clear the date to share now"))
+        at = from_local_input(state["at"]) if when == "at" else None
+        if step != "confirm":
+            return confirm_page(ctx, request, who, art, accounts, texts, state, at, form)
         result = service.share(ctx.rt, art, accounts, texts or None, idempotency_key=state["idempotency_key"],
-                               force=state["force"], at=from_local_input(state["at"]) if when == "at" else None,
-                               tz=state["tz"] or None, next_slot=when == "next_slot")
+                               force=state["force"], at=at, tz=state["tz"] or None, next_slot=when == "next_slot",
+                               shared_by=who.user.name)
     except BAD as e:
         return compose_page(ctx, request, who, article=article, form=state, error=error_message(e), status=422)
-    return RedirectResponse(f"/shares/{result.share_id}", 303)
+    # an earlier share returned (same key or same article): say so on the share page. Results may also
+    # name the share a post duplicates (``duplicate_of``, on the result or per delivery) — shown if present.
+    earlier = getattr(result, "duplicate_of", None) or next(
+        (x for x in (getattr(d, "duplicate_of", None) for d in result.deliveries) if x), None)
+    query = ""
+    if earlier and isinstance(earlier, str) and earlier != result.share_id:
+        query = "?duplicate_of=" + quote(earlier)
+    elif result.duplicate or earlier:
+        query = "?duplicate=1"
+    return RedirectResponse(f"/shares/{result.share_id}{query}", 303)
+
+
+def confirm_page(ctx, request: Request, who, art, accounts: list[str], texts: dict[str, str], state: dict[str, Any],
+                 at: str | None, form: dict[str, list[str]]) -> Response:
+    """What will happen, before it happens; the posts are composed (and validated) exactly as they will be sent."""
+    rt = ctx.rt
+    items = service.preview_each(rt, art, accounts, texts or None)
+    for it in items:  # the editor's own text must fit (bad input); an article an account cannot take
+        if it.post is None and it.account in texts:  # becomes that account's failed delivery, shown here
+            raise ComposeError(it.account, it.error or "cannot compose")
+    when_text = ""
+    if at is not None:
+        when = service.resolve_when(rt, at, state["tz"] or None)
+        present.values(ctx, request, who)
+        when_text = i18n.when(when.epoch, ZoneInfo(when.zone))
+    rows = []
+    for it in items:
+        acc = rt.settings.accounts[it.account]
+        p = it.post
+        rows.append({"account": it.account, "platform": it.platform, "platform_title": get_platform(it.platform).title,
+                     "length": p.length if p else it.length, "limit": p.limit if p else it.limit,
+                     "unit": p.unit if p else (it.unit or ""), "mode": mode_words(ctx, it.account),
+                     "problem": problem_words(it.error) if it.error else None,
+                     "look": previews.look(p.to_dict(), rt.settings.media_rewrite, acc.options) if p else None})
+    hidden = [(k, v) for k, vs in form.items() if k not in HIDDEN_SKIP for v in vs]
+    return render(ctx, request, "confirm.html", who, article=art, posts=rows, form=state, when_kind=state["when"],
+                  when_text=when_text, hidden=hidden, recent=recent_shares(rt, art, accounts),
+                  dedupes=rt.settings.duplicate_window > 0)
+
+
+def recent_shares(rt, art, accounts: list[str]) -> list[dict[str, Any]]:
+    """Shares of the same article URL to any of these accounts within ``[delivery] duplicate_window_hours``."""
+    window = rt.settings.duplicate_window or 86400.0  # detection off: still say what went out today
+    found, _ = service.list_shares(rt, since=time.time() - window, q=None, limit=200)
+    out = []
+    for sh in found:
+        if sh.url != art.url:
+            continue
+        hit = sorted({d.account for d in sh.deliveries} & set(accounts))
+        if hit:
+            out.append({"id": sh.id, "created_at": sh.created_at, "accounts": hit,
+                        "by": shared_by(rt, [sh.id]).get(sh.id)})
+    return out
 
 
 async def _delivery_action(request: Request, ctx, who, delivery_id: str, action) -> Response:
@@ -171,8 +266,22 @@ async def reschedule(share_id: str, request: Request, ctx: Ctx, who: PageEditor)
         raise HTTPException(404, f"no share with id {share_id!r}")
     try:
         if not one.get("at"):
-            raise InputError("at", "give the new date and time")
+            raise InputError("at", N_("give the new date and time"))
         service.reschedule(ctx.rt, share_id, from_local_input(one["at"]), one.get("tz") or None)
     except BAD as e:
         return schedule_page(ctx, request, who, error=f"{share_id}: {error_message(e)}", status=422)
     return RedirectResponse(safe_next(one.get("back") or "/schedule"), 303)
+
+
+@router.post("/settings")
+async def save_settings(request: Request, ctx: Ctx, who: PageReader) -> Response:
+    form = await checked_form(request, who)
+    one = {k: v[-1].strip() for k, v in form.items()}
+    try:
+        PrefsStore(ctx.rt.redis, ctx.rt.settings.prefix).set(who.user.name, one.get("language") or None,
+                                                             one.get("timezone") or None)
+    except InputError as e:
+        from .pages import zones
+
+        return render(ctx, request, "settings.html", who, 422, zones=zones(), error=error_message(e))
+    return RedirectResponse("/settings?saved=1", 303)

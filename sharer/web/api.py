@@ -83,7 +83,8 @@ def create_share(body: s.ShareRequest, ctx: Ctx, who: Editor,
     if idempotency_key is not None and not idempotency_key.strip():
         raise InputError("Idempotency-Key", "must not be empty")
     result = service.share(rt, article, accounts, body.texts or None, idempotency_key=idempotency_key,
-                           force=body.force, at=body.at or None, tz=body.tz or None, next_slot=body.next_slot)
+                           force=body.force, at=body.at or None, tz=body.tz or None, next_slot=body.next_slot,
+                           shared_by=who.user.name)
     data = {"share_id": result.share_id, "duplicate": result.duplicate,
             "deliveries": [d.to_json() for d in result.deliveries]}
     return JSONResponse(data, status_code=200 if result.duplicate else 201)

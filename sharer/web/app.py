@@ -27,7 +27,7 @@ from ..config import Settings, load_settings
 from ..errors import ArticleError, ComposeError, ConfigError, InputError, NotFound
 from ..redact import redact
 from ..runtime import Runtime
-from . import actions, api, pages, sse
+from . import actions, api, i18n, pages, present, sse
 from .auth import LoginRequired, WebContext, identify
 from .sessions import LoginLimiter, Sessions
 from .settings import WebSettings, check_bind, load_web_settings
@@ -36,8 +36,9 @@ from .users import Tokens
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("sharer.web")
 CONFLICT_FIELDS = ("delivery", "share")  # InputErrors about a record's current status, not the input
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# img-src allows remote images: previews show the post's pictures from where the platform will fetch them
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https: http:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def create_app(settings: Settings | None = None, *, config: str | None = None, host: str | None = None,
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None, *, config: str | None = None, h
 def build(rt: Runtime, web: WebSettings) -> FastAPI:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(iso=lambda ts: iso(ts) if ts else "", app_version=_version())
+    templates.env.add_extension("jinja2.ext.i18n")  # {{ _("…") }} from the request's catalog (sharer.web.i18n)
+    templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     app = FastAPI(title="sharer", version=_version(), docs_url=None, redoc_url=None,
                   description="Share one article to many platforms, and see what happened. Authenticate with "
                               "`Authorization: Bearer shr_…` (create one with `sharer user token NAME`). "
@@ -85,8 +88,9 @@ def _problem(request: Request, status: int, detail: Any, headers: dict[str, str]
     ctx: WebContext = request.app.state.web
     message = detail if isinstance(detail, str) else "; ".join(f"{d.get('field')}: {d.get('msg')}" for d in detail)
     who = identify(request, ctx) if status != 503 else None
-    return ctx.templates.TemplateResponse(request, "error.html", {"status": status, "message": message, "who": who,
-                                                                  "csrf": who.csrf if who else ""},
+    values = {**present.values(ctx, request, who), "status": status, "message": message, "who": who,
+              "csrf": who.csrf if who else ""}
+    return ctx.templates.TemplateResponse(request, "error.html", values,
                                           status_code=status, headers=headers)
 
 

@@ -21,13 +21,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..config import Secret, Settings, _CredentialResolver
 from ..errors import ConfigError
+from .i18n import DEFAULT as DEFAULT_LANGUAGE
+from .i18n import LANGUAGES, normalise
 
 ROLES = ("editor", "viewer")
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
 # The passwords of the shipped config's demo users (docs/web.md). Loopback only, enforced.
 DEMO_PASSWORDS = ("demo-editor", "demo-viewer")
-_WEB_KEYS = {"secret_key", "host", "port", "session_hours", "trusted_proxies"}
+_WEB_KEYS = {"secret_key", "host", "port", "session_hours", "trusted_proxies", "language"}
 _USER_KEYS = {"role", "password_hash"}
 
 
@@ -51,6 +53,7 @@ class WebSettings:
     session_seconds: float = 12 * 3600.0
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     users: dict[str, User] = field(default_factory=dict)
+    language: str = DEFAULT_LANGUAGE  # pages' language when neither the user nor the browser chose one
 
     def user(self, name: str | None) -> User | None:
         return self.users.get(name) if name else None
@@ -106,8 +109,11 @@ def load_web_settings(settings: Settings, host: str | None = None, port: int | N
     proxies = raw.get("trusted_proxies", ["127.0.0.1"])
     if not isinstance(proxies, list) or not all(isinstance(x, str) for x in proxies):
         raise ConfigError(f"{p}: web.trusted_proxies: must be a list of addresses")
+    language = raw.get("language", DEFAULT_LANGUAGE)
+    if not isinstance(language, str) or normalise(language) is None:
+        raise ConfigError(f"{p}: web.language: must be one of {', '.join(LANGUAGES)}, got {language!r}")
     return WebSettings(p, _secret_key(settings, host, env), host, port, float(hours) * 3600, tuple(proxies),
-                       parse_users(settings))
+                       parse_users(settings), normalise(language) or DEFAULT_LANGUAGE)
 
 
 def check_bind(web: WebSettings) -> None:

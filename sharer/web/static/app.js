@@ -1,26 +1,31 @@
 // sharer dashboard: plain JavaScript, no build step, no framework.
-// - every <time datetime="…Z"> is shown in the viewer's own time zone;
-// - the compose page previews each post through POST /api/previews (debounced) as you type;
+// - the header menu opens and closes on a phone;
+// - the compose page draws each post through POST /compose/preview (debounced) as you type, and picks
+//   "At" when a date is chosen;
 // - the share page follows its deliveries live over Server-Sent Events (GET /api/events).
 // User-provided text is only ever set with textContent / value; HTML comes from our escaped templates.
 (() => {
   "use strict";
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
-  const fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  const T = JSON.parse(document.getElementById("i18n")?.textContent || "{}");
+  const t = (k) => T[k] || k;
+  document.documentElement.classList.add("js");
 
+  // times are rendered by the server in the reader's language and zone; the exact instant on hover
   function localTimes(root) {
-    root.querySelectorAll("time[datetime]").forEach((t) => {
-      const d = new Date(t.getAttribute("datetime"));
-      if (!Number.isNaN(d.getTime())) {
-        t.textContent = fmt.format(d);
-        t.title = t.getAttribute("datetime");
-      }
+    root.querySelectorAll("time[datetime]").forEach((el) => { el.title = el.getAttribute("datetime"); });
+  }
+  localTimes(document);
+
+  const toggle = document.querySelector(".menu-toggle");
+  const menu = document.getElementById("site-menu");
+  if (toggle && menu) {
+    toggle.addEventListener("click", () => {
+      const open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", String(open));
+      menu.classList.toggle("open", open);
     });
   }
-
-  const tzLabel = document.getElementById("viewer-tz");
-  if (tzLabel) tzLabel.textContent = "times in " + Intl.DateTimeFormat().resolvedOptions().timeZone;
-  localTimes(document);
 
   // --- share page: live deliveries ------------------------------------------------------------
   const box = document.getElementById("deliveries");
@@ -33,20 +38,28 @@
       timer = setTimeout(async () => {
         const r = await fetch(`/shares/${encodeURIComponent(id)}/deliveries`, { credentials: "same-origin" });
         if (r.ok) {
+          // keep what the reader has open or typed across the redraw
+          const open = [...box.querySelectorAll("details[id][open]")].map((d) => d.id);
+          const typed = [...box.querySelectorAll("input[id]")].filter((i) => i.value !== i.defaultValue)
+            .map((i) => [i.id, i.value]);
+          const focused = document.activeElement && box.contains(document.activeElement) ? document.activeElement.id : "";
           box.innerHTML = await r.text(); // our own server-rendered, escaped fragment
+          open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
+          typed.forEach(([id, v]) => { const i = document.getElementById(id); if (i) i.value = v; });
+          if (focused) document.getElementById(focused)?.focus();
           localTimes(box);
         }
       }, 80);
     };
     const es = new EventSource(`/api/events?share=${encodeURIComponent(id)}`);
     es.addEventListener("hello", () => {
-      live.textContent = "live";
+      live.textContent = t("live");
       live.className = "live on";
       refresh(); // anything that changed between rendering and subscribing
     });
     es.addEventListener("delivery", refresh);
     es.onerror = () => {
-      live.textContent = "reconnecting…";
+      live.textContent = t("reconnecting");
       live.className = "live";
     };
   }
@@ -109,7 +122,7 @@
       const names = selected();
       for (const [n, c] of cards) if (!names.includes(n)) c.el.remove();
       for (const input of form.querySelectorAll('input[name="accounts"]:checked')) {
-        area.appendChild(card(input.value, input.dataset.platform).el);
+        area.appendChild(card(input.value, input.dataset.platformTitle || input.dataset.platform).el);
       }
       empty.hidden = names.length > 0;
     }
@@ -117,7 +130,7 @@
     function problems(data) {
       const d = data && data.detail;
       if (Array.isArray(d)) return d.map((p) => `${p.field || (p.loc || []).join(".")}: ${p.msg}`).join("; ");
-      return String(d || "the preview failed");
+      return String(d || t("failed"));
     }
 
     function show(c, p) {
@@ -125,9 +138,10 @@
       c.ok = !p.error;
       if (!c.dirty && p.text !== null) c.ta.value = p.text;
       const counter = c.el.querySelector(".counter");
-      counter.textContent = p.length !== null && p.limit !== null ? `${p.length}/${p.limit} ${p.unit}` : "";
+      counter.textContent = p.length !== null && p.limit !== null ? `${p.length}/${p.limit} ${p.unit_words || p.unit}` : "";
       counter.classList.toggle("over", p.length !== null && p.limit !== null && p.length > p.limit);
       c.el.querySelector(".error").textContent = p.error || "";
+      c.el.querySelector(".look-box").innerHTML = p.look || ""; // our own server-rendered, sanitised drawing
       c.el.classList.toggle("invalid", Boolean(p.error));
       c.el.querySelector(".warnings").replaceChildren(...p.warnings.map((w) => {
         const li = document.createElement("li");
@@ -141,7 +155,7 @@
       const ok = names.length > 0 && articleOk && !pending && names.every((n) => cards.get(n)?.ok);
       btn.disabled = !ok;
       form.dataset.state = pending ? "checking" : ok ? "ready" : "invalid";
-      state.textContent = pending ? "checking…" : ok ? "" : names.length ? "fix the problems above to share" : "";
+      state.textContent = pending ? t("checking") : ok ? "" : names.length ? t("fix") : "";
     }
 
     function later(ms = 300) {
@@ -160,14 +174,14 @@
       const mine = ++seq;
       let resp, data;
       try {
-        resp = await fetch("/api/previews", {
+        resp = await fetch("/compose/preview", {
           method: "POST", credentials: "same-origin",
           headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
           body: JSON.stringify({ article: article(), accounts: names, texts }),
         });
         data = await resp.json();
       } catch (e) {
-        if (mine === seq) { articleOk = false; articleError.textContent = "preview unavailable"; pending = false; update(); }
+        if (mine === seq) { articleOk = false; articleError.textContent = t("unavailable"); pending = false; update(); }
         return;
       }
       if (mine !== seq) return; // a newer request is on its way
@@ -183,7 +197,29 @@
       update();
     }
 
-    form.addEventListener("input", (e) => { if (!e.target.closest(".preview") && e.target.name !== "tz") later(); });
+    const atInput = form.elements.at;
+    const atRadio = document.getElementById("when-at");
+    const zoneLabel = document.getElementById("at-zone");
+    // the "When" trap: choosing a date means "at that date"
+    const said = document.getElementById("at-said");
+    const pickAt = () => {
+      if (atInput.value && atRadio) atRadio.checked = true;
+      if (!said) return;
+      // the chosen time written out in the page's language (the native control follows the browser's)
+      const [d, tm] = atInput.value.split("T");
+      if (!d || !tm) { said.textContent = ""; return; }
+      const [y, mo, da] = d.split("-").map(Number);
+      const [h, mi] = tm.split(":").map(Number);
+      const shown = new Date(Date.UTC(y, mo - 1, da, h, mi));
+      const f = new Intl.DateTimeFormat(document.documentElement.lang || undefined,
+        { dateStyle: "full", timeStyle: "short", timeZone: "UTC" });
+      said.textContent = `→ ${f.format(shown)} (${value("tz")})`;
+    };
+    atInput?.addEventListener("input", pickAt);
+    atInput?.addEventListener("change", pickAt);
+    form.elements.tz?.addEventListener("input", () => { if (zoneLabel) zoneLabel.textContent = `(${value("tz")})`; });
+    const whenTz = ["at", "tz", "when", "force", "idempotency_key"];
+    form.addEventListener("input", (e) => { if (!e.target.closest(".preview") && !whenTz.includes(e.target.name)) later(); });
     form.addEventListener("change", (e) => { if (e.target.name === "accounts") later(0); });
     form.addEventListener("submit", (e) => { if (btn.disabled) e.preventDefault(); });
     later(0);

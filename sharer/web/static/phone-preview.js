@@ -9,6 +9,8 @@
   if (!form || !btn || !to || !state) return;
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
   const value = (name) => (form.elements[name]?.value ?? "").trim();
+  const T = JSON.parse(document.getElementById("i18n")?.textContent || "{}"); // the page's language
+  const t = (k, fallback) => T[k] || fallback;
 
   function article() {
     const a = { title: value("title"), url: value("url"), summary: value("summary"),
@@ -21,10 +23,10 @@
   btn.addEventListener("click", async () => {
     const accounts = [...form.querySelectorAll('input[name="accounts"]:checked')]
       .filter((i) => i.dataset.platform === "wechat").map((i) => i.value);
-    if (!accounts.length) { state.textContent = "Choose a WeChat account above first."; return; }
-    if (!to.value.trim()) { state.textContent = "Enter the WeChat ID of the phone to send it to."; return; }
+    if (!accounts.length) { state.textContent = t("phone_choose", "Choose a WeChat account above first."); return; }
+    if (!to.value.trim()) { state.textContent = t("phone_to", "Enter the WeChat ID of the phone to send it to."); return; }
     btn.disabled = true;
-    state.textContent = "Creating the draft and sending it…";
+    state.textContent = t("phone_sending", "Creating the draft and sending it…");
     try {
       const resp = await fetch("/api/previews/phone", {
         method: "POST", credentials: "same-origin",
@@ -33,13 +35,14 @@
       });
       const data = await resp.json().catch(() => ({}));
       if (resp.ok) {
-        state.textContent = data.sent.map((s) => `${s.account}: sent to ${s.to} (msg_id ${s.msg_id})`).join("; ");
+        const sent = t("phone_sent", "sent to");
+        state.textContent = data.sent.map((s) => `${s.account}: ${sent} ${s.to} (msg_id ${s.msg_id})`).join("; ");
       } else {
         const d = data.detail;
-        state.textContent = "Not sent: " + (Array.isArray(d) ? d.map((x) => `${x.field}: ${x.msg}`).join("; ") : d);
+        state.textContent = t("phone_not_sent", "Not sent:") + " " + (Array.isArray(d) ? d.map((x) => `${x.field}: ${x.msg}`).join("; ") : d);
       }
     } catch (e) {
-      state.textContent = "Not sent: the server could not be reached.";
+      state.textContent = t("phone_unreachable", "Not sent: the server could not be reached.");
     } finally {
       btn.disabled = false;
     }

@@ -1,0 +1,107 @@
+"""Each post drawn the way its platform will show it, from the composer's own ``Post`` (what is sent).
+
+The view models are built here from ``Post.payload``; ``templates/_look.html`` draws them. Anything that
+is HTML on the wire (WeChat's article body, Telegram's ``parse_mode=HTML`` text) is sanitised again
+with an allow-list before it reaches the page: it was restricted by the composer already, but the page
+must not trust that. Image addresses go through ``[media] rewrite`` like at delivery, so the preview
+shows the very file the platform will receive.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import nh3
+
+from ..media import rewrite
+
+# Telegram's HTML subset (core.telegram.org/bots/api#html-style)
+TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "blockquote",
+                 "tg-spoiler", "span", "tg-emoji"}
+TELEGRAM_ATTRS = {"a": {"href"}, "span": {"class"}, "code": {"class"}, "blockquote": {"expandable"}}
+WECHAT_TAGS = {"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "code", "strong", "b",
+               "em", "i", "u", "s", "del", "ins", "sub", "sup", "mark", "small", "ul", "ol", "li", "a", "img",
+               "figure", "figcaption", "table", "thead", "tbody", "tr", "th", "td", "caption", "span", "section"}
+WECHAT_ATTRS = {"a": {"href"}, "img": {"src", "alt"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
+
+
+def image(url: str | None, rules: dict[str, str]) -> str | None:
+    if not url or not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None
+    return rewrite(url, rules)
+
+
+def safe_html(markup: str, tags: set[str], attributes: dict[str, set[str]], rules: dict[str, str]) -> str:
+    def attr(tag: str, name: str, value: str) -> str | None:
+        if tag == "img" and name == "src":
+            return image(value, rules)
+        if tag == "span" and name == "class":
+            return value if value == "tg-spoiler" else None
+        return value
+
+    return nh3.clean(markup or "", tags=tags, attributes=attributes, attribute_filter=attr,
+                     url_schemes={"http", "https", "tg"}, link_rel="noopener noreferrer",
+                     clean_content_tags={"script", "style"})
+
+
+def crop_box(value: Any) -> tuple[float, float, float, float] | None:
+    """WeChat's ``pic_crop_235_1`` (``"X1_Y1_X2_Y2"`` in 0..1 of the cover), when the composer set one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        x1, y1, x2, y2 = (float(v) for v in value.split("_"))
+    except ValueError:
+        return None
+    if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+        return None
+    return x1, y1, x2 - x1, y2 - y1
+
+
+def look(post: dict[str, Any], rules: dict[str, str], options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The view model for one post: ``kind`` picks the drawing in ``_look.html``."""
+    p, platform = post.get("payload") or {}, post.get("platform")
+    options = options or {}
+    if platform == "wechat":
+        return {"kind": "wechat", "title": p.get("title", ""), "digest": p.get("digest", ""),
+                "author": p.get("author", ""), "cover": image(p.get("cover"), rules),
+                "crop": crop_box(p.get("pic_crop_235_1")),
+                "body": safe_html(p.get("content", ""), WECHAT_TAGS, WECHAT_ATTRS, rules),
+                "source": p.get("content_source_url", ""),
+                "mode": options.get("publish_mode", "publish")}
+    if platform == "weibo":
+        return {"kind": "weibo", "text": p.get("status", ""), "image": image(p.get("pic"), rules)}
+    if platform == "x":
+        parts = p.get("parts") or [post.get("text", "")]
+        return {"kind": "x", "parts": parts, "image": image(p.get("image"), rules)}
+    if platform == "mastodon":
+        media = p.get("media") or {}
+        return {"kind": "mastodon", "text": p.get("status", ""), "image": image(media.get("url"), rules),
+                "alt": media.get("description", ""), "visibility": p.get("visibility", "")}
+    if platform == "telegram":
+        markup = p.get("caption") if p.get("method") == "sendPhoto" else p.get("text")
+        return {"kind": "telegram", "html": safe_html(markup or "", TELEGRAM_TAGS, TELEGRAM_ATTRS, rules),
+                "image": image(p.get("photo"), rules), "silent": bool(p.get("disable_notification"))}
+    if platform == "wecom":
+        if p.get("msgtype") == "news":
+            item = (p.get("news", {}).get("articles") or [{}])[0]
+            return {"kind": "card", "title": item.get("title", ""), "text": item.get("description", ""),
+                    "image": image(item.get("picurl"), rules), "link": item.get("url", "")}
+        return {"kind": "bot", "text": (p.get(p.get("msgtype", "text")) or {}).get("content", ""),
+                "markdown": p.get("msgtype") == "markdown"}
+    if platform == "dingtalk":
+        if p.get("msgtype") == "link":
+            c = p.get("link", {})
+            return {"kind": "card", "title": c.get("title", ""), "text": c.get("text", ""),
+                    "image": image(c.get("picUrl"), rules), "link": c.get("messageUrl", "")}
+        md = p.get("markdown", {})
+        return {"kind": "bot", "title": md.get("title", ""), "text": md.get("text", ""), "markdown": True}
+    if platform == "feishu":
+        posts = (p.get("content") or {}).get("post") or {}
+        body = next(iter(posts.values()), {}) if posts else {}
+        lines = []
+        for line in body.get("content", []):
+            lines.append([{"text": el.get("text", ""), "href": el.get("href") if el.get("tag") == "a" else None}
+                          for el in line])
+        return {"kind": "feishu", "title": body.get("title", ""), "lines": lines}
+    return {"kind": "json", "json": json.dumps(p, ensure_ascii=False, indent=2)}

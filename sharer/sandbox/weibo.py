@@ -10,7 +10,8 @@ HTTP 400 — the real HTTP statuses are unverified; a fault may set ``status``):
   method (10021) → access_token (missing 10006, expired 21327, unknown 21332) → ``rip`` (10016) →
   ``status`` (empty 20008, over the limit 20012, a ``#话题#`` topic 10017 "parameter (status)'s value
   invalid", no link on the safe domain 10017 "appkey not bind domain!") → ``pic`` (not a file 20007,
-  not JPEG/GIF/PNG 20005, 5 MB or more 20006) → same text as a recent status 20019 → posting rate
+  not JPEG/GIF/PNG 20005, 5 MB or more 20006) → same text as a status in the last 24 h 20019 (unless
+  ``duplicate_check`` is off) → posting rate
   (30 per sliding hour per user, 20016).
 
 Control (besides the base API):

@@ -1,4 +1,5 @@
-"""Composition helpers every platform shares: per-account templates and campaign (UTM) tagging.
+"""Composition helpers every platform shares: per-account templates, campaign (UTM) tagging, and
+``fit`` — one way to fill a template within a limit.
 
 Pure: no I/O, no clock. A template is a ``str.format``-style string with named placeholders only.
 """
@@ -6,10 +7,12 @@ Pure: no I/O, no clock. A template is a ``str.format``-style string with named p
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .article import Article
+from .text import Counter, trim
 
 PLACEHOLDERS = ("title", "summary", "url", "tags", "hashtags", "author", "image", "lang")
 
@@ -61,3 +64,79 @@ def article_values(article: Article, url: str, hashtags: str = "") -> dict[str, 
         "image": article.image or "",
         "lang": article.lang or "",
     }
+
+
+# --- filling a template within a limit -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Fitted:
+    """A filled template and what had to give way: ``cut`` fields were trimmed, ``dropped`` emptied."""
+
+    text: str
+    values: dict[str, str]
+    length: int
+    limit: int
+    cut: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+
+    @property
+    def fits(self) -> bool:
+        return self.length <= self.limit
+
+    def changed(self, name: str) -> bool:
+        return name in self.cut or name in self.dropped
+
+
+def fit(template: str | Callable[[Mapping[str, str]], str], values: Mapping[str, str], *, count: Counter,
+        limit: int, drop_order: Sequence[str], field_count: Counter | None = None) -> Fitted:
+    """Fill ``template`` with ``values`` so that ``count(text) <= limit``.
+
+    Fields named in ``drop_order`` give way in that order: each is trimmed grapheme-safe (an ellipsis
+    marks the cut) just enough, and emptied when nothing of it fits; the others stay whole. A template
+    may be a callable (values in, text out) when the text is more than a format string, e.g. a JSON
+    body whose size is the limit. ``field_count`` measures one field alone (default ``count``). When
+    even the emptied fields leave it too long, ``fits`` is False and the caller decides (refuse, or
+    cut the whole).
+    """
+    render: Callable[[Mapping[str, str]], str] = (
+        template if callable(template) else (lambda v: render_template(template, v)))
+    own = field_count or count
+    current = dict(values)
+    text = render(current)
+    cut: list[str] = []
+    dropped: list[str] = []
+    for name in drop_order:
+        if count(text) <= limit:
+            break
+        if not current.get(name):
+            continue
+        others = dict(current)
+
+        def size(s: str, name: str = name, others: dict[str, str] = others) -> int:
+            return count(render({**others, name: s}))
+
+        current[name] = _shrink(size, own, current[name], limit)
+        (cut if current[name] else dropped).append(name)
+        text = render(current)
+    return Fitted(text, current, count(text), limit, tuple(cut), tuple(dropped))
+
+
+def _shrink(size: Callable[[str], int], own: Counter, value: str, limit: int) -> str:
+    """``value`` trimmed just enough that ``size(value) <= limit`` ("" if nothing fits).
+
+    ``size`` measures the whole text around the value. The overhead is measured, not assumed
+    (escaping or collapsed blank lines shift it a little), so the budget converges in a few rounds.
+    """
+    excess = size(value) - limit
+    if excess <= 0:
+        return value
+    budget = own(value) - excess
+    for _ in range(8):
+        if budget <= 0:
+            break
+        candidate = trim(value, budget, count=own).text
+        excess = size(candidate) - limit
+        if excess <= 0:
+            return candidate
+        budget -= excess
+    return ""

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ from .cli import LiveTable, render_table
 from .config import is_loopback_url
 from .errors import SharerError
 from .loaders import load_article
-from .runtime import get_runtime
+from .runtime import Runtime, get_runtime
 
 EXAMPLES = Path("examples")
 # .txt articles carry no URL of their own; the demo knows where the sample page lives.
@@ -165,7 +166,7 @@ def _wechat_showcase(rt, accounts: list[str]) -> tuple[str, str]:
     return label, result.share_id
 
 
-def _start_web(rt, children: Children, logs: Path, config: str | None) -> str | None:
+def _start_web(rt: Runtime, children: Children, logs: Path, config: str | None) -> str | None:
     """`sharer web` as another child when the config has a [web] table; returns its URL."""
     if not rt.settings.web:
         return None
@@ -196,7 +197,7 @@ def _web_ready(url: str | None, children: Children, logs: Path) -> str | None:
     return url
 
 
-def _wait_for(check, timeout: float, message: str) -> None:
+def _wait_for(check: Callable[[], bool], timeout: float, message: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

@@ -20,6 +20,8 @@ Constructor arguments mirror ``.args`` so an error survives a JSON/pickle round 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SharerError(Exception):
     """Base of every error sharer raises on purpose."""
@@ -81,7 +83,7 @@ class DeliveryError(SharerError):
         self.code = None if code is None else str(code)
         self.status = status
 
-    def __reduce__(self):  # keep keyword arguments across pickling
+    def __reduce__(self) -> tuple[Any, ...]:  # keep keyword arguments across pickling
         return (_rebuild, (type(self), self.message, self.code, self.status, self.__dict__))
 
     def __str__(self) -> str:
@@ -93,7 +95,8 @@ class DeliveryError(SharerError):
         return " ".join(parts)
 
 
-def _rebuild(cls, message, code, status, state):
+def _rebuild(cls: type[DeliveryError], message: str, code: str | None, status: int | None,
+             state: dict[str, Any]) -> DeliveryError:
     err = cls.__new__(cls)
     Exception.__init__(err, message)
     err.__dict__.update(state)
@@ -111,7 +114,8 @@ class RateLimited(TransientError):
 
     kind = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float = 60.0, code=None, status=None):
+    def __init__(self, message: str, *, retry_after: float = 60.0, code: str | int | None = None,
+                 status: int | None = None):
         super().__init__(message, code=code, status=status)
         self.retry_after = max(0.0, float(retry_after))
 

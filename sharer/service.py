@@ -9,8 +9,10 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from .article import Article
 from .errors import ComposeError, InputError, NotFound
@@ -20,6 +22,10 @@ from .runtime import Runtime
 from .store.deliveries import STATUSES, TERMINAL, Delivery
 from .timeparse import GRACE_SECONDS, When
 from .timeparse import parse_when as _parse_when
+
+if TYPE_CHECKING:
+    from .config import Account, Settings
+    from .store.shares import ShareSummary
 
 
 def new_id(prefix: str) -> str:
@@ -83,7 +89,7 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
                         rt.redis.delete(k)
                 return ShareResult(existing_id, status(rt, existing_id), duplicate=True)
             rt.redis.set(key, share_id, ex=int(ttl))
-    deliveries = []
+    deliveries: list[dict[str, Any]] = []
     for name, post in zip(accounts, posts):
         if isinstance(post, ComposeError):  # recorded failed; the other accounts go ahead
             reason = post.problem
@@ -156,12 +162,13 @@ def resolve_when(rt: Runtime, at: str | datetime, tz: str | None = None) -> When
     return when
 
 
-def parse_when(text: str, tz: str | None, settings) -> datetime:
+def parse_when(text: str, tz: str | None, settings: Settings) -> datetime:
     """The UTC instant of an editor's time (``InputError("at", …)`` when it can't be used)."""
     return _parse_when(text, tz or settings.timezone, time.time()).utc
 
 
-def _reserve(rt: Runtime, delivery_id: str, account, when: When | None, max_lateness: float | None) -> dict:
+def _reserve(rt: Runtime, delivery_id: str, account: Account, when: When | None,
+             max_lateness: float | None) -> dict[str, Any]:
     """Take the account's slot (given time, or its next free posting slot) keeping its minimum spacing."""
     zone_name = account.timezone or rt.settings.timezone
     if when is None:
@@ -191,7 +198,7 @@ def schedule_list(rt: Runtime, *, account: str | None = None, start: datetime | 
         rt.settings.account(account)
     low = start.timestamp() if start else "-inf"
     high = end.timestamp() if end else "+inf"
-    ids = [i.decode() if isinstance(i, bytes) else i
+    ids = [i.decode() if isinstance(i, bytes) else str(i)
            for i in rt.redis.zrangebyscore(rt.keys.schedule, low, high, start=0, num=5000)]
     found = [d for d in rt.store.get_many(ids, with_events=False) if d.status == "scheduled"]
     return [d for d in found if not account or d.account == account]
@@ -240,7 +247,8 @@ def log(rt: Runtime, *, status: str | None = None, account: str | None = None, s
     return rt.store.query(status=status, account=account, since=since, limit=limit, cursor=cursor)
 
 
-def wait(rt: Runtime, share_id: str, timeout: float = 600.0, on_update=None, poll: float = 0.2) -> list[Delivery]:
+def wait(rt: Runtime, share_id: str, timeout: float = 600.0,
+         on_update: Callable[[list[Delivery]], object] | None = None, poll: float = 0.2) -> list[Delivery]:
     """Block until every delivery of the share is terminal (or needs an editor), or ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -333,7 +341,8 @@ def cancel(rt: Runtime, share_or_delivery_id: str) -> CancelResult:
             rt.redis.zrem(rt.keys.schedule, d.id)
             rt.schedule.release_slot(d.account, d.id)
         else:
-            kept[d.id] = rt.store.get(d.id, with_events=False).status
+            now = rt.store.get(d.id, with_events=False)
+            kept[d.id] = now.status if now else "gone"
     return CancelResult(cancelled, kept)
 
 
@@ -372,7 +381,7 @@ def preview_each(rt: Runtime, article: Article, accounts: list[str], overrides: 
         account = rt.settings.account(name)
         cls = get_platform(account.platform)
         try:
-            [post] = preview(rt, article, [name], {name: overrides[name]} if name in (overrides or {}) else None)
+            [post] = preview(rt, article, [name], {name: overrides[name]} if overrides and name in overrides else None)
         except ComposeError as e:
             out.append(PreviewItem(name, account.platform, None, e.problem, e.length, e.limit, cls.unit))
             continue
@@ -382,7 +391,8 @@ def preview_each(rt: Runtime, article: Article, accounts: list[str], overrides: 
 
 def list_shares(rt: Runtime, *, status: str | None = None, account: str | None = None,
                 platform: str | None = None, since: float | None = None, until: float | None = None,
-                q: str | None = None, limit: int = 20, cursor: str | None = None):
+                q: str | None = None, limit: int = 20,
+                cursor: str | None = None) -> tuple[list[ShareSummary], str | None]:
     """Shares newest first with their deliveries, filtered; returns (shares, next_cursor)."""
     from .store.shares import CURSOR, ShareFilter, query_shares
 
@@ -398,7 +408,7 @@ def list_shares(rt: Runtime, *, status: str | None = None, account: str | None =
     return query_shares(rt.store, flt, limit=limit, cursor=cursor)
 
 
-def get_share(rt: Runtime, share_id: str):
+def get_share(rt: Runtime, share_id: str) -> ShareSummary:
     """The share (title, url, created_at) with every delivery and its events."""
     from .store.shares import load_share
 

@@ -175,9 +175,10 @@ class TelegramEmulator(Emulator):
         if photo is not None:
             data = photo[2]
         elif isinstance(args.get("photo"), str) and args["photo"]:
-            data = self._download(args["photo"])
-            if isinstance(data, Response):
-                return data
+            downloaded = self._download(args["photo"])
+            if isinstance(downloaded, Response):
+                return downloaded
+            data = downloaded
         else:
             return self._fail(400, "Bad Request: there is no photo in the request")
         if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG\r\n\x1a\n")
@@ -255,11 +256,11 @@ class TelegramEmulator(Emulator):
                         return chat
             else:
                 try:
-                    chat = self.chats.get(int(chat_id))
+                    found = self.chats.get(int(chat_id))
                 except (TypeError, ValueError):
-                    chat = None
-                if chat:
-                    return chat
+                    found = None
+                if found:
+                    return found
         if chat_id in (None, ""):
             return self._fail(400, "Bad Request: chat_id is empty")
         return self._fail(400, "Bad Request: chat not found")

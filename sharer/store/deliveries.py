@@ -251,7 +251,7 @@ class DeliveryStore:
             st = d.pop("status", status)  # a delivery may start settled (``failed``: it cannot compose)
             member = f"{member_ms}:{d['id']}"
             ev = json.dumps({"at": created, "status": st, "attempt": 0, "message": text})
-            fields = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": st,
+            fields: dict[Any, Any] = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": st,
                       "attempts": 0, "created_at": created, "updated_at": created, "idx": member}
             pipe.hset(self.k.delivery(d["id"]), mapping=fields)
             created_records.append(Delivery.from_hash({k: str(v) for k, v in fields.items()}, [ev]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from .. import service
+from ..article import Article
 from ..errors import ArticleError, ComposeError, ConfigError, InputError
 from ..loaders import MAX_BYTES, load_article
 from ..platforms import get_platform
@@ -75,11 +77,11 @@ async def login(request: Request, ctx: Ctx) -> Response:
         return login_page(ctx, request, nxt, N_("Wrong user name or password."), 401)
     ctx.limiter.reset(user, ip)
     session = ctx.sessions.create(known.name)
-    resp = RedirectResponse(nxt, 303)
-    resp.set_cookie(SESSION_COOKIE, session.id, max_age=int(ctx.web.session_seconds), httponly=True,
+    done = RedirectResponse(nxt, 303)
+    done.set_cookie(SESSION_COOKIE, session.id, max_age=int(ctx.web.session_seconds), httponly=True,
                     samesite="lax", secure=request.url.scheme == "https", path="/")
-    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    return resp
+    done.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return done
 
 
 @router.post("/logout")
@@ -110,7 +112,7 @@ async def load(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     return compose_page(ctx, request, who, article=article.to_dict(), notice=loaded(article.title))
 
 
-async def _load_upload(upload: UploadFile, url: str | None):
+async def _load_upload(upload: UploadFile, url: str | None) -> Article:
     name = Path(upload.filename or "article").name
     data = await upload.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
@@ -140,6 +142,7 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     article["tags"] = [t.strip() for t in (one.get("tags") or "").split(",") if t.strip()]
     accounts = form.get("accounts", [])
     texts = {k[5:]: v for k, v in one.items() if k.startswith("text.") and k[5:] in accounts}
+    state: dict[str, Any]
     state = {"accounts": accounts, "texts": texts, "when": one.get("when", "now"), "at": one.get("at", ""),
              "tz": one.get("tz", ""), "force": one.get("force") == "1",
              "idempotency_key": one.get("idempotency_key") or None}
@@ -220,7 +223,8 @@ def recent_shares(rt, art, accounts: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-async def _delivery_action(request: Request, ctx, who, delivery_id: str, action) -> Response:
+async def _delivery_action(request: Request, ctx: Ctx, who: PageEditor, delivery_id: str,
+                           action: Callable[[dict[str, str]], object]) -> Response:
     form = await checked_form(request, who)
     d = service.delivery(ctx.rt, delivery_id)
     try:

@@ -6,7 +6,7 @@ record's current status does not allow 409; anonymous 401; a viewer writing 403.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,11 +20,12 @@ from .auth import Ctx, Editor, Reader
 from .views import account_rows, article_from, known_accounts, parse_bound, preview_json
 
 router = APIRouter(prefix="/api", tags=["api"])
-ERRORS = {401: {"model": s.Problem, "description": "not signed in"},
+Responses = dict[int | str, dict[str, Any]]
+ERRORS: Responses = {401: {"model": s.Problem, "description": "not signed in"},
           403: {"model": s.Problem, "description": "not allowed (viewer, or missing CSRF header)"},
           422: {"model": s.Problem, "description": "invalid input: names the field and the reason"}}
-NOT_FOUND = {404: {"model": s.Problem, "description": "no such share or delivery"}}
-CONFLICT = {409: {"model": s.Problem, "description": "not possible in the record's current status"}}
+NOT_FOUND: Responses = {404: {"model": s.Problem, "description": "no such share or delivery"}}
+CONFLICT: Responses = {409: {"model": s.Problem, "description": "not possible in the record's current status"}}
 
 
 @router.get("/me", response_model=s.Me, responses=ERRORS)

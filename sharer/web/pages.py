@@ -202,7 +202,8 @@ def _shares_query(ctx: WebContext, params: dict[str, str], tz: str) -> dict[str,
 @router.get("/shares")
 def shares(request: Request, ctx: Ctx, who: PageReader) -> Response:
     params = dict(request.query_params)
-    error, items, next_cursor, status = None, [], None, 200
+    items: list[Any] = []
+    error, next_cursor, status = None, None, 200
     try:
         items, next_cursor = service.list_shares(ctx.rt, limit=20, **_shares_query(ctx, params, user_tz(ctx, who)))
     except InputError as e:

@@ -136,6 +136,12 @@ def preview(ctx, sources, to, url, texts, send_to, as_json):
         click.echo(p.text)
         for i, extra in enumerate(p.payload.get("more") or [], start=2) if p.platform == "wechat" else ():
             click.echo(f"  + article {i}: {extra['title']}")
+        if p.media or p.media_offered:
+            for url in p.media:
+                click.echo(f"  [image] {url}")
+            if p.media_offered:
+                click.secho(f"  {len(p.media_offered)} more image(s) in the article not attached "
+                            "(options.images attaches more where the platform allows)", fg="cyan")
         for w in p.warnings:
             click.secho(f"  ! {w}", fg="yellow")
         if quotas[p.account]:

@@ -6,10 +6,14 @@ Pure: no I/O, no clock. A template is a ``str.format``-style string with named p
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import regex
 
 from .article import Article
 from .text import Counter, trim
@@ -64,6 +68,67 @@ def article_values(article: Article, url: str, hashtags: str = "") -> dict[str, 
         "image": article.image or "",
         "lang": article.lang or "",
     }
+
+
+def hashtag(tag: str) -> str | None:
+    """``power battery`` → ``#PowerBattery``; None when the tag has symbols a hashtag cannot hold (C++)."""
+    words = re.split(r"[\s\-_.·/]+", tag.strip())
+    if not all(regex.fullmatch(r"[\w\p{M}]+", w) for w in words if w):
+        return None
+    body = "".join(w[:1].upper() + w[1:] for w in words if w)
+    if not body or body.isdigit():
+        return None
+    return "#" + body
+
+
+# --- the article's images -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ArticleImage:
+    url: str
+    alt: str
+
+
+class _ImgCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            a = dict(attrs)
+            self.found.append(((a.get("src") or "").strip(), (a.get("alt") or "").strip()))
+
+
+def article_images(article: Article, limit: int) -> tuple[ArticleImage, ...]:
+    """The lead image, then the body's images (absolute http(s) URLs, each once), at most ``limit``.
+
+    Alt text: the image's own, else the article title. Pure: the body is parsed, nothing fetched.
+    """
+    seen: set[str] = set()
+    out: list[ArticleImage] = []
+    collector = _ImgCollector()
+    collector.feed(article.body_html or "")
+    for url, alt in [(article.image or "", ""), *collector.found]:
+        if len(out) >= limit:
+            break
+        if url and url not in seen and urlsplit(url).scheme in ("http", "https"):
+            seen.add(url)
+            out.append(ArticleImage(url, alt or article.title))
+    return tuple(out)
+
+
+def choose_images(article: Article, wanted: int, limit: int) -> tuple[tuple[ArticleImage, ...], tuple[str, ...]]:
+    """(attached, offered): up to ``wanted`` images (the lead first), and the rest the platform could take.
+
+    ``wanted == 1`` attaches the lead image only (none when the article has no lead image), so an
+    account that does not ask for more images posts exactly as before.
+    """
+    pool = article_images(article, limit)
+    has_lead = bool(pool) and pool[0].url == article.image
+    take = 0 if wanted <= 0 else wanted if wanted > 1 else (1 if has_lead else 0)
+    attached = pool[:take]
+    return attached, tuple(i.url for i in pool[len(attached):])
 
 
 # --- filling a template within a limit -----------------------------------------------------------

@@ -300,3 +300,39 @@ def test_worker_fails_a_rejected_status_and_no_secret_is_stored_or_logged(emulat
     for secret in SECRETS:
         assert secret not in dump
 
+
+
+# --- several images ----------------------------------------------------------------------------------
+
+def test_up_to_four_images_lead_first_with_their_alt_text(emulators, runtime, fresh_cache):
+    emu = emulators["mastodon"]
+    body = "".join(f'<p>p{i}</p><img src="{emu.url}/_sandbox/images/b{i}.png" alt="picture {i}">' for i in range(5))
+    art = article("baic-catl.json", image=f"{emu.url}/_sandbox/images/lead.jpg", body_html=body)
+    one = masto().compose(art)
+    assert one.media == (art.image,) and len(one.media_offered) == 3 and "more_media" not in one.payload
+    post = Mastodon(runtime.settings.account("mastodon-album")).compose(art)
+    assert post.media == (art.image, *(f"{emu.url}/_sandbox/images/b{i}.png" for i in range(3)))
+    assert post.media_offered == ()  # four is Mastodon's most: the fifth is not offered
+    assert post.payload["media"] == {"url": art.image, "description": art.title}
+    assert [m["description"] for m in post.payload["more_media"]] == ["picture 0", "picture 1", "picture 2"]
+    receipt, _ = publish(runtime, "mastodon-album", art)
+    [status] = sandbox_posts(emu)
+    assert status["id"] == receipt.post_id and len(status["media_ids"]) == 4
+    assert len(calls(emu, "POST /api/v2/media")) == 4
+    with pytest.raises(ValueError, match="images"):
+        Mastodon.parse_options({"images": 5})
+
+
+def test_a_retry_does_not_upload_the_images_again(emulators, runtime, fresh_cache):
+    emu = emulators["mastodon"]
+    body = "".join(f'<img src="{emu.url}/_sandbox/images/b{i}.png">' for i in range(2))
+    art = article("baic-catl.json", image=f"{emu.url}/_sandbox/images/lead.jpg", body_html=body)
+    inject(emu, path="/api/v1/statuses", kind="status", status=503, body={"error": "busy"})
+    platform = Mastodon(runtime.settings.account("mastodon-album"))
+    post = platform.compose(art)
+    context = ctx(runtime, "mastodon-album")
+    with pytest.raises(TransientError):
+        platform.publish(post, context)
+    assert {k for k in context.state if k.startswith("media_id")} == {"media_id", "media_id_1", "media_id_2"}
+    platform.publish(post, context)  # the worker's retry keeps ctx.state
+    assert len(calls(emu, "POST /api/v2/media")) == 3 and len(sandbox_posts(emu)[0]["media_ids"]) == 3

@@ -337,3 +337,63 @@ def test_worker_fails_a_bad_token_and_no_secret_is_stored_or_logged(emulators, r
     for secret in SECRETS:
         assert secret not in dump
 
+
+
+# --- several images: an album (sendMediaGroup) -------------------------------------------------------
+
+def with_body_images(base: str, n: int, name: str = "baic-catl.json") -> Article:
+    """The article with a lead image and ``n`` more in its body (one of them twice, one not http)."""
+    body = "".join(f'<p>para {i}</p><img src="{base}/_sandbox/images/body{i}.jpg" alt="body {i}">' for i in range(n))
+    body += f'<img src="{base}/_sandbox/images/body0.jpg"><img src="data:image/png;base64,AAAA">'
+    return article(name, image=f"{base}/_sandbox/images/lead.jpg", body_html=body)
+
+
+def test_one_image_by_default_and_the_others_are_offered():
+    art = with_body_images("https://e.com", 3)
+    post = bot().compose(art)
+    assert post.payload["method"] == "sendPhoto" and post.payload["photo"] == "https://e.com/_sandbox/images/lead.jpg"
+    assert post.media == ("https://e.com/_sandbox/images/lead.jpg",)
+    assert post.media_offered == tuple(f"https://e.com/_sandbox/images/body{i}.jpg" for i in range(3))
+    assert post.to_dict()["media_offered"] == list(post.media_offered)
+    no_photo = bot(photo=False).compose(art)
+    assert no_photo.media == () and len(no_photo.media_offered) == 4 and no_photo.payload["method"] == "sendMessage"
+
+
+def test_an_album_takes_the_lead_then_body_images_caption_on_the_first():
+    art = with_body_images("https://e.com", 3)
+    post = bot(images=3).compose(art)
+    assert post.payload["method"] == "sendMediaGroup" and "photo" not in post.payload and post.limit == 1024
+    first, *rest = post.payload["media"]
+    assert first == {"type": "photo", "media": "https://e.com/_sandbox/images/lead.jpg", "caption": post.text,
+                     "parse_mode": "HTML"}
+    assert rest == [{"type": "photo", "media": f"https://e.com/_sandbox/images/body{i}.jpg"} for i in range(2)]
+    assert post.media == tuple(m["media"] for m in post.payload["media"])
+    assert post.media_offered == ("https://e.com/_sandbox/images/body2.jpg",)
+    lone = bot(images=3).compose(article("baic-catl.json"))  # one image only: a plain photo post
+    assert lone.payload["method"] == "sendPhoto" and lone.media_offered == ()
+    with pytest.raises(ValueError, match="images"):
+        Telegram.parse_options({"chat_id": "@sharer_news", "images": 11})
+
+
+def test_album_by_url_and_by_upload_against_the_emulator(emulators, runtime):
+    emu = emulators["telegram"]
+    receipt, post = publish(runtime, "telegram-album", with_body_images(emu.url, 4))
+    assert receipt.post_id == "1" and receipt.url == "https://t.me/sharer_news/1"
+    steps: list[str] = []
+    receipt, _ = publish(runtime, "telegram-album-upload", with_body_images(emu.url, 2), steps=steps)
+    assert receipt.post_id == "4"  # the first album used message ids 1-3
+    by_url, upload = sandbox_posts(emu)
+    assert by_url["method"] == "sendMediaGroup" and by_url["photo_source"] == list(post.media)
+    assert by_url["caption"] == visible(post.text) and len(by_url["photo_source"]) == 3
+    assert upload["photo_source"] == ["upload"] * 3 and len(steps) == 3 and "for upload" in steps[0]
+
+
+def test_album_rejections_are_permanent(emulators, runtime):
+    emu = emulators["telegram"]
+    art = with_body_images(emu.url, 2)
+    with pytest.raises(PermanentError, match="wrong number of media"):
+        publish(runtime, "telegram-album", art, media=[{"type": "photo", "media": f"{emu.url}/_sandbox/images/a.jpg"}])
+    with pytest.raises(PermanentError, match="caption is too long"):
+        publish(runtime, "telegram-album", art, media=[{"type": "photo", "media": post_media, "caption": "c" * 1025}
+                                                       for post_media in (f"{emu.url}/_sandbox/images/a.jpg",) * 2])
+    assert sandbox_posts(emu) == []

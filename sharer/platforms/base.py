@@ -45,15 +45,19 @@ class Post:
     limit: int
     unit: str
     warnings: tuple[str, ...] = ()
+    media: tuple[str, ...] = ()          # image URLs attached, in order (preview shows them)
+    media_offered: tuple[str, ...] = ()  # the article's other images this platform could attach
 
     def to_dict(self) -> dict[str, Any]:
         # shallow on purpose: compose builds a fresh payload per call (asdict's deep copy cost 0.1 ms)
         return {"platform": self.platform, "account": self.account, "text": self.text, "payload": self.payload,
-                "length": self.length, "limit": self.limit, "unit": self.unit, "warnings": list(self.warnings)}
+                "length": self.length, "limit": self.limit, "unit": self.unit, "warnings": list(self.warnings),
+                "media": list(self.media), "media_offered": list(self.media_offered)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Post:
-        return cls(**{**d, "warnings": tuple(d.get("warnings", ()))})
+        return cls(**{**d, "warnings": tuple(d.get("warnings", ())), "media": tuple(d.get("media", ())),
+                      "media_offered": tuple(d.get("media_offered", ()))})
 
 
 # How far a platform's clock (its ``created_at``) may differ from ours: a lookup must reach back this

@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import regex
-
 from ..article import Article
-from ..compose import article_values, fit, render_template, tag_url
+from ..compose import article_values, choose_images, fit, hashtag, render_template, tag_url
 from ..errors import Ambiguous, AuthExpired, ComposeError, DeliveryError, PermanentError, TransientError
 from ..media import fetch_image
 from ..text import count_mastodon as count_status
@@ -52,17 +49,6 @@ class InstanceLimits:
     url_weight: int
 
 
-def hashtag(tag: str) -> str | None:
-    """``power battery`` → ``#PowerBattery``; None when the tag has symbols a hashtag cannot hold (C++)."""
-    words = re.split(r"[\s\-_.·/]+", tag.strip())
-    if not all(regex.fullmatch(r"[\w\p{M}]+", w) for w in words if w):
-        return None
-    body = "".join(w[:1].upper() + w[1:] for w in words if w)
-    if not body or body.isdigit():
-        return None
-    return "#" + body
-
-
 # 401 is a revoked or wrong token (Mastodon tokens do not expire on their own); other 4xx are refusals.
 ERRORS = ErrorTable(statuses={
     401: Rule(AuthExpired, "{message} — re-authorise the app and update credentials.access_token"),
@@ -77,6 +63,7 @@ class MastodonOptions(Options):
     characters_reserved_per_url: int = 23
     hashtags: bool = True               # {hashtags}: #CamelCase from the article tags, while they fit
     image: bool = True                  # attach the article image
+    images: int = 1                     # attach up to this many: the lead image, then the body's (max 4)
     image_description: str = ""         # alt text; empty = the article title
     max_image_bytes: int = 16_000_000   # unverified (instance-dependent): configurable
     media_poll_attempts: int = 20
@@ -86,6 +73,8 @@ class MastodonOptions(Options):
     def check(self) -> MastodonOptions:
         if self.visibility not in VISIBILITIES:
             raise OptionError("visibility", f"must be one of {', '.join(VISIBILITIES)}, got {self.visibility!r}")
+        if not 1 <= self.images <= Mastodon.spec.limits.media:
+            raise OptionError("images", f"must be 1 to {Mastodon.spec.limits.media}, got {self.images}")
         for key in ("max_characters", "characters_reserved_per_url", "max_image_bytes", "media_poll_attempts"):
             if getattr(self, key) < 1:
                 raise OptionError(key, "must be a positive whole number")
@@ -95,7 +84,7 @@ class MastodonOptions(Options):
 class Mastodon(Platform[MastodonOptions]):
     spec = PlatformSpec(
         id="mastodon", title="Mastodon", api_base="https://mastodon.social",
-        limits=Limits(500, "characters", count_status, media=1, media_bytes=16_000_000, media_types=MEDIA_TYPES),
+        limits=Limits(500, "characters", count_status, media=4, media_bytes=16_000_000, media_types=MEDIA_TYPES),
         options=MastodonOptions,
         credentials=Credentials(required=("access_token",)),
         template="{title}\n\n{summary}\n\n{url}\n\n{hashtags}",
@@ -122,15 +111,18 @@ class Mastodon(Platform[MastodonOptions]):
         language = self.options.language or article.lang
         if language:
             payload["language"] = language
-        # Not wire fields: the image to upload (its media id joins the status at delivery) and the
+        # Not wire fields: the images to upload (their media ids join the status at delivery) and the
         # tagged article URL that find_existing looks for.
-        payload["media"] = None
-        if self.options.image and article.image:
-            alt = self.options.image_description or article.title
-            payload["media"] = {"url": article.image, "description": trim(alt, DESCRIPTION_LIMIT).text}
+        attached, offered = choose_images(article, self.options.images if self.options.image else 0,
+                                          self.spec.limits.media)
+        media = [{"url": i.url, "description": trim((self.options.image_description if n == 0 else "") or i.alt,
+                                                    DESCRIPTION_LIMIT).text} for n, i in enumerate(attached)]
+        payload["media"] = media[0] if media else None
+        if len(media) > 1:
+            payload["more_media"] = media[1:]
         payload["article_url"] = url
         return Post(self.id, self.account.name, status, payload, self.count(status), limit, self.unit,
-                    tuple(warnings))
+                    tuple(warnings), tuple(i.url for i in attached), offered)
 
     def _render(self, article: Article, url: str, limit: int, warnings: list[str]) -> str:
         values = {**article_values(article, url), "hashtags": ""}
@@ -168,9 +160,9 @@ class Mastodon(Platform[MastodonOptions]):
         self._check_instance_limit(post, ctx)
         body: dict[str, Any] = {k: post.payload[k] for k in ("status", "visibility", "language")
                                 if post.payload.get(k)}
-        media = post.payload.get("media")
+        media = [m for m in [post.payload.get("media"), *post.payload.get("more_media", ())] if m]
         if media:
-            body["media_ids"] = [self._media_id(media, ctx)]
+            body["media_ids"] = [self._media_id(m, ctx, n) for n, m in enumerate(media)]
         headers = {**self._headers(ctx), "Idempotency-Key": ctx.delivery_id}
         # idempotent=True: with the Idempotency-Key, a repeat of this POST returns the status the first
         # one made instead of making a second, so a read timeout or a dropped connection is safe to retry
@@ -215,10 +207,11 @@ class Mastodon(Platform[MastodonOptions]):
                 f"options.max_characters = {limits.max_characters} for account {self.account.name!r} in the "
                 "config so posts are composed to fit", code="instance_limit")
 
-    def _media_id(self, media: dict[str, Any], ctx: DeliveryContext) -> str:
-        """Upload the image once per delivery (the id survives retries in ``ctx.state``), wait until processed."""
-        if ctx.state.get("media_id"):
-            return str(ctx.state["media_id"])
+    def _media_id(self, media: dict[str, Any], ctx: DeliveryContext, n: int = 0) -> str:
+        """Upload image ``n`` once per delivery (the id survives retries in ``ctx.state``), wait until processed."""
+        saved = "media_id" if n == 0 else f"media_id_{n}"
+        if ctx.state.get(saved):
+            return str(ctx.state[saved])
         base = self.account.api_base
         image = fetch_image(ctx, media["url"], max_bytes=self.options.max_image_bytes, allowed=MEDIA_TYPES)
         # A repeated upload only leaves an unattached attachment (the instance cleans those up): safe to retry.
@@ -233,7 +226,7 @@ class Mastodon(Platform[MastodonOptions]):
             ctx.step(f"image uploaded as media {media_id}; waiting for the instance to process it")
             self._wait_processed(media_id, ctx)
         ctx.step(f"image ready (media {media_id})")
-        ctx.state["media_id"] = media_id
+        ctx.state[saved] = media_id
         ctx.save_state()
         return media_id
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..article import Article
-from ..compose import article_values, tag_url
+from ..compose import article_values, choose_images, tag_url
 from ..errors import Ambiguous, ComposeError, PermanentError, TransientError
 from ..media import fetch_image, rewrite
 from ..text import count_utf16
@@ -38,6 +38,7 @@ __all__ = ["Telegram", "TelegramOptions", "html_problem", "visible", "visible_le
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+ALBUM_LIMIT = 10  # sendMediaGroup takes 2–10 items
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 _USERNAME_RE = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
 
@@ -65,6 +66,7 @@ class TelegramOptions(Options):
     disable_notification: bool = False
     link_preview: bool = True
     photo: bool = True                 # send the article image with a caption (sendPhoto)
+    images: int = 1                    # up to this many: 2+ images go as an album (sendMediaGroup, max 10)
     upload_photo: bool = False         # download the image and upload it instead of passing its URL
     include_body: bool = False         # {summary} expands to the summary followed by the article body
     max_photo_bytes: int = 10_000_000  # upload limit, unverified: configurable
@@ -77,6 +79,8 @@ class TelegramOptions(Options):
             raise OptionError("chat_id", 'is required ("@channelusername" or the numeric chat id)')
         if isinstance(chat, str) and not _USERNAME_RE.match(chat):
             raise OptionError("chat_id", f'must be "@channelusername" or a numeric id, got {chat!r}')
+        if not 1 <= self.images <= ALBUM_LIMIT:
+            raise OptionError("images", f"must be 1 to {ALBUM_LIMIT}, got {self.images}")
         name = self.public_username.lstrip("@")
         if name and not _USERNAME_RE.match("@" + name):
             raise OptionError("public_username", f"not a Telegram username: {self.public_username!r}")
@@ -94,7 +98,7 @@ class _Migrated(Exception):
 class Telegram(Platform[TelegramOptions]):
     spec = PlatformSpec(
         id="telegram", title="Telegram", api_base="https://api.telegram.org",
-        limits=Limits(TEXT_LIMIT, "UTF-16 units", _count_markup, media=1, media_bytes=10_000_000,
+        limits=Limits(TEXT_LIMIT, "UTF-16 units", _count_markup, media=ALBUM_LIMIT, media_bytes=10_000_000,
                       media_types=PHOTO_TYPES),
         options=TelegramOptions,
         credentials=Credentials(required=("bot_token",)),
@@ -108,7 +112,8 @@ class Telegram(Platform[TelegramOptions]):
 
     def compose(self, article: Article, text: str | None = None) -> Post:
         url = tag_url(article.url, self.account.utm)
-        photo = article.image if self.options.photo and article.image else None
+        attached, offered = choose_images(article, self.options.images if self.options.photo else 0, ALBUM_LIMIT)
+        photo = attached[0].url if attached else None
         limit = CAPTION_LIMIT if photo else TEXT_LIMIT
         warnings: list[str] = []
         if text is not None:
@@ -126,15 +131,21 @@ class Telegram(Platform[TelegramOptions]):
             length = visible_len(markup)
         payload: dict[str, Any] = {"method": "sendPhoto" if photo else "sendMessage",
                                    "chat_id": self.options.chat_id}
-        if photo:
+        if len(attached) > 1:  # an album: the caption rides on the first photo
+            payload["method"] = "sendMediaGroup"
+            first = {"caption": markup, "parse_mode": "HTML"}
+            payload["media"] = [{"type": "photo", "media": i.url, **(first if n == 0 else {})}
+                                for n, i in enumerate(attached)]
+        elif photo:
             payload.update({"photo": photo, "caption": markup, "parse_mode": "HTML"})
-            if self.options.upload_photo:
-                payload["upload_photo"] = True  # not a wire field: publish uploads the image as "photo"
         else:
             payload.update({"text": markup, "parse_mode": "HTML",
                             "link_preview_options": {"is_disabled": not self.options.link_preview}})
+        if photo and self.options.upload_photo:
+            payload["upload_photo"] = True  # not a wire field: publish uploads the image(s)
         payload["disable_notification"] = self.options.disable_notification
-        return Post(self.id, self.account.name, markup, payload, length, limit, self.unit, tuple(warnings))
+        return Post(self.id, self.account.name, markup, payload, length, limit, self.unit, tuple(warnings),
+                    tuple(i.url for i in attached), offered)
 
     def _render(self, article: Article, url: str, limit: int, warnings: list[str]) -> str:
         values = {k: escape_attr(v) for k, v in article_values(article, url).items()}
@@ -157,15 +168,15 @@ class Telegram(Platform[TelegramOptions]):
         fields = dict(post.payload)
         method = fields.pop("method")
         upload = fields.pop("upload_photo", False)
-        files = None
+        files: dict[str, Any] = {}
+        into = files if upload else None
         if method == "sendPhoto":
+            fields["photo"] = self._photo(ctx, fields["photo"], "photo", into)
             if upload:
-                image = fetch_image(ctx, fields.pop("photo"), max_bytes=self.options.max_photo_bytes,
-                                    allowed=PHOTO_TYPES)
-                files = {"photo": (image.filename, image.data, image.content_type)}
-                ctx.step(f"image downloaded ({len(image.data)} bytes) for upload")
-            else:  # Telegram downloads it, as we would: the same [media] rewrite applies
-                fields["photo"] = rewrite(fields["photo"], ctx.media_rewrite)
+                del fields["photo"]  # the upload is the multipart part named "photo"
+        elif method == "sendMediaGroup":
+            fields["media"] = [{**item, "media": self._photo(ctx, item["media"], f"photo{n}", into)}
+                               for n, item in enumerate(fields["media"])]
         notes = []
         try:
             result = self._call(ctx, method, fields, files)
@@ -186,6 +197,16 @@ class Telegram(Platform[TelegramOptions]):
             notes.append(url_note)
         return Receipt(str(message_id), url, "; ".join(notes) or None)
 
+    def _photo(self, ctx: DeliveryContext, url: str, name: str, files: dict[str, Any] | None) -> str:
+        """The photo as Telegram will take it: its URL (Telegram downloads it, as we would: the same
+        [media] rewrite applies), or — when uploading — downloaded into ``files`` and named."""
+        if files is None:
+            return rewrite(url, ctx.media_rewrite)
+        image = fetch_image(ctx, url, max_bytes=self.options.max_photo_bytes, allowed=PHOTO_TYPES)
+        files[name] = (image.filename, image.data, image.content_type)
+        ctx.step(f"image downloaded ({len(image.data)} bytes) for upload")
+        return f"attach://{name}"
+
     def post_url(self, chat: dict[str, Any], message_id: Any, chat_id: int | str) -> tuple[str | None, str | None]:
         """``t.me`` link: public by username, ``t.me/c/…`` (members only) for private supergroups/channels."""
         username = self.options.public_username or chat.get("username")
@@ -198,7 +219,8 @@ class Telegram(Platform[TelegramOptions]):
             return f"https://t.me/c/{numeric[4:]}/{message_id}", "private chat link: opens for members only"
         return None, "a basic group or private chat message has no link"
 
-    def _call(self, ctx: DeliveryContext, method: str, fields: dict[str, Any], files: dict | None) -> dict[str, Any]:
+    def _call(self, ctx: DeliveryContext, method: str, fields: dict[str, Any],
+              files: dict[str, Any] | None) -> dict[str, Any]:
         url = f"{self.account.api_base}/bot{self.account.secret('bot_token')}/{method}"
         if files:
             form = {k: json.dumps(v) if isinstance(v, (dict, list, bool)) else str(v) for k, v in fields.items()}
@@ -206,8 +228,11 @@ class Telegram(Platform[TelegramOptions]):
         else:
             resp = send(ctx, "POST", url, json=fields)
         data = json_body(resp)
-        if resp.status_code == 200 and data.get("ok") is True and isinstance(data.get("result"), dict):
-            return data["result"]
+        result = data.get("result")
+        if isinstance(result, list) and result:  # an album answers each of its messages: the first leads
+            result = result[0]
+        if resp.status_code == 200 and data.get("ok") is True and isinstance(result, dict):
+            return result
         raise self._error(ctx, method, resp, data)
 
     def _error(self, ctx: DeliveryContext, method: str, resp: Any, data: dict[str, Any]) -> Exception:

@@ -3,7 +3,8 @@
 Headers sent: ``X-Sharer-Signature: sha256=<hex of HMAC(secret, raw body)>``, ``X-Sharer-Delivery``
 (the delivery id; a receiver can de-duplicate on it) and ``X-Sharer-Timestamp``. A 2xx answer means
 delivered; its JSON ``id`` and ``url`` (if any) are recorded. Any other answer is read by the shared
-HTTP table (``sharer.platforms.http``): 429/5xx retried, 502/504 reconciled, redirects and 4xx refused.
+HTTP table (``sharer.platforms.http``): 429/5xx retried, 502/504 reconciled, redirects (never followed)
+and 4xx refused.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class Webhook(Platform[WebhookOptions]):
             "X-Sharer-Delivery": ctx.delivery_id,
             "X-Sharer-Timestamp": str(int(time.time())),
         }
-        resp = send(ctx, "POST", self.account.api_base, data=body, headers=headers)
+        # A redirect is refused, not followed: following would re-send the signed post somewhere else
+        # (or turn it into a GET). The receiver's URL belongs in the config.
+        resp = send(ctx, "POST", self.account.api_base, data=body, headers=headers, allow_redirects=False)
         data = json_body(resp)
         if 200 <= resp.status_code < 300:
             post_id = data.get("id")

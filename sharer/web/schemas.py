@@ -71,6 +71,8 @@ class PreviewPost(BaseModel):
     unit: str | None
     warnings: list[str]
     error: str | None
+    media: list[str] = Field(default=[], description="image URLs attached, in order")
+    media_offered: list[str] = Field(default=[], description="the article's other images the platform could take")
 
 
 class PreviewResponse(BaseModel):

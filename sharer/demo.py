@@ -139,14 +139,14 @@ PUSH_ARTICLES = ("baic-catl-zh.md", "baic-catl.json", "edge-cases.json")
 DEMO_PHONE = "demo-editor"  # the WeChat ID the sandbox "phone" preview goes to
 
 
-def _wechat_pushes(rt, accounts: list[str]) -> list[str]:
+def _wechat_pushes(rt: Runtime, accounts: list[str]) -> list[str]:
     """Demo WeChat accounts in mass or draft mode: they get the one multi-article push, not every article
     (a real account has 1 mass send a day)."""
     return [a for a in accounts if rt.settings.accounts[a].platform == "wechat"
             and rt.settings.accounts[a].options.get("publish_mode") in ("mass", "draft")]
 
 
-def _wechat_showcase(rt, accounts: list[str]) -> tuple[str, str]:
+def _wechat_showcase(rt: Runtime, accounts: list[str]) -> tuple[str, str]:
     from dataclasses import replace
 
     from .wechat_ops import mass_quota, send_to_phone

@@ -129,7 +129,8 @@ class Ambiguous(TransientError):
 
     kind = "ambiguous"
 
-    def __init__(self, message: str, *, code=None, status=None, accepted: bool = False, check_after: float = 0.0):
+    def __init__(self, message: str, *, code: str | int | None = None, status: int | None = None,
+                 accepted: bool = False, check_after: float = 0.0):
         super().__init__(message, code=code, status=status)
         self.accepted, self.check_after = accepted, max(0.0, float(check_after))
 

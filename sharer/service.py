@@ -134,7 +134,7 @@ def _compose_each(rt: Runtime, article: Article, accounts: list[str], overrides:
     out: list[Post | ComposeError] = []
     for name in accounts:
         try:
-            [post] = preview(rt, article, [name], {name: overrides[name]} if name in (overrides or {}) else None)
+            [post] = preview(rt, article, [name], {name: overrides[name]} if overrides and name in overrides else None)
         except ComposeError as e:
             if name in (overrides or {}):
                 raise

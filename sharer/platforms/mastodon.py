@@ -25,10 +25,10 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from ..article import Article
+from ..clock import epoch_of
 from ..compose import article_values, choose_images, fit, hashtag, render_template, tag_url
 from ..errors import Ambiguous, AuthExpired, ComposeError, DeliveryError, PermanentError, TransientError
 from ..media import fetch_image
@@ -290,15 +290,9 @@ class Mastodon(Platform[MastodonOptions]):
         # "absent" needs proof (see Platform.find_existing): the page held the whole timeline, or
         # its oldest status predates the first attempt
         rows = statuses if isinstance(statuses, list) else []
-        oldest = _created(rows[-1]) if rows else None
+        oldest = epoch_of(rows[-1].get("created_at")) if rows and isinstance(rows[-1], dict) else None
         since = None if ctx.window_start is None else ctx.window_start - CLOCK_SLACK
         if len(rows) < 40 or (since is not None and oldest is not None and oldest < since):
             return None
         raise Ambiguous("the newest 40 statuses do not reach back to the first attempt; the status may be further down")
 
-
-def _created(status: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(status.get("created_at")).replace("Z", "+00:00")).timestamp()
-    except (ValueError, AttributeError):
-        return None

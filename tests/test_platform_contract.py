@@ -25,12 +25,14 @@ IDS = list(REGISTRY)
 
 
 def _readme_platform_rows() -> dict[str, list[str]]:
+    """The rows of the README's platform table: the first table under "## Platforms" ("| id | …")."""
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Platforms\n", 1)[1].split("\n## ", 1)[0]
+    table = section.split("\n| id |", 1)[1].split("\n\n", 1)[0]
     rows = {}
-    for line in section.splitlines():
+    for line in table.splitlines()[1:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        m = re.fullmatch(r"`([a-z0-9_-]+)`", cells[0]) if line.startswith("|") else None
+        m = re.fullmatch(r"`([a-z0-9_-]+)`", cells[0])
         if m:
             rows[m.group(1)] = cells
     return rows

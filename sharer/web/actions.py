@@ -23,6 +23,7 @@ from ..article import Article
 from ..errors import ArticleError, ComposeError, ConfigError, InputError
 from ..loaders import MAX_BYTES, load_article
 from ..platforms import get_platform
+from ..runtime import Runtime
 from . import i18n, present, previews
 from .auth import Ctx, PageEditor, PageReader, checked_form
 from .i18n import N_
@@ -180,8 +181,9 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     return RedirectResponse(f"/shares/{result.share_id}{query}", 303)
 
 
-def confirm_page(ctx, request: Request, who, art, accounts: list[str], texts: dict[str, str], state: dict[str, Any],
-                 at: str | None, form: dict[str, list[str]]) -> Response:
+def confirm_page(ctx: Ctx, request: Request, who: PageEditor, art: Article, accounts: list[str],
+                 texts: dict[str, str], state: dict[str, Any], at: str | None,
+                 form: dict[str, list[str]]) -> Response:
     """What will happen, before it happens; the posts are composed (and validated) exactly as they will be sent."""
     rt = ctx.rt
     items = service.preview_each(rt, art, accounts, texts or None)
@@ -208,7 +210,7 @@ def confirm_page(ctx, request: Request, who, art, accounts: list[str], texts: di
                   dedupes=rt.settings.duplicate_window > 0)
 
 
-def recent_shares(rt, art, accounts: list[str]) -> list[dict[str, Any]]:
+def recent_shares(rt: Runtime, art: Article, accounts: list[str]) -> list[dict[str, Any]]:
     """Shares of the same article URL to any of these accounts within ``[delivery] duplicate_window_hours``."""
     window = rt.settings.duplicate_window or 86400.0  # detection off: still say what went out today
     found, _ = service.list_shares(rt, since=time.time() - window, q=None, limit=200)

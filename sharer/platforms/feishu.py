@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from ..article import Article
-from ..compose import tag_url
+from ..compose import tag_url, with_summary
 from ..errors import ComposeError, DeliveryError, PermanentError, RateLimited
 from ._bots import fit_summary, json_size, post_json, read_more
 from .base import DeliveryContext, Platform, Post, Receipt
@@ -86,6 +86,7 @@ class Feishu(Platform):
                                                       f"Feishu accepts at most {limit}")
             summary = text
         else:
+            article = with_summary(article, warnings)  # never a post with only a link
             summary = fit_summary(size, article.summary, limit)
             if size(summary) > limit:
                 raise ComposeError(self.account.name, f"even without a summary the message body is "

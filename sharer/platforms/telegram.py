@@ -338,6 +338,11 @@ class Telegram(Platform):
 
     def _render(self, article: Article, url: str, limit: int, warnings: list[str]) -> str:
         values = {k: escape_attr(v) for k, v in article_values(article, url).items()}
+        # a title too long for the message is trimmed to fit (as every platform does), never refused
+        room = limit - visible_len(render_template(self.template, {**values, "title": "", "summary": ""}))
+        if room > 0 and count_utf16(article.title) > room:
+            values["title"] = escape_attr(trim(article.title, room, count=count_utf16).text)
+            warnings.append(f"title trimmed to fit {limit} {self.unit}")
         blocks = [Block(escape_text(article.summary), article.summary)] if article.summary else []
         if self.options["include_body"]:
             blocks += body_blocks(article.body_html)

@@ -49,8 +49,9 @@ def render_table(deliveries: list[Delivery], events: bool = False, context_zone:
         head = (f"TIME ({context_zone})", "SHARE", *head)
     rows: list[tuple[str, ...]] = [(*head, "WHERE / WHY")]
     for d in deliveries:
+        tries = str(d.attempts) + (f" ({d.rate_waits} rate-limited)" if d.rate_waits else "")
         cells: tuple[str, ...] = (d.id, d.account, d.platform, d.status + (" (overdue)" if d.overdue else ""),
-                                  str(d.attempts))
+                                  tries)
         if context_zone:
             cells = (local_time(d.created_at, context_zone), d.share_id, *cells)
         rows.append((*cells, why(d)))

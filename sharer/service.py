@@ -235,7 +235,8 @@ def resolve_when(rt: Runtime, at: str | datetime, tz: str | None = None) -> When
     when = _parse_when(text, zone_name, time.time())
     horizon = rt.settings.retention_days * 86400
     if when.epoch - time.time() > horizon:
-        raise InputError("at", f"more than {rt.settings.retention_days:.0f} days ahead (the log retention)")
+        raise InputError("at", f"more than {rt.settings.retention_days:.0f} days ahead (the scheduling "
+                               "horizon is [log] retention_days)")
     return when
 
 
@@ -249,18 +250,20 @@ def _reserve(rt: Runtime, delivery_id: str, account, when: When | None, max_late
     zone_name = account.timezone or rt.settings.timezone
     if when is None:
         if account.slots is None:
-            raise InputError("next_slot", f"account {account.name!r} has no posting slots configured")
+            raise InputError("next_slot", f"account {account.name!r} has no posting slots configured "
+                                          f"([accounts.{account.name}] slots)")
         candidates = account.slots.upcoming(zone_name, time.time() + GRACE_SECONDS)
         got = rt.schedule.take(account.name, delivery_id, candidates, account.min_spacing, exclusive=True)
         if got is None:
-            raise InputError("next_slot", f"account {account.name!r} has no free slot in the next 90 days")
+            raise InputError("next_slot", f"account {account.name!r} has no free slot in the next 90 days "
+                                          f"([accounts.{account.name}] slots, min_spacing_minutes)")
         when = When(datetime.fromtimestamp(got, UTC), zone_name)
     else:
         got = rt.schedule.take(account.name, delivery_id, [when.epoch], account.min_spacing, exclusive=False)
         if got is None:
             minutes = account.min_spacing / 60
             raise InputError("at", f"account {account.name!r} already has a post within {minutes:.0f} min of "
-                                   f"{when.label()} (its minimum spacing)")
+                                   f"{when.label()} ([accounts.{account.name}] min_spacing_minutes)")
     lateness = max_lateness if max_lateness is not None else (
         account.max_lateness if account.max_lateness is not None else rt.settings.max_lateness)
     return {"scheduled_for": when.epoch, "timezone": when.zone, "slot_label": when.label(), "version": 0,
@@ -293,7 +296,8 @@ def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = 
         if rt.schedule.take(d.account, d.id, [when.epoch], account.min_spacing, exclusive=False) is None:
             rt.schedule.take(d.account, d.id, [d.scheduled_for or when.epoch], 0, exclusive=False)
             raise InputError("at", f"account {d.account!r} already has a post within "
-                                   f"{account.min_spacing / 60:.0f} min of {when.label()}")
+                                   f"{account.min_spacing / 60:.0f} min of {when.label()} "
+                                   f"([accounts.{d.account}] min_spacing_minutes)")
         rt.schedule.reschedule(d.id, d.account, when.epoch, when.zone, when.label())
     return status(rt, share_id)
 
@@ -319,7 +323,7 @@ def log(rt: Runtime, *, status: str | None = None, account: str | None = None, s
     if account:
         known_account(rt, account)
     if not 1 <= limit <= 1000:
-        raise InputError("limit", "must be between 1 and 1000")
+        raise InputError("limit", f"must be between 1 and 1000, got {limit}")
     return rt.store.query(status=status, account=account, since=since, limit=limit, cursor=cursor)
 
 

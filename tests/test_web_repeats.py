@@ -92,3 +92,27 @@ def test_scheduling_without_a_dispatcher_says_so_in_the_api(dup_app, runtime):
     [warning] = r.json()["warnings"]
     assert warning.startswith("no dispatcher has run yet: scheduled posts go out only while `celery -A tasks beat`")
     service.cancel(runtime, r.json()["share_id"])
+
+
+def test_the_reason_for_a_status_reads_the_same_in_the_cli_the_api_and_the_dashboard(dup_app, runtime, base_env):
+    import json
+    import re
+
+    from conftest import run_cli
+    from web_support import sign_in
+
+    from sharer.loaders import load_article
+    from sharer.scheduler import dispatch_due
+
+    art = load_article(str(EXAMPLES / "baic-catl.json"))
+    due = datetime.now(UTC) + timedelta(minutes=10)
+    r = service.share(runtime, art, ["hook-b"], at=due.isoformat(), force=True)
+    dispatch_due(runtime, at=due.timestamp() + 20 * 60)  # released 20 min late
+    did = r.deliveries[0].id
+    cli = json.loads(run_cli(["status", did, "--json"], base_env).stdout)["deliveries"][0]
+    assert cli["status"] == "needs_review" and "slot by 20 min" in cli["note"]
+    api = client(dup_app).get(f"/api/shares/{r.share_id}", headers=bearer(dup_app, "viewer")).json()
+    assert api["deliveries"][0]["note"] == cli["note"] and api["deliveries"][0]["status"] == "needs_review"
+    page = sign_in(dup_app, "viewer").get(f"/shares/{r.share_id}").text
+    shown = re.sub(r"\s+", " ", page.replace("&#39;", "'").replace("&amp;", "&"))
+    assert cli["note"] in shown and "needs_review" in shown

@@ -160,7 +160,7 @@ class Delivery:
             v = h.get(k)
             return v if v not in (None, "") else None
 
-        return cls(
+        d = cls(
             id=h["id"], share_id=h["share_id"], account=h["account"], platform=h["platform"],
             status=h["status"], attempts=int(h.get("attempts", 0)), created_at=h["created_at"],
             updated_at=h.get("updated_at", h["created_at"]),
@@ -180,6 +180,9 @@ class Delivery:
             state=json.loads(h["state"]) if opt("state") else {},
             events=[json.loads(e) for e in events or []],
         )
+        if d.events:  # read for showing (CLI, API, dashboard): every non-delivered status says why
+            d.error, d.note = d.explained()
+        return d
 
     def status_message(self) -> str | None:
         """The message of the event that set the current status (e.g. why it needs review)."""

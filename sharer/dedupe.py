@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,17 +76,16 @@ def claim_key(rt: Runtime, scope: str, key: str, fingerprint: str, share_id: str
     """Take ``key`` (within ``scope``) for ``share_id``. Returns the first share's id when the same request
     used the key before; raises ``IdempotencyConflict`` when a different one did."""
     redis_key = rt.keys.dedupe("key:" + _digest(scope, key))
-    value = json.dumps({"share": share_id, "fp": fingerprint})
+    value = json.dumps({"share": share_id, "fp": fingerprint, "at": time.time()})
     if rt.redis.set(redis_key, value, nx=True, ex=int(ttl)):
         return None
-    raw = rt.redis.get(redis_key)
-    try:
-        earlier = json.loads(raw) if raw else {}
-    except ValueError:
-        earlier = {}
-    earlier_id = earlier.get("share") if isinstance(earlier, dict) else None
-    if not earlier_id or rt.store.share_delivery_ids(earlier_id) is None:  # purged, or never written
-        rt.redis.set(redis_key, value, ex=int(ttl))
+    earlier = _read(rt.redis.get(redis_key))
+    earlier_id = earlier.get("share")
+    if not earlier_id or rt.store.share_delivery_ids(earlier_id) is None:
+        if _in_flight(earlier):
+            raise InputError("idempotency_key", f"a share with this key ({earlier_id}) is being created right "
+                                                "now; repeat the request in a moment")
+        rt.redis.set(redis_key, value, ex=int(ttl))  # purged, or its writer died before writing it
         return None
     if earlier.get("fp") != fingerprint:
         raise IdempotencyConflict(earlier_id)
@@ -95,8 +95,7 @@ def claim_key(rt: Runtime, scope: str, key: str, fingerprint: str, share_id: str
 def release_key(rt: Runtime, scope: str, key: str, share_id: str) -> None:
     """Give a key back when the share it was taken for was not written."""
     redis_key = rt.keys.dedupe("key:" + _digest(scope, key))
-    raw = rt.redis.get(redis_key)
-    if raw and json.loads(raw).get("share") == share_id:
+    if _read(rt.redis.get(redis_key)).get("share") == share_id:
         rt.redis.delete(redis_key)
 
 
@@ -114,21 +113,41 @@ def claim_accounts(rt: Runtime, article: Article, accounts: list[str], overrides
         if name in forced:
             continue
         key = rt.keys.dedupe("acct:" + _digest(content, name, (overrides or {}).get(name)))
-        if not rt.redis.set(key, share_id, nx=True, ex=int(window)):
-            raw = rt.redis.get(key)
-            earlier = _earlier_delivery(rt, raw.decode() if isinstance(raw, bytes) else str(raw or ""), name)
+        value = json.dumps({"share": share_id, "at": time.time()})
+        if not rt.redis.set(key, value, nx=True, ex=int(window)):
+            claim = _read(rt.redis.get(key))
+            earlier = _earlier_delivery(rt, str(claim.get("share") or ""), name)
             if earlier is not None and earlier.status not in NOT_OUT:
                 found[name] = Earlier(name, earlier)
                 continue
-            rt.redis.set(key, share_id, ex=int(window))  # the earlier one never went out: this one may
+            if earlier is None and _in_flight(claim):  # another share of it is being written right now
+                release_accounts(rt, taken, share_id)
+                raise InputError("to", f"account {name!r} is being sent this article by another share right now "
+                                       f"({claim.get('share')}); repeat in a moment, or force it")
+            rt.redis.set(key, value, ex=int(window))  # the earlier one never went out: this one may
         taken.append(key)
     return found, taken
 
 
 def release_accounts(rt: Runtime, keys: list[str], share_id: str) -> None:
     for key in keys:
-        if rt.redis.get(key) in (share_id, share_id.encode()):
+        if _read(rt.redis.get(key)).get("share") == share_id:
             rt.redis.delete(key)
+
+
+IN_FLIGHT_SECONDS = 60.0  # a claim whose share is not written yet is another request still writing it
+
+
+def _in_flight(claim: dict[str, Any]) -> bool:
+    return time.time() - float(claim.get("at") or 0) < IN_FLIGHT_SECONDS
+
+
+def _read(raw: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _earlier_delivery(rt: Runtime, share_id: str, account: str) -> Delivery | None:

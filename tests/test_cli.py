@@ -349,3 +349,28 @@ def test_scheduling_warns_when_no_dispatcher_has_ticked_for_a_minute(runtime, ba
     proc = run_cli(["share", str(_article(tmp_path)), "--to", "hook-a", "--at", due], base_env)
     assert proc.returncode == 0 and proc.stderr == ""
     service.cancel(rt, re.search(r"share (sh_\w+)", proc.stdout)[1])
+
+
+def test_racing_shares_of_one_article_post_it_once(emulators, runtime, worker, dup_env, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    src = _article(tmp_path)
+    procs = [subprocess.Popen([sys.executable, "-m", "sharer.cli", "share", str(src), "--to", "hook-a", "--json"],
+                              cwd=ROOT, env=dup_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = [(p.wait(60), *p.communicate()) for p in procs]
+    new_shares = set()
+    for code, out, err in results:
+        assert code in (0, 2) and "Traceback" not in err, err
+        if code == 2:  # lost the race while the winner was still writing: told so, nothing stored
+            assert "is being sent this article by another share right now" in err
+            continue
+        [d] = json.loads(out)["deliveries"]
+        if d["duplicate_of"] is None:
+            new_shares.add(d["share_id"])
+    assert len(new_shares) == 1
+    wait_settled(runtime, new_shares.pop())
+    assert _posts_to(emulators, "/hooks/a") == 1

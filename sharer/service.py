@@ -263,7 +263,8 @@ def _reserve(rt: Runtime, delivery_id: str, account, when: When | None, max_late
         if got is None:
             minutes = account.min_spacing / 60
             raise InputError("at", f"account {account.name!r} already has a post within {minutes:.0f} min of "
-                                   f"{when.label()} ([accounts.{account.name}] min_spacing_minutes)")
+                                   f"{when.label()} (its minimum spacing: [accounts.{account.name}] "
+                                   "min_spacing_minutes)")
     lateness = max_lateness if max_lateness is not None else (
         account.max_lateness if account.max_lateness is not None else rt.settings.max_lateness)
     return {"scheduled_for": when.epoch, "timezone": when.zone, "slot_label": when.label(), "version": 0,
@@ -297,7 +298,7 @@ def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = 
             rt.schedule.take(d.account, d.id, [d.scheduled_for or when.epoch], 0, exclusive=False)
             raise InputError("at", f"account {d.account!r} already has a post within "
                                    f"{account.min_spacing / 60:.0f} min of {when.label()} "
-                                   f"([accounts.{d.account}] min_spacing_minutes)")
+                                   f"(its minimum spacing: [accounts.{d.account}] min_spacing_minutes)")
         rt.schedule.reschedule(d.id, d.account, when.epoch, when.zone, when.label())
     return status(rt, share_id)
 

@@ -374,3 +374,38 @@ def test_racing_shares_of_one_article_post_it_once(emulators, runtime, worker, d
     assert len(new_shares) == 1
     wait_settled(runtime, new_shares.pop())
     assert _posts_to(emulators, "/hooks/a") == 1
+
+
+def test_wait_on_a_terminal_shows_the_latest_step_in_the_live_table(emulators, runtime, worker, base_env, tmp_path):
+    """stdout is a real pseudo-terminal here, as when an editor runs the command by hand."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    import requests
+    from conftest import ROOT
+
+    # the instance takes 19 polls (about half a second) to process the image: the table must show that step
+    requests.post(emulators["mastodon"].url + "/_sandbox/config", json={"media_polls": 19}, timeout=5)
+    src = _article(tmp_path)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "sharer.cli", "share", str(src), "--to", "mastodon-main",
+                             "--wait"], cwd=ROOT, env=base_env, stdout=follower, stderr=subprocess.PIPE)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(60) == 0, proc.stderr.read()
+    os.close(leader)
+    screen = b"".join(chunks).decode()
+    assert "\x1b[" in screen  # redrawn in place
+    assert re.search(r"mastodon-main\s+mastodon\s+sending\s+1\s+image uploaded as media \S+; waiting for the "
+                     r"instance to process it", screen)
+    assert re.search(r"mastodon-main\s+mastodon\s+delivered\s+1\s+http", screen.rsplit("share sh_", 1)[1])

@@ -116,3 +116,22 @@ def test_the_reason_for_a_status_reads_the_same_in_the_cli_the_api_and_the_dashb
     page = sign_in(dup_app, "viewer").get(f"/shares/{r.share_id}").text
     shown = re.sub(r"\s+", " ", page.replace("&#39;", "'").replace("&amp;", "&"))
     assert cli["note"] in shown and "needs_review" in shown
+
+
+def test_a_cli_key_and_an_api_key_never_collide(dup_app, runtime, base_env, tmp_path, worker):
+    import json
+
+    from conftest import run_cli
+
+    art = _article()
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(art))
+    key = f"cron-{time.time_ns()}"
+    cli = run_cli(["share", str(path), "--to", "hook-a", "--idempotency-key", key, "--json"], base_env)
+    assert cli.returncode == 0, cli.stderr
+    api = client(dup_app).post("/api/shares", json={"article": art, "accounts": ["hook-b"]},
+                               headers={**bearer(dup_app, "editor"), "Idempotency-Key": key})
+    assert api.status_code == 201, api.text  # the OS user's key is not the dashboard user's
+    assert api.json()["share_id"] != json.loads(cli.stdout)["share_id"]
+    for sid in (api.json()["share_id"], json.loads(cli.stdout)["share_id"]):
+        wait_settled(runtime, sid)

@@ -6,6 +6,8 @@ Pure: no I/O, no clock. A template is a ``str.format``-style string with named p
 
 from __future__ import annotations
 
+import copy
+import html
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -205,3 +207,40 @@ def _shrink(size: Callable[[str], int], own: Counter, value: str, limit: int) ->
             return candidate
         budget -= excess
     return ""
+
+
+# --- an article without a summary ---------------------------------------------------------------
+
+SUMMARY_FROM_BODY_CHARS = 200
+_BLOCK = re.compile(r"</?(?:p|div|h[1-6]|li|ul|ol|blockquote|br|hr|tr|table|figure|figcaption|pre|dd|dt)\b[^>]*>",
+                    re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def summary_from_body(body_html: str, limit: int = SUMMARY_FROM_BODY_CHARS) -> str:
+    """The body's opening paragraphs as plain text, at most ``limit`` characters (cut at a sentence or
+    word boundary): what an article without a summary is summarised by. The body is already sanitised."""
+    from .text.trim import trim
+
+    paragraphs = [" ".join(html.unescape(_TAG.sub("", chunk)).split()) for chunk in _BLOCK.split(body_html or "")]
+    out = ""
+    for para in filter(None, paragraphs):
+        joined = f"{out} {para}".strip()
+        if len(joined) > limit:
+            return out or trim(para, limit).text
+        out = joined
+    return out
+
+
+def with_summary(article: Article, warnings: list[str]) -> Article:
+    """``article`` itself, or — when it has no summary — a copy summarised from its body (with a warning),
+    so a platform whose post is the summary never sends an empty one."""
+    if article.summary or not article.body_html:
+        return article
+    summary = summary_from_body(article.body_html)
+    if not summary:
+        return article
+    filled = copy.copy(article)
+    object.__setattr__(filled, "summary", summary)
+    warnings.append("the article has no summary: the start of its body is used")
+    return filled

@@ -1,7 +1,8 @@
 """`sharer demo` / `make demo`: the whole product on this machine, no credentials, no internet.
 
-Starts the sandbox emulators, a Celery worker and the web dashboard (``sharer web``, when the config
-has a ``[web]`` table) as child processes (stopped on exit or Ctrl-C),
+Starts the sandbox emulators, a Celery worker, beat (the scheduler) and the web dashboard (``sharer web``,
+when the config has a ``[web]`` table) as child processes (stopped on exit or Ctrl-C), all reading the
+same config file,
 shares every article in ``examples/`` to every demo account (those pointing at loopback emulators),
 shows a live status table until every delivery is settled, then prints where each post landed.
 """
@@ -35,12 +36,14 @@ TXT_URLS = {"baic-catl-page.txt": "https://news.example.com/en/2023/03/13/baic-c
 class Children:
     """Child processes in their own process groups, all stopped together."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: str | None = None) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        # every child reads the file the demo was given (`sharer --config F demo`), not the default one
+        self.env = {**os.environ, **({"SHARER_CONFIG": str(Path(config).resolve())} if config else {})}
 
     def start(self, name: str, cmd: list[str], log: Path) -> subprocess.Popen:
         fh = open(log, "wb")
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=self.env)
         self.procs.append((name, proc))
         return proc
 
@@ -72,7 +75,7 @@ def run_demo(config: str | None, keep: bool = False) -> int:
     if not demo_accounts:
         raise SharerError("no demo accounts (accounts with a loopback api_base) in the config")
     logs = Path(os.environ.get("SHARER_DEMO_LOGS", "/tmp"))
-    children = Children()
+    children = Children(config)
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     try:
         sandbox_urls = [a.api_base for a in rt.settings.accounts.values() if a.name in demo_accounts]
@@ -83,9 +86,13 @@ def run_demo(config: str | None, keep: bool = False) -> int:
         children.start("worker", [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-c", "2",
                                   "-n", f"demo-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
                                   "-l", "INFO"], logs / "sharer-worker.log")
+        # beat: the scheduler's 1 s dispatcher, the sweeper and the purge (so `demo --keep` runs scheduled posts)
+        children.start("beat", [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "INFO",
+                                "-s", str(logs / f"sharer-demo-beat-{os.getpid()}.db")], logs / "sharer-beat.log")
         web_url = _start_web(rt, children, logs, config)
         _wait_for(lambda: all(_port_open(u) for u in sandbox_urls), 20, "the sandbox did not start")
-        click.echo(f"sandbox and worker started (logs: {logs}/sharer-sandbox.log, {logs}/sharer-worker.log)")
+        click.echo(f"sandbox, worker and beat started (logs: {logs}/sharer-sandbox.log, {logs}/sharer-worker.log, "
+                   f"{logs}/sharer-beat.log)")
         web_url = _web_ready(web_url, children, logs)
 
         shares = []
@@ -123,7 +130,7 @@ def run_demo(config: str | None, keep: bool = False) -> int:
         if web_url:
             click.echo(f"dashboard: {web_url}  (sign in as editor / demo-editor, or viewer / demo-viewer)")
         if keep:
-            click.echo("--keep: sandbox, worker and dashboard keep running; Ctrl-C to stop")
+            click.echo("--keep: sandbox, worker, beat and dashboard keep running; Ctrl-C to stop")
             while True:
                 time.sleep(3600)
         return 0 if ok else 1

@@ -87,10 +87,10 @@ class DeliveryError(SharerError):
         return (_rebuild, (type(self), self.message, self.code, self.status, self.__dict__))
 
     def __str__(self) -> str:
-        parts = [self.message]
-        if self.code is not None:
+        parts = [self.message]  # the code or HTTP status once: not again when the message already says it
+        if self.code is not None and f"code {self.code}" not in self.message:
             parts.append(f"(code {self.code})")
-        elif self.status is not None:
+        elif self.code is None and self.status is not None and f"HTTP {self.status}" not in self.message:
             parts.append(f"(HTTP {self.status})")
         return " ".join(parts)
 

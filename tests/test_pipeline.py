@@ -53,6 +53,8 @@ def test_share_to_two_webhooks_is_delivered_once_each_and_signed(emulators, runt
 
     status = run_cli(["status", out["share_id"], "--json"], base_env)
     assert status.returncode == 0
+    # share --json adds duplicate_of (null: sent by this share) to the DELIVERY objects status shows
+    assert all(d.pop("duplicate_of") is None for d in deliveries)
     assert json.loads(status.stdout)["deliveries"] == deliveries
 
 

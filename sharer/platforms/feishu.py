@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..article import Article
-from ..compose import fit, tag_url
+from ..compose import fit, tag_url, with_summary
 from ..errors import ComposeError, PermanentError, RateLimited
 from ..text import count_utf8_bytes
 from ._bots import json_size, post_json, read_more
@@ -111,6 +111,7 @@ class Feishu(Platform[FeishuOptions]):
                                                       f"Feishu accepts at most {limit}")
             summary = text
         else:
+            article = with_summary(article, warnings)  # never a post with only a link
             def body(v: Mapping[str, str]) -> str:
                 return v["summary"]
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..article import Article
-from ..compose import article_values, choose_images, tag_url
+from ..compose import article_values, choose_images, render_template, tag_url
 from ..errors import Ambiguous, ComposeError, PermanentError, TransientError
 from ..media import fetch_image, rewrite
-from ..text import count_utf16
+from ..text import count_utf16, trim
 from ._telegram_html import Block, body_blocks, escape_attr, escape_text, fill, html_problem, visible, visible_len
 from .base import DeliveryContext, Platform, Post, Receipt
 from .http import ErrorTable, Rule, json_body, send, short
@@ -149,6 +149,11 @@ class Telegram(Platform[TelegramOptions]):
 
     def _render(self, article: Article, url: str, limit: int, warnings: list[str]) -> str:
         values = {k: escape_attr(v) for k, v in article_values(article, url).items()}
+        # a title too long for the message is trimmed to fit (as every platform does), never refused
+        room = limit - visible_len(render_template(self.template, {**values, "title": "", "summary": ""}))
+        if room > 0 and count_utf16(article.title) > room:
+            values["title"] = escape_attr(trim(article.title, room, count=count_utf16).text)
+            warnings.append(f"title trimmed to fit {limit} {self.unit}")
         blocks = [Block(escape_text(article.summary), article.summary)] if article.summary else []
         if self.options.include_body:
             blocks += body_blocks(article.body_html)

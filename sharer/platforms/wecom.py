@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ..article import Article
-from ..compose import article_values, fit, render_template, tag_url
+from ..compose import article_values, fit, render_template, tag_url, with_summary
 from ..errors import PermanentError, RateLimited
 from ..text import count_utf8_bytes
 from ._bots import fit_bytes, post_json, read_more
@@ -79,6 +79,7 @@ class WeCom(Platform[WeComOptions]):
         url = tag_url(article.url, self.account.utm)
         kind = self.options.msgtype
         warnings: list[str] = []
+        article = with_summary(article, warnings)  # never an empty card
         if kind == "news":
             limit = DESCRIPTION_BYTES
             if text is not None:

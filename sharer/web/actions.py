@@ -166,7 +166,7 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
             return confirm_page(ctx, request, who, art, accounts, texts, state, at, form)
         result = service.share(ctx.rt, art, accounts, texts or None, idempotency_key=state["idempotency_key"],
                                force=state["force"], at=at, tz=state["tz"] or None, next_slot=when == "next_slot",
-                               shared_by=who.user.name)
+                               shared_by=who.user.name, scope=f"user:{who.user.name}")
     except BAD as e:
         return compose_page(ctx, request, who, article=article, form=state, error=error_message(e), status=422)
     # an earlier share returned (same key or same article): say so on the share page. Results may also

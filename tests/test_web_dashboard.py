@@ -72,7 +72,7 @@ def new_page(browsers, lang: str, viewport: dict):
     context = browsers(lang).new_context(locale=lang, viewport=viewport, timezone_id="Asia/Shanghai", bypass_csp=True,
                                   extra_http_headers={"Accept-Language": f"{lang},{lang.split('-')[0]};q=0.9"})
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(60_000)  # generous: CI shares two cores with workers and emulators
     return page
 
 

@@ -120,13 +120,13 @@ def main(ctx: click.Context, config: str | None) -> None:
         os.environ["SHARER_CONFIG"] = config
 
 
-def _load(source: str, url: str | None):
-    from .loaders import load_article
+def _load(source: str, url: str | None, rt=None):
+    from .loaders import Limits, load_article
 
-    return load_article(source, url=url)
+    return load_article(source, url=url, limits=Limits.of(rt.settings) if rt is not None else None)
 
 
-def _load_all(sources: tuple[str, ...], url: str | None):
+def _load_all(sources: tuple[str, ...], url: str | None, rt=None):
     """The lead article (``--url`` applies to it) carrying the others: a multi-article push (WeChat)."""
     import dataclasses
 
@@ -135,10 +135,10 @@ def _load_all(sources: tuple[str, ...], url: str | None):
     if len(sources) > MAX_EXTRA_ARTICLES + 1:
         raise InputError("FILE", f"at most {MAX_EXTRA_ARTICLES + 1} articles in one share (one WeChat push), "
                                  f"got {len(sources)}")
-    lead = _load(sources[0], url)
+    lead = _load(sources[0], url, rt)
     if len(sources) == 1:
         return lead
-    return dataclasses.replace(lead, extra_articles=tuple(_load(s, None) for s in sources[1:]))
+    return dataclasses.replace(lead, extra_articles=tuple(_load(s, None, rt) for s in sources[1:]))
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -187,7 +187,7 @@ def preview(ctx, sources, to, url, texts, send_to, as_json):
     from . import wechat_ops
 
     rt = _runtime(ctx)
-    article = _load_all(sources, url)
+    article = _load_all(sources, url, rt)
     accounts, overrides = _accounts(to), _overrides(texts)
     stray = sorted(set(overrides) - set(accounts))
     if stray:
@@ -289,7 +289,7 @@ def share(ctx, sources, to, url, texts, at, tz, next_slot, max_lateness, idempot
     if not (timeout > 0 and math.isfinite(timeout)):
         raise InputError("--timeout", f"must be a number of seconds above 0, got {timeout}")
     rt = _runtime(ctx)
-    article = _load_all(sources, url)
+    article = _load_all(sources, url, rt)
     accounts = _accounts(to)
     forced: bool | list[str] = True if force else _accounts(force_for or "")
     result = service.share(rt, article, accounts, _overrides(texts), idempotency_key=idempotency_key,

@@ -518,7 +518,7 @@ def check_credentials(rt: Runtime, account: str, timeout: float = 5.0) -> Creden
     platform = get_platform(acc.platform)(acc)
     ctx = DeliveryContext(delivery_id=f"check-{account}", account=acc, session=rt.session,
                           timeout=min(timeout, rt.settings.http_timeout), redis=rt.redis, keys=rt.keys,
-                          media_rewrite=rt.settings.media_rewrite)
+                          media_rewrite=rt.settings.media_rewrite, fetch_policy=rt.settings.fetch_policy())
     try:
         return CredentialCheck(True, ctx.redact(platform.check_credentials(ctx)))
     except NotImplementedError:

@@ -215,20 +215,17 @@ async def wechat_events(account: str, request: Request, ctx: Ctx) -> Response:
 
 @health.get("/healthz", response_model=s.Health, responses={503: {"model": s.Health}})
 def healthz(ctx: Ctx, response: Response) -> dict:
-    """Redis answers, and at least one worker consuming our queue answers a Celery ping (1 s)."""
+    """Redis answers, and at least one worker consuming our queue beat in Redis within the last 15 s
+    (``sharer.heartbeat``; one Redis call, no Celery round trip)."""
+    from ..heartbeat import alive
+
     rt = ctx.rt
+    workers: list[str] = []
     try:
-        redis_ok = bool(rt.redis.ping())
+        workers = alive(rt.redis, rt.settings.prefix, rt.settings.queue)
+        redis_ok = True
     except Exception:
         redis_ok = False
-    workers: list[str] = []
-    if redis_ok:
-        try:
-            replies = rt.queue.app.control.inspect(timeout=1.0).active_queues() or {}
-        except Exception:
-            replies = {}
-        workers = sorted(name for name, queues in replies.items()
-                         if any(q.get("name") == rt.settings.queue for q in queues or []))
     ok = redis_ok and bool(workers)
     response.status_code = 200 if ok else 503
     return {"status": "ok" if ok else "degraded", "redis": redis_ok, "workers": workers}

@@ -56,17 +56,18 @@ def handle_errors(fn):
         except BAD_INPUT as e:
             click.echo(f"error: {_message(e)}", err=True)
             sys.exit(EXIT_BAD_INPUT)
-        except redis.exceptions.ConnectionError:
-            from .config import load_settings
-
-            try:
-                url = load_settings().redis_url
-            except SharerError:
-                url = "(see config)"
-            click.echo(f"error: cannot reach Redis at {_hide_password(url)}", err=True)
+        except redis.exceptions.RedisError as e:
+            click.echo(f"error: {_redis_problem(e)}", err=True)
             sys.exit(EXIT_FAILED)
         except SharerError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(EXIT_FAILED)
+        except (KeyboardInterrupt, SystemExit, click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as e:  # a bug: one line (SHARER_DEBUG=1 shows the traceback), never a stack dump
+            if os.environ.get("SHARER_DEBUG"):
+                raise
+            click.echo(f"error: internal error: {type(e).__name__}: {e} (SHARER_DEBUG=1 shows details)", err=True)
             sys.exit(EXIT_FAILED)
 
     return wrapper
@@ -92,6 +93,29 @@ class Cli(click.Group):
             click.echo("aborted", err=True)
             sys.exit(EXIT_FAILED)
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def _redis_problem(e: Exception) -> str:
+    from .config import load_settings
+
+    ctx = click.get_current_context(silent=True)
+    try:
+        url = _hide_password(load_settings((ctx.find_root().obj or {}).get("config") if ctx else None).redis_url)
+    except SharerError:
+        url = "(see config)"
+    if isinstance(e, redis.exceptions.TimeoutError):
+        return f"Redis at {url} did not answer in time"
+    if isinstance(e, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
+        return f"Redis at {url} refused our credentials"
+    if isinstance(e, redis.exceptions.ConnectionError) and "Protocol" not in str(e):
+        return f"cannot reach Redis at {url}"
+    return f"Redis at {url} did not answer like Redis ({type(e).__name__}); is that the right address?"
+
+
+def _finite(value: float | None, name: str) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise InputError(name, f"must be a finite number, zero or more (got {value})")
+    return value
 
 
 def _runtime(ctx: click.Context):
@@ -288,6 +312,7 @@ def share(ctx, sources, to, url, texts, at, tz, next_slot, max_lateness, idempot
     """
     if not (timeout > 0 and math.isfinite(timeout)):
         raise InputError("--timeout", f"must be a number of seconds above 0, got {timeout}")
+    _finite(max_lateness, "--max-lateness")
     rt = _runtime(ctx)
     article = _load_all(sources, url, rt)
     accounts = _accounts(to)
@@ -553,7 +578,11 @@ def sandbox(host, base_port):
     """Run every platform's local emulator until Ctrl-C (development only)."""
     from .sandbox.run import start_all
 
-    running = start_all(host, base_port)
+    try:
+        running = start_all(host, base_port)
+    except OSError as e:
+        raise InputError("--base-port", f"cannot listen on {host} from port {base_port}: "
+                                        f"{(e.strerror or str(e)).lower()} (is another sandbox running?)") from None
     for pid, emu in running.items():
         click.echo(f"{pid:10} {emu.url}   (posts: {emu.url}/_sandbox/posts)")
     click.echo("sandbox running; Ctrl-C to stop", err=True)
@@ -620,7 +649,10 @@ def parse_since(value: str) -> float:
         raise InputError("--since", f"expected an ISO 8601 time or a duration like 12h, got {value!r}") from None
     if dt.tzinfo is None:
         raise InputError("--since", "give a time zone offset (e.g. 2026-11-25T09:00+08:00) or Z")
-    return dt.astimezone(UTC).timestamp()
+    try:
+        return max(0.0, dt.astimezone(UTC).timestamp())
+    except (OverflowError, OSError, ValueError):
+        raise InputError("--since", f"{value!r} is out of range") from None
 
 
 def _hide_password(url: str) -> str:

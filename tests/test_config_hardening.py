@@ -27,7 +27,8 @@ BAD = {
     "db-index": ('[redis]\nurl = "redis://127.0.0.1:6379/abc"\n' + HOOK, "redis.url: the database index must be"),
     "broker-db": (BASE + '[celery]\nbroker_url = "redis://127.0.0.1:6379/x1"\n' + HOOK, "celery.broker_url"),
     "nan": (BASE + "[delivery]\nlease_seconds = nan\n" + HOOK, "delivery.lease_seconds: must be a finite"),
-    "inf": (BASE + "[defaults]\nmax_lateness_minutes = inf\n" + HOOK, "defaults.max_lateness_minutes: must be a finite"),
+    "inf": (BASE + "[defaults]\nmax_lateness_minutes = inf\n" + HOOK,
+            "defaults.max_lateness_minutes: must be a finite"),
     "retry-nan": (BASE + "[delivery]\nretry = { base = nan }\n" + HOOK, "delivery.retry.base: must be a finite"),
     "rate-inf": (BASE + HOOK + "rate_limit = { count = 5, per_seconds = inf }\n", "accounts.ok.rate_limit"),
     "retention-0": (BASE + "[log]\nretention_days = 0\n" + HOOK, "log.retention_days: must be at least 1"),
@@ -102,8 +103,8 @@ def test_the_example_config_loads_with_its_web_table():
 
 
 def test_media_rewrite_targets_are_allowed_fetch_origins(tmp_path):
-    path = write(tmp_path, "rw", BASE + '[media]\nrewrite = { "https://news.example.com/" = "http://127.0.0.1:8909/" }\n'
-                 '[fetch]\nallow_hosts = ["cms.internal"]\nallow_networks = ["10.20.0.0/16"]\n' + HOOK)
+    path = write(tmp_path, "rw", BASE + '[media]\nrewrite = { "https://news.example.com/" = '
+                 '"http://127.0.0.1:8909/" }\n[fetch]\nallow_hosts = ["cms.internal"]\nallow_networks = ["10.20.0.0/16"]\n' + HOOK)
     policy = load_settings(path, env={}).fetch_policy()
     assert policy.host_allowed("127.0.0.1", 8909) and not policy.host_allowed("127.0.0.1", 6379)
     assert policy.host_allowed("cms.internal", 443)

@@ -104,7 +104,8 @@ def test_the_example_config_loads_with_its_web_table():
 
 def test_media_rewrite_targets_are_allowed_fetch_origins(tmp_path):
     path = write(tmp_path, "rw", BASE + '[media]\nrewrite = { "https://news.example.com/" = '
-                 '"http://127.0.0.1:8909/" }\n[fetch]\nallow_hosts = ["cms.internal"]\nallow_networks = ["10.20.0.0/16"]\n' + HOOK)
+                 '"http://127.0.0.1:8909/" }\n[fetch]\nallow_hosts = ["cms.internal"]\n'
+                 'allow_networks = ["10.20.0.0/16"]\n' + HOOK)
     policy = load_settings(path, env={}).fetch_policy()
     assert policy.host_allowed("127.0.0.1", 8909) and not policy.host_allowed("127.0.0.1", 6379)
     assert policy.host_allowed("cms.internal", 443)

@@ -48,9 +48,16 @@ def web_command(ctx: click.Context, host: str | None, port: int | None) -> None:
     _check_port_free(web.host, web.port, "--port" if port is not None else f"{web.path}: web.port")
     shown = f"[{web.host}]" if ":" in web.host else web.host
     click.echo(f"sharer web: http://{shown}:{web.port}/  (API schema: /openapi.json)", err=True)
-    # X-Forwarded-* are handled by the app itself, only from [web] trusted_proxies (none by default)
-    uvicorn.run(app, host=web.host, port=web.port, proxy_headers=False, timeout_graceful_shutdown=3,
-                log_level="info")
+    uvicorn.Server(server_config(app, web.host, web.port)).run()
+
+
+def server_config(app, host: str, port: int, log_level: str = "info"):
+    """How `sharer web` runs uvicorn. Its own proxy-header handling is off (it would believe
+    X-Forwarded-For from loopback by default): the app does it, only for [web] trusted_proxies."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, timeout_graceful_shutdown=3,
+                          log_level=log_level)
 
 
 def _check_port_free(host: str, port: int, field: str) -> None:

@@ -90,6 +90,8 @@ def check_http_url(value: str, source: str, field_name: str) -> str:
         raise ArticleError(source, field_name, f"is not a valid URL: {value!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ArticleError(source, field_name, f"must be an http(s) URL, got {value!r}")
+    if any(ord(c) <= 32 or ord(c) == 127 for c in value):
+        raise ArticleError(source, field_name, "must not contain spaces or control characters (encode them)")
     return value
 
 
@@ -149,6 +151,8 @@ class Article:
             value = getattr(self, name)
             if isinstance(value, str) and len(value) > limit:
                 raise ArticleError(self.source, name, f"is {len(value):,} characters; at most {limit:,}")
+            if isinstance(value, str) and "\x00" in value:
+                raise ArticleError(self.source, name, "contains a NUL character")
         if not isinstance(self.tags, str) and len(self.tags) > MAX_TAGS:
             raise ArticleError(self.source, "tags", f"{len(self.tags)} tags; at most {MAX_TAGS}")
         for tag in self.tags if not isinstance(self.tags, str) else ():

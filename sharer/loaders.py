@@ -185,7 +185,7 @@ def _from_json(text: str, source: str, url: str | None) -> Article:
     return Article.from_dict(data, source)
 
 
-def _check_json_depth(text: str, source: str) -> None:
+def _check_json_depth(text: str, source: str, field: str = "(document)") -> None:
     """Refuse deep nesting before parsing (one linear pass; strings skipped)."""
     depth = 0
     for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
@@ -193,7 +193,7 @@ def _check_json_depth(text: str, source: str) -> None:
         if tok in "[{":
             depth += 1
             if depth > MAX_JSON_DEPTH:
-                raise ArticleError(source, "(document)", f"is nested more than {MAX_JSON_DEPTH} levels deep")
+                raise ArticleError(source, field, f"is nested more than {MAX_JSON_DEPTH} levels deep")
         elif tok in "]}":
             depth -= 1
 
@@ -206,6 +206,7 @@ def _from_markdown(text: str, source: str, url: str | None) -> Article:
     if not match:
         raise ArticleError(source, "front matter", "is not closed by a '---' line")
     try:
+        _check_json_depth(match[1], source, "front matter")  # YAML flow style nests like JSON
         meta = yaml.safe_load(match[1]) or {}
     except RecursionError:
         raise ArticleError(source, "front matter", "is nested too deeply") from None

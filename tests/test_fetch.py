@@ -290,3 +290,47 @@ def test_closed_port_is_a_transient_connect_error():
         port = sock.getsockname()[1]
     err = refused(f"http://127.0.0.1:{port}/", FetchPolicy.build(hosts=["127.0.0.1"]))
     assert err.problem.startswith("cannot connect: connection refused") and err.transient
+
+
+# --- images (sharer.media): the same guard, and URLs that can never work fail at once ---------------
+
+def media_context(api_base: str = "https://api.example.com", rewrite: dict | None = None):
+    import requests
+
+    from sharer.config import Account
+    from sharer.platforms.base import DeliveryContext
+
+    account = Account(name="a", platform="webhook", api_base=api_base)
+    return DeliveryContext("dl_media", account, requests.Session(), timeout=3, media_rewrite=rewrite or {})
+
+
+@pytest.mark.parametrize("url, words", [
+    ("/images/x.png", "not an absolute http(s) URL"),
+    ("images/x.png", "not an absolute http(s) URL"),
+    ("data:image/png;base64,AAAA", "not an absolute http(s) URL"),
+    ("ftp://example.com/x.png", "not an absolute http(s) URL"),
+    ("http://127.0.0.1:6379/x.png", "127.0.0.1 is a loopback address"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+])
+def test_an_image_that_can_never_be_fetched_is_a_permanent_error_at_once(url, words):
+    from sharer.errors import PermanentError
+    from sharer.media import fetch_image
+
+    with pytest.raises(PermanentError) as info:
+        fetch_image(media_context(), url, max_bytes=MB, allowed=("image/png",))
+    assert words in str(info.value) and "MissingSchema" not in str(info.value)
+
+
+def test_images_from_a_rewrite_target_or_the_accounts_api_are_allowed(internal):
+    from sharer.errors import PermanentError
+    from sharer.media import fetch_image
+
+    port = port_of(internal)
+    ctx = media_context(rewrite={"https://news.example.com/": f"http://127.0.0.1:{port}/mirror/"})
+    with pytest.raises(PermanentError) as info:  # reached (the recorder serves text, not an image)
+        fetch_image(ctx, "https://news.example.com/a.png", max_bytes=MB, allowed=("image/png",))
+    assert "not an image" in str(info.value) and internal.hits[-1][0] == "/mirror/a.png"
+    ctx = media_context(api_base=f"http://127.0.0.1:{port}/api")
+    with pytest.raises(PermanentError) as info:
+        fetch_image(ctx, f"http://127.0.0.1:{port}/files/b.png", max_bytes=MB, allowed=("image/png",))
+    assert "not an image" in str(info.value) and internal.hits[-1][0] == "/files/b.png"

@@ -118,6 +118,8 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):  # FastAPI's JSON body reader
+            return _problem(request, 422, _field("body", "is nested too deeply", "value_error"))
         return _problem(request, exc.status_code, exc.detail, getattr(exc, "headers", None))
 
     @app.exception_handler(LoginRequired)

@@ -52,21 +52,38 @@ def rewrite(url: str, rules: dict[str, str]) -> str:
     return url
 
 
-def fetch_image(ctx: DeliveryContext, url: str, *, max_bytes: int, allowed: tuple[str, ...]) -> Image:
-    """GET an image through the guarded fetcher (sharer.fetch): the address vetted, the account's
-    timeout as one deadline, a size cap and a content check (magic bytes).
+def guarded_get(ctx: DeliveryContext, url: str, *, max_bytes: int, deadline: float | None = None,
+                on_headers=None, what: str = "image") -> Fetched:
+    """GET a user-supplied media URL (after ``[media] rewrite``) through the guarded fetcher
+    (sharer.fetch): the address vetted, one deadline (default: the account's timeout), a size cap.
 
-    A URL that can never work (relative, another scheme, a refused address) is a ``PermanentError`` at
-    once with a readable reason; only network trouble and 5xx/429 are worth retrying.
+    A URL that can never work (relative, another scheme, a refused address, too big) is a
+    ``PermanentError`` at once with a readable reason; only network trouble is worth retrying.
     """
     try:
-        check_http_url(url, "image", "image")
+        check_http_url(url, what, what)
     except ArticleError:
-        raise PermanentError(f"image {url!r} is not an absolute http(s) URL") from None
+        raise PermanentError(f"{what} {url!r} is not an absolute http(s) URL") from None
     real_url = rewrite(url, ctx.media_rewrite)
     policy = ctx.fetch_policy if ctx.fetch_policy is not None else FetchPolicy.build(
         origins=[*ctx.media_rewrite.values()])
     policy = policy.with_origins([ctx.account.api_base])  # the account's own API host serves its media
+    deadline = deadline or ctx.timeout
+    try:
+        return fetch(real_url, policy, max_bytes=max_bytes, deadline=deadline, on_headers=on_headers,
+                     headers={"Accept": "image/*"})
+    except FetchError as e:
+        if e.problem.startswith("is larger than"):
+            raise PermanentError(ctx.redact(f"{what} {url} is over the {max_bytes:,}-byte limit")) from None
+        if "deadline" in e.problem:
+            raise TransientError(ctx.redact(f"{what} {url}: not downloaded before the timeout ({deadline:g} s)")
+                                 ) from None
+        cls = TransientError if e.transient else PermanentError
+        raise cls(ctx.redact(f"{what} {url}: {e.problem}")) from None
+
+
+def fetch_image(ctx: DeliveryContext, url: str, *, max_bytes: int, allowed: tuple[str, ...]) -> Image:
+    """An image through ``guarded_get``, its declared type and magic bytes checked."""
 
     def check(resp: Fetched) -> None:
         if resp.status >= 500 or resp.status == 429:
@@ -77,13 +94,7 @@ def fetch_image(ctx: DeliveryContext, url: str, *, max_bytes: int, allowed: tupl
         if declared_type and not declared_type.startswith(("image/", "application/octet-stream")):
             raise PermanentError(f"image {url} is served as {declared_type}, not an image")
 
-    try:
-        resp = fetch(real_url, policy, max_bytes=max_bytes, deadline=ctx.timeout, on_headers=check,
-                     headers={"Accept": "image/*"})
-    except FetchError as e:
-        problem = e.problem.replace("is larger than", "is larger than the platform accepts:")
-        cls = TransientError if e.transient else PermanentError
-        raise cls(f"image {url}: {problem}") from None
+    resp = guarded_get(ctx, url, max_bytes=max_bytes, on_headers=check)
     ctype = sniff(resp.body)
     if ctype is None or ctype not in allowed:
         kinds = ", ".join(EXTENSIONS[a] for a in allowed)

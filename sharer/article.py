@@ -38,7 +38,7 @@ ALLOWED_ATTRIBUTES = {
 # Field limits, the same for every way in (files, URLs, the compose form, the API: sharer.web.schemas).
 MAX_TITLE = 1000
 MAX_URL = 4000
-MAX_SUMMARY = 20_000
+MAX_SUMMARY = 100_000  # a summary is a paragraph; this only stops abuse (platforms trim to their own limits)
 MAX_BODY = 2_000_000  # characters of body HTML
 MAX_AUTHOR = 200
 MAX_TAGS = 50

@@ -36,7 +36,7 @@ ALLOWED_ATTRIBUTES = {
 
 
 # Field limits, the same for every way in (files, URLs, the compose form, the API: sharer.web.schemas).
-MAX_TITLE = 1000
+MAX_TITLE = 10_000  # long titles are trimmed per platform (each has its own limit); this only stops abuse
 MAX_URL = 4000
 MAX_SUMMARY = 100_000  # a summary is a paragraph; this only stops abuse (platforms trim to their own limits)
 MAX_BODY = 2_000_000  # characters of body HTML
@@ -118,6 +118,7 @@ class Article:
         title = " ".join((self.title or "").split())
         if not title:
             raise ArticleError(src, "title", "is required")
+        object.__setattr__(self, "title", title)
         self._check_sizes()
         object.__setattr__(self, "title", title)
         object.__setattr__(self, "url", check_http_url(self.url, src, "url"))

@@ -112,12 +112,6 @@ def _redis_problem(e: Exception) -> str:
     return f"Redis at {url} did not answer like Redis ({type(e).__name__}); is that the right address?"
 
 
-def _finite(value: float | None, name: str) -> float | None:
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        raise InputError(name, f"must be a finite number, zero or more (got {value})")
-    return value
-
-
 def _runtime(ctx: click.Context):
     from .runtime import get_runtime
 
@@ -312,7 +306,6 @@ def share(ctx, sources, to, url, texts, at, tz, next_slot, max_lateness, idempot
     """
     if not (timeout > 0 and math.isfinite(timeout)):
         raise InputError("--timeout", f"must be a number of seconds above 0, got {timeout}")
-    _finite(max_lateness, "--max-lateness")
     rt = _runtime(ctx)
     article = _load_all(sources, url, rt)
     accounts = _accounts(to)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,39 @@ ALLOWED_ATTRIBUTES = {
 }
 
 
+# Field limits, the same for every way in (files, URLs, the compose form, the API: sharer.web.schemas).
+MAX_TITLE = 10_000  # long titles are trimmed per platform (each has its own limit); this only stops abuse
+MAX_URL = 4000
+MAX_SUMMARY = 100_000  # a summary is a paragraph; this only stops abuse (platforms trim to their own limits)
+MAX_BODY = 2_000_000  # characters of body HTML
+MAX_AUTHOR = 200
+MAX_TAGS = 50
+MAX_TAG = 100
+MAX_LANG = 35
+MAX_HTML_DEPTH = 200  # elements open at once; real articles stay under 30, the sanitiser's cost grows with it
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9:-]*)(?:\s[^>]*)?>")
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+# elements a parser closes by itself when the next one starts: they never nest
+_SELF_CLOSING = {"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot",
+                 "colgroup", "rt", "rp"}
+
+
+def check_nesting(html: str, source: str, field_name: str = "body_html") -> None:
+    """Refuse HTML nested deeper than ``MAX_HTML_DEPTH`` before a parser or the sanitiser sees it."""
+    depth = 0
+    for m in _TAG.finditer(html):
+        name = m.group(2).lower()
+        if name in _VOID or name in _SELF_CLOSING or m.group(0).endswith("/>"):
+            continue
+        if m.group(1):
+            depth = max(0, depth - 1)
+            continue
+        depth += 1
+        if depth > MAX_HTML_DEPTH:
+            raise ArticleError(source, field_name, f"HTML is nested more than {MAX_HTML_DEPTH} elements deep")
+
+
 def sanitize_html(html: str) -> str:
     """Return ``html`` with only safe tags/attributes; script and style contents are dropped."""
     return nh3.clean(
@@ -56,6 +90,8 @@ def check_http_url(value: str, source: str, field_name: str) -> str:
         raise ArticleError(source, field_name, f"is not a valid URL: {value!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ArticleError(source, field_name, f"must be an http(s) URL, got {value!r}")
+    if any(ord(c) <= 32 or ord(c) == 127 for c in value):
+        raise ArticleError(source, field_name, "must not contain spaces or control characters (encode them)")
     return value
 
 
@@ -83,6 +119,8 @@ class Article:
         if not title:
             raise ArticleError(src, "title", "is required")
         object.__setattr__(self, "title", title)
+        self._check_sizes()
+        object.__setattr__(self, "title", title)
         object.__setattr__(self, "url", check_http_url(self.url, src, "url"))
         if self.image:
             object.__setattr__(self, "image", check_http_url(self.image, src, "image"))
@@ -97,6 +135,7 @@ class Article:
             raise ArticleError(src, "tags", "must be a list of strings")
         object.__setattr__(self, "tags", tuple(t.strip() for t in self.tags if t.strip()))
         object.__setattr__(self, "summary", " ".join((self.summary or "").split()))
+        check_nesting(self.body_html or "", src)
         object.__setattr__(self, "body_html", sanitize_html(self.body_html or ""))
         extras = tuple(self.extra_articles or ())
         if len(extras) > MAX_EXTRA_ARTICLES:
@@ -105,6 +144,21 @@ class Article:
         if not all(isinstance(a, Article) and not a.extra_articles for a in extras):
             raise ArticleError(src, "extra_articles", "must be articles (without extra articles of their own)")
         object.__setattr__(self, "extra_articles", extras)
+
+    def _check_sizes(self) -> None:
+        for name, limit in (("title", MAX_TITLE), ("url", MAX_URL), ("summary", MAX_SUMMARY),
+                            ("body_html", MAX_BODY), ("image", MAX_URL), ("author", MAX_AUTHOR),
+                            ("lang", MAX_LANG)):
+            value = getattr(self, name)
+            if isinstance(value, str) and len(value) > limit:
+                raise ArticleError(self.source, name, f"is {len(value):,} characters; at most {limit:,}")
+            if isinstance(value, str) and "\x00" in value:
+                raise ArticleError(self.source, name, "contains a NUL character")
+        if not isinstance(self.tags, str) and len(self.tags) > MAX_TAGS:
+            raise ArticleError(self.source, "tags", f"{len(self.tags)} tags; at most {MAX_TAGS}")
+        for tag in self.tags if not isinstance(self.tags, str) else ():
+            if isinstance(tag, str) and len(tag) > MAX_TAG:
+                raise ArticleError(self.source, "tags", f"a tag is {len(tag):,} characters; at most {MAX_TAG}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, the one stored with a share and accepted back by ``from_dict``."""

@@ -56,17 +56,18 @@ def handle_errors(fn):
         except BAD_INPUT as e:
             click.echo(f"error: {_message(e)}", err=True)
             sys.exit(EXIT_BAD_INPUT)
-        except redis.exceptions.ConnectionError:
-            from .config import load_settings
-
-            try:
-                url = load_settings().redis_url
-            except SharerError:
-                url = "(see config)"
-            click.echo(f"error: cannot reach Redis at {_hide_password(url)}", err=True)
+        except redis.exceptions.RedisError as e:
+            click.echo(f"error: {_redis_problem(e)}", err=True)
             sys.exit(EXIT_FAILED)
         except SharerError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(EXIT_FAILED)
+        except (KeyboardInterrupt, SystemExit, click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as e:  # a bug: one line (SHARER_DEBUG=1 shows the traceback), never a stack dump
+            if os.environ.get("SHARER_DEBUG"):
+                raise
+            click.echo(f"error: internal error: {type(e).__name__}: {e} (SHARER_DEBUG=1 shows details)", err=True)
             sys.exit(EXIT_FAILED)
 
     return wrapper
@@ -92,6 +93,23 @@ class Cli(click.Group):
             click.echo("aborted", err=True)
             sys.exit(EXIT_FAILED)
         sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+def _redis_problem(e: Exception) -> str:
+    from .config import load_settings
+
+    ctx = click.get_current_context(silent=True)
+    try:
+        url = _hide_password(load_settings((ctx.find_root().obj or {}).get("config") if ctx else None).redis_url)
+    except SharerError:
+        url = "(see config)"
+    if isinstance(e, redis.exceptions.TimeoutError):
+        return f"Redis at {url} did not answer in time"
+    if isinstance(e, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
+        return f"Redis at {url} refused our credentials"
+    if isinstance(e, redis.exceptions.ConnectionError) and "Protocol" not in str(e):
+        return f"cannot reach Redis at {url}"
+    return f"Redis at {url} did not answer like Redis ({type(e).__name__}); is that the right address?"
 
 
 def _runtime(ctx: click.Context):
@@ -120,13 +138,13 @@ def main(ctx: click.Context, config: str | None) -> None:
         os.environ["SHARER_CONFIG"] = config
 
 
-def _load(source: str, url: str | None):
-    from .loaders import load_article
+def _load(source: str, url: str | None, rt=None):
+    from .loaders import Limits, load_article
 
-    return load_article(source, url=url)
+    return load_article(source, url=url, limits=Limits.of(rt.settings) if rt is not None else None)
 
 
-def _load_all(sources: tuple[str, ...], url: str | None):
+def _load_all(sources: tuple[str, ...], url: str | None, rt=None):
     """The lead article (``--url`` applies to it) carrying the others: a multi-article push (WeChat)."""
     import dataclasses
 
@@ -135,10 +153,10 @@ def _load_all(sources: tuple[str, ...], url: str | None):
     if len(sources) > MAX_EXTRA_ARTICLES + 1:
         raise InputError("FILE", f"at most {MAX_EXTRA_ARTICLES + 1} articles in one share (one WeChat push), "
                                  f"got {len(sources)}")
-    lead = _load(sources[0], url)
+    lead = _load(sources[0], url, rt)
     if len(sources) == 1:
         return lead
-    return dataclasses.replace(lead, extra_articles=tuple(_load(s, None) for s in sources[1:]))
+    return dataclasses.replace(lead, extra_articles=tuple(_load(s, None, rt) for s in sources[1:]))
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -187,7 +205,7 @@ def preview(ctx, sources, to, url, texts, send_to, as_json):
     from . import wechat_ops
 
     rt = _runtime(ctx)
-    article = _load_all(sources, url)
+    article = _load_all(sources, url, rt)
     accounts, overrides = _accounts(to), _overrides(texts)
     stray = sorted(set(overrides) - set(accounts))
     if stray:
@@ -289,7 +307,7 @@ def share(ctx, sources, to, url, texts, at, tz, next_slot, max_lateness, idempot
     if not (timeout > 0 and math.isfinite(timeout)):
         raise InputError("--timeout", f"must be a number of seconds above 0, got {timeout}")
     rt = _runtime(ctx)
-    article = _load_all(sources, url)
+    article = _load_all(sources, url, rt)
     accounts = _accounts(to)
     forced: bool | list[str] = True if force else _accounts(force_for or "")
     result = service.share(rt, article, accounts, _overrides(texts), idempotency_key=idempotency_key,
@@ -553,7 +571,11 @@ def sandbox(host, base_port):
     """Run every platform's local emulator until Ctrl-C (development only)."""
     from .sandbox.run import start_all
 
-    running = start_all(host, base_port)
+    try:
+        running = start_all(host, base_port)
+    except OSError as e:
+        raise InputError("--base-port", f"cannot listen on {host} from port {base_port}: "
+                                        f"{(e.strerror or str(e)).lower()} (is another sandbox running?)") from None
     for pid, emu in running.items():
         click.echo(f"{pid:10} {emu.url}   (posts: {emu.url}/_sandbox/posts)")
     click.echo("sandbox running; Ctrl-C to stop", err=True)
@@ -620,7 +642,10 @@ def parse_since(value: str) -> float:
         raise InputError("--since", f"expected an ISO 8601 time or a duration like 12h, got {value!r}") from None
     if dt.tzinfo is None:
         raise InputError("--since", "give a time zone offset (e.g. 2026-11-25T09:00+08:00) or Z")
-    return dt.astimezone(UTC).timestamp()
+    try:
+        return max(0.0, dt.astimezone(UTC).timestamp())
+    except (OverflowError, OSError, ValueError):
+        raise InputError("--since", f"{value!r} is out of range") from None
 
 
 def _hide_password(url: str) -> str:

@@ -13,7 +13,9 @@ Every problem fails at start with the file, the key and the reason (``ConfigErro
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,8 @@ from .errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/sharer.toml")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # names are joined with commas in --to and used in keys
+DEFAULT_MAX_ARTICLE_BYTES = 5 * 1024 * 1024
 
 
 class Secret:
@@ -106,6 +110,10 @@ class Settings:
     alert_webhook: str | None = None
     alert_secret: Secret | None = None
     media_rewrite: dict[str, str] = field(default_factory=dict)
+    fetch_allow_hosts: tuple[str, ...] = ()  # [fetch] allow_hosts: "host" or "host:port"
+    fetch_allow_networks: tuple[str, ...] = ()  # [fetch] allow_networks: CIDR blocks
+    fetch_deadline: float = 20.0  # [fetch] deadline_seconds: wall clock for one fetch, redirects included
+    max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES  # [articles] max_bytes: files, uploads, fetched pages
     # [web] and [users] tables, validated by sharer.web (which owns their keys)
     web: dict[str, Any] = field(default_factory=dict)
     users: dict[str, Any] = field(default_factory=dict)
@@ -113,6 +121,14 @@ class Settings:
     @property
     def alerts_configured(self) -> bool:
         return bool(self.alert_webhook) or any(a.alert_webhook for a in self.accounts.values())
+
+    def fetch_policy(self, *extra_origins: str):
+        """What the guarded fetcher may reach besides public addresses: the allow-lists, the ``[media]
+        rewrite`` targets (the operator's own mirrors) and any ``extra_origins`` (e.g. an account's API)."""
+        from .fetch import FetchPolicy
+
+        return FetchPolicy.build(self.fetch_allow_hosts, self.fetch_allow_networks,
+                                 [*self.media_rewrite.values(), *extra_origins])
 
     def account(self, name: str) -> Account:
         try:
@@ -125,7 +141,7 @@ class Settings:
 # --- loading -------------------------------------------------------------------------------------
 
 _TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts", "media", "web",
-             "users", "sandbox"}
+             "users", "sandbox", "fetch", "articles"}
 _ACCOUNT_KEYS = {
     "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
     "timezone", "slots", "min_spacing_minutes", "max_lateness_minutes", "alerts",
@@ -149,6 +165,8 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         raise ConfigError(f"{p}: cannot read: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    if not raw:
+        raise ConfigError(f"{p}: the config is empty (see config/sharer.example.toml for every key)")
     return parse_settings(raw, p, env)
 
 
@@ -176,12 +194,28 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     ):
         raise ConfigError(f"{p}: media.rewrite: must map http(s) URL prefixes to http(s) URL prefixes")
     _no_unknown(secrets_tbl, {"file"}, p, "secrets")
+    fetch = _table(raw, "fetch", p)
+    _no_unknown(fetch, {"allow_hosts", "allow_networks", "deadline_seconds"}, p, "fetch")
+    allow_hosts = _str_list(fetch, "allow_hosts", p, "fetch")
+    allow_networks = _str_list(fetch, "allow_networks", p, "fetch")
+    for net in allow_networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"{p}: fetch.allow_networks: {net!r} is not a network (e.g. \"10.0.0.0/8\")") from None
+    fetch_deadline = _num(fetch, "deadline_seconds", p, "fetch", 20.0)
+    if not 1 <= fetch_deadline <= 600:
+        raise ConfigError(f"{p}: fetch.deadline_seconds: must be between 1 and 600")
+    articles = _table(raw, "articles", p)
+    _no_unknown(articles, {"max_bytes"}, p, "articles")
+    max_article_bytes = int(_num(articles, "max_bytes", p, "articles", DEFAULT_MAX_ARTICLE_BYTES))
+    if max_article_bytes < 1024:
+        raise ConfigError(f"{p}: articles.max_bytes: must be at least 1024")
 
     redis_url = env.get("SHARER_REDIS_URL") or _str(redis, "url", p, "redis", DEFAULT_REDIS_URL)
     broker_url = env.get("SHARER_BROKER_URL") or _str(celery, "broker_url", p, "celery", redis_url)
     for key, url in (("redis.url", redis_url), ("celery.broker_url", broker_url)):
-        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(f"{p}: {key}: must be a redis:// URL, got {url!r}")
+        _check_redis_url(url, p, key)
     tz = _str(defaults, "timezone", p, "defaults", "UTC")
     _check_zone(tz, p, "defaults.timezone")
 
@@ -197,7 +231,13 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     accounts_tbl = {**_demo_accounts(raw, p), **_table(raw, "accounts", p)}  # the config's own tables win
     accounts = {}
     for name, acc in accounts_tbl.items():
+        if not ACCOUNT_NAME.match(name):
+            raise ConfigError(f"{p}: accounts.{name}: an account name is letters, digits, '_', '.' or '-' "
+                              "(at most 64)")
         accounts[name] = _account(name, acc, p, resolver, default_retry)
+    retention = _num(log, "retention_days", p, "log", 90.0)
+    if retention < 1:
+        raise ConfigError(f"{p}: log.retention_days: must be at least 1 (the purge would delete queued deliveries)")
 
     alert_webhook, alert_secret = _alerts(alerts, p, "alerts", resolver)
     return Settings(
@@ -207,7 +247,7 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         prefix=_str(redis, "prefix", p, "redis", "sharer"),
         queue=_str(celery, "queue", p, "celery", "sharer"),
         visibility_timeout=int(_num(celery, "visibility_timeout", p, "celery", 3600)),
-        retention_days=_num(log, "retention_days", p, "log", 90.0),
+        retention_days=retention,
         timezone=tz,
         lease_seconds=lease,
         http_timeout=http_timeout,
@@ -218,6 +258,10 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         alert_webhook=alert_webhook,
         alert_secret=alert_secret,
         media_rewrite=dict(media_rewrite),
+        fetch_allow_hosts=tuple(allow_hosts),
+        fetch_allow_networks=tuple(allow_networks),
+        fetch_deadline=fetch_deadline,
+        max_article_bytes=max_article_bytes,
         web=_table(raw, "web", p),
         users=_table(raw, "users", p),
     )
@@ -277,7 +321,10 @@ def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, defaul
     if rate is not None:
         if not (isinstance(rate, dict) and set(rate) <= {"count", "per_seconds"} and "count" in rate):
             raise ConfigError(f"{p}: {where}.rate_limit: must be {{count = N, per_seconds = S}}")
-        rate_limit = (int(rate["count"]), float(rate.get("per_seconds", 60)))
+        count, per = rate["count"], rate.get("per_seconds", 60)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (count, per)):
+            raise ConfigError(f"{p}: {where}.rate_limit: count and per_seconds must be finite numbers")
+        rate_limit = (int(count), float(per))
         if rate_limit[0] <= 0 or rate_limit[1] <= 0:
             raise ConfigError(f"{p}: {where}.rate_limit: count and per_seconds must be positive")
     tz = acc.get("timezone")
@@ -455,6 +502,35 @@ def _str(table: dict, key: str, p: Path, where: str, default: str) -> str:
 
 def _num(table: dict, key: str, p: Path, where: str, default: float) -> float:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"{p}: {where}.{key}: must be a non-negative number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{p}: {where}.{key}: must be a finite, non-negative number")
     return float(value)
+
+
+def _str_list(table: dict, key: str, p: Path, where: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
+        raise ConfigError(f"{p}: {where}.{key}: must be a list of non-empty strings")
+    return [x.strip() for x in value]
+
+
+def _check_redis_url(url: str, p: Path, key: str) -> None:
+    """A Redis URL whose database is really the one meant: ``/abc`` silently meant db 0."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"{p}: {key}: not a valid URL: {url!r}") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{p}: {key}: must be a redis:// URL, got {url!r}")
+    if parts.scheme != "unix":
+        if not parts.hostname:
+            raise ConfigError(f"{p}: {key}: has no host: {url!r}")
+        db = parts.path.strip("/")
+        if db and not (db.isdigit() and int(db) < 10000):
+            raise ConfigError(f"{p}: {key}: the database index must be a number (redis://host:6379/0), "
+                              f"got {db!r}")
+    for pair in parts.query.split("&") if parts.query else []:
+        name, _, value = pair.partition("=")
+        if name == "db" and not value.isdigit():
+            raise ConfigError(f"{p}: {key}: the db parameter must be a number, got {value!r}")

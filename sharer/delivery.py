@@ -132,6 +132,7 @@ def _context(rt: Runtime, record: Delivery, account: Account, token: int | None)
     return DeliveryContext(
         delivery_id=did, account=account, session=rt.session, timeout=rt.settings.http_timeout,
         redis=rt.redis, keys=rt.keys, state=dict(record.state), media_rewrite=rt.settings.media_rewrite,
+        fetch_policy=rt.settings.fetch_policy(),
         on_step=lambda msg: store.transition(did, allowed, None, msg, token=token),
         on_state=lambda state: store.transition(did, allowed, None, "", token=token, fields={"state": state}),
     )

@@ -7,6 +7,8 @@ Every error a user can see is a ``SharerError``. Delivery errors tell the worker
     ├── ArticleError           an article that cannot be loaded or validated
     ├── ComposeError           e.g. an editor's text over the platform limit
     ├── NotFound               an unknown share or delivery id
+    ├── FetchError             a user-supplied URL that cannot or may not be fetched (sharer.fetch)
+    ├── BrokerUnavailable      the Celery broker did not take a message (records stay for the sweeper)
     └── DeliveryError          (platform, code, message — never a secret)
         ├── TransientError     retry with backoff
         │   ├── RateLimited    retry after ``retry_after`` seconds
@@ -59,6 +61,22 @@ class ComposeError(SharerError):
 
 class NotFound(SharerError):
     """An id that names no share or delivery."""
+
+
+class FetchError(SharerError):
+    """A URL the guarded fetcher refused or could not fetch: names the URL and the reason."""
+
+    def __init__(self, url: str, problem: str, transient: bool = False):
+        super().__init__(url, problem, transient)
+        self.url, self.problem = url, problem
+        self.transient = transient  # a network failure worth retrying, not a refusal or a bad URL
+
+    def __str__(self) -> str:
+        return f"{self.url}: {self.problem}"
+
+
+class BrokerUnavailable(SharerError):
+    """The broker refused or did not answer while a task message was sent."""
 
 
 class InputError(SharerError):

@@ -9,21 +9,21 @@ from __future__ import annotations
 import html
 import json
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urljoin
 
-import requests
 import yaml
 from bs4 import BeautifulSoup, Tag
 from bs4.dammit import UnicodeDammit
 from markdown_it import MarkdownIt
 
-from .article import Article
-from .errors import ArticleError
+from .article import Article, check_nesting
+from .errors import ArticleError, FetchError
+from .fetch import DEFAULT_DEADLINE, STRICT, Fetched, FetchPolicy, fetch
 
-MAX_BYTES = 5 * 1024 * 1024  # a news page is far smaller; anything bigger is a mistake or an attack
-TIMEOUT = (5, 15)  # (connect, read) seconds
+MAX_BYTES = 5 * 1024 * 1024  # default cap ([articles] max_bytes): a news page is far smaller
 MAX_REDIRECTS = 5
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 FORMATS = ".json, .md, .html, .txt or an http(s) URL"
@@ -52,11 +52,47 @@ _MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*$\r?\n?", re.DOTALL | re.MULTILINE)
 
 
-def load_article(source: str, *, url: str | None = None, session: requests.Session | None = None) -> Article:
+# A byline / reading-time line at the top of a saved page: "By Jane Doe · 27 May 2026 · 4 min read",
+# "5 min read", "Published 27 May 2026". Matched against a short element's whole text, part by part.
+_MONTH = r"(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_BYLINE_PARTS = [re.compile(p) for p in (
+    r"(?i:by|von|par|作者[:：]?)\s*[A-Z\u4e00-\u9fff][\w.'’\- ]{0,60}",  # a name: capitalised, no sentence
+    r"(?i:published|updated|posted)(?i:\s+on)?\s+.{1,40}",
+    r"\d+\s*(?i:min(ute)?s?|分钟)(\s*(?i:read|阅读))?",
+    rf"\d{{1,2}}\s+{_MONTH}\s+\d{{4}}", rf"{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}",
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(\s+\d{1,2}:\d{2})?", r"\d{4}年\d{1,2}月\d{1,2}日",
+)]
+_BYLINE_SEP = re.compile(r"\s+[·•|—–]\s+|\s*[·•|]\s*")
+
+
+def is_byline(text: str) -> bool:
+    """True for a line made only of byline parts (name, date, reading time), not a sentence."""
+    text = " ".join(text.split())
+    if not text or len(text) > 160 or text[-1] in ".!?。！？":
+        return False
+    parts = [p for p in _BYLINE_SEP.split(text) if p]
+    return all(any(rx.fullmatch(p) for rx in _BYLINE_PARTS) for p in parts)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much a loader reads: ``max_bytes`` per file, upload or page; ``deadline`` per fetch."""
+
+    max_bytes: int = MAX_BYTES
+    deadline: float = DEFAULT_DEADLINE
+    policy: FetchPolicy = STRICT
+
+    @classmethod
+    def of(cls, settings) -> Limits:
+        return cls(settings.max_article_bytes, settings.fetch_deadline, settings.fetch_policy())
+
+
+def load_article(source: str, *, url: str | None = None, limits: Limits | None = None) -> Article:
     """Load ``source`` (a path or an http(s) URL); ``url``, when given, becomes the article's url."""
     source = str(source)
+    limits = limits or Limits()
     if re.match(r"https?://", source, re.IGNORECASE):
-        text, final_url = _fetch_html(source, session)
+        text, final_url = _fetch_html(source, limits)
         return parse_html(text, base_url=final_url, source=source, url=url)
     if re.match(r"[a-z][a-z0-9+.-]*://", source, re.IGNORECASE):
         raise ArticleError(source, "url", "only http(s) URLs can be fetched")
@@ -66,7 +102,7 @@ def load_article(source: str, *, url: str | None = None, session: requests.Sessi
         raise ArticleError(source, "(file)", f"{shown} (expected {FORMATS})")
     if suffix == ".txt" and not url:
         raise ArticleError(source, "url", "a .txt article needs --url")
-    text = _read_text(Path(source), source)
+    text = _read_text(Path(source), source, limits.max_bytes)
     if suffix == ".json":
         return _from_json(text, source, url)
     if suffix in (".md", ".markdown"):
@@ -76,58 +112,48 @@ def load_article(source: str, *, url: str | None = None, session: requests.Sessi
     return _from_text(text, source, url)
 
 
-def fetch_article(url: str, *, session: requests.Session | None = None) -> Article:
+def fetch_article(url: str, *, limits: Limits | None = None) -> Article:
     """Download an HTML page and extract its article, resolving links against the final URL."""
-    text, final_url = _fetch_html(url, session)
+    text, final_url = _fetch_html(url, limits or Limits())
     return parse_html(text, base_url=final_url, source=url)
 
 
-def _read_text(path: Path, source: str) -> str:
+def _read_text(path: Path, source: str, max_bytes: int) -> str:
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ArticleError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ArticleError(source, "(file)", f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(data) > max_bytes:
+        raise ArticleError(source, "(file)", f"is larger than {_mb(max_bytes)} (the [articles] max_bytes limit)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ArticleError(source, "(file)", f"is not UTF-8 text (bad byte at offset {exc.start})") from None
 
 
-def _fetch_html(url: str, session: requests.Session | None) -> tuple[str, str]:
-    """GET ``url`` with timeouts, at most 5 redirects and 5 MB; return (text, final URL)."""
-    own = session is None
-    session = session or requests.Session()
-    saved = session.max_redirects
-    session.max_redirects = MAX_REDIRECTS
+def _fetch_html(url: str, limits: Limits) -> tuple[str, str]:
+    """GET ``url`` through the guarded fetcher (sharer.fetch); return (text, final URL)."""
+
+    def check(resp: Fetched) -> None:
+        if resp.status >= 400:
+            raise ArticleError(url, "url", f"the server answered HTTP {resp.status} {resp.reason}".rstrip())
+        if resp.content_type not in HTML_TYPES:
+            shown = resp.headers.get("Content-Type") or "nothing"
+            raise ArticleError(url, "content-type", f"expected an HTML page, got {shown!r}")
+
     headers = {"Accept": "text/html,application/xhtml+xml", "User-Agent": "sharer/1 (article loader)"}
     try:
-        with session.get(url, timeout=TIMEOUT, allow_redirects=True, stream=True, headers=headers) as resp:
-            if resp.status_code >= 400:
-                raise ArticleError(url, "url", f"the server answered HTTP {resp.status_code} {resp.reason}")
-            ctype = resp.headers.get("Content-Type", "")
-            if ctype.split(";")[0].strip().lower() not in HTML_TYPES:
-                raise ArticleError(url, "content-type", f"expected an HTML page, got {ctype or 'nothing'!r}")
-            if int(resp.headers.get("Content-Length") or 0) > MAX_BYTES:
-                raise ArticleError(url, "url", "the page is larger than 5 MB")
-            data = bytearray()
-            for chunk in resp.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > MAX_BYTES:
-                    raise ArticleError(url, "url", "the page is larger than 5 MB")
-            return _decode(bytes(data), ctype), resp.url
-    except requests.TooManyRedirects:
-        raise ArticleError(url, "url", f"more than {MAX_REDIRECTS} redirects") from None
-    except requests.Timeout:
-        raise ArticleError(url, "url", "the server did not answer in time") from None
-    except requests.ConnectionError as exc:
-        reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
-        raise ArticleError(url, "url", f"cannot connect: {reason[1] if reason else 'connection failed'}") from None
-    except requests.RequestException as exc:
-        raise ArticleError(url, "url", f"cannot fetch: {type(exc).__name__}") from None
-    finally:
-        session.max_redirects = saved
-        if own:
-            session.close()
+        resp = fetch(url, limits.policy, max_bytes=limits.max_bytes, deadline=limits.deadline, headers=headers,
+                     on_headers=check)
+    except FetchError as e:
+        problem = e.problem.replace("is larger than", "the page is larger than")
+        raise ArticleError(url, "url", problem) from None
+    return _decode(resp.body, resp.headers.get("Content-Type") or ""), resp.url
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MB"
 
 
 def _decode(data: bytes, content_type: str) -> str:
@@ -142,15 +168,34 @@ def _decode(data: bytes, content_type: str) -> str:
     return text if text is not None else data.decode("utf-8", errors="replace")
 
 
+MAX_JSON_DEPTH = 64  # an article is a flat object; deep nesting is a mistake or an attack
+
+
 def _from_json(text: str, source: str, url: str | None) -> Article:
+    _check_json_depth(text, source)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         problem = f"is not valid JSON: line {exc.lineno} column {exc.colno} ({exc.msg})"
         raise ArticleError(source, "(document)", problem) from None
+    except RecursionError:
+        raise ArticleError(source, "(document)", f"is nested more than {MAX_JSON_DEPTH} levels deep") from None
     if isinstance(data, dict):  # missing title/url: let Article say "is required"
         data = {"title": "", "url": "", **data, **({"url": url} if url else {})}
     return Article.from_dict(data, source)
+
+
+def _check_json_depth(text: str, source: str, field: str = "(document)") -> None:
+    """Refuse deep nesting before parsing (one linear pass; strings skipped)."""
+    depth = 0
+    for m in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        tok = m.group()
+        if tok in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ArticleError(source, field, f"is nested more than {MAX_JSON_DEPTH} levels deep")
+        elif tok in "]}":
+            depth -= 1
 
 
 def _from_markdown(text: str, source: str, url: str | None) -> Article:
@@ -161,7 +206,10 @@ def _from_markdown(text: str, source: str, url: str | None) -> Article:
     if not match:
         raise ArticleError(source, "front matter", "is not closed by a '---' line")
     try:
+        _check_json_depth(match[1], source, "front matter")  # YAML flow style nests like JSON
         meta = yaml.safe_load(match[1]) or {}
+    except RecursionError:
+        raise ArticleError(source, "front matter", "is nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark else ""
@@ -179,13 +227,17 @@ def _from_markdown(text: str, source: str, url: str | None) -> Article:
         raise ArticleError(source, "published_at", f"must include a time zone offset ({hint})")
     if url:
         meta["url"] = url
-    body = _MARKDOWN.render(text[match.end():])
+    try:
+        body = _MARKDOWN.render(text[match.end():])
+    except RecursionError:
+        raise ArticleError(source, "body", "is nested too deeply") from None
     return Article.from_dict({"title": "", "url": "", **meta, "body_html": body}, source)
 
 
 def parse_html(text: str, base_url: str | None = None, *, source: str = "<html>",
                url: str | None = None) -> Article:
     """Extract the article from a news page: fields from meta tags, body from the main element."""
+    check_nesting(text, source, "(page)")
     soup = BeautifulSoup(text, "html.parser")
     meta: dict[str, list[str]] = {}
     for tag in soup.find_all("meta", content=True):
@@ -210,11 +262,12 @@ def parse_html(text: str, base_url: str | None = None, *, source: str = "<html>"
     main = _main_element(soup)
     if main is None or not any(p.get_text(strip=True) for p in main.find_all("p")):
         raise ArticleError(source, "body", "no article found in the page")
-    for el in main.select("h1, .meta, .date"):
+    for el in main.select("h1, .meta, .date, .byline, .author, [rel=author], time, .reading-time"):
         if el.decomposed:
             continue
         if el.name != "h1" or _same_title(el.get_text(" ", strip=True), title):
             el.decompose()
+    _drop_bylines(main)
     for el in main.find_all(["a", "img"]):
         attr = "href" if el.name == "a" else "src"
         if base and el.get(attr):
@@ -232,6 +285,15 @@ def parse_html(text: str, base_url: str | None = None, *, source: str = "<html>"
         lang=lang or None,
         source=source,
     )
+
+
+def _drop_bylines(main: Tag) -> None:
+    """Byline and reading-time lines at the top of the body ("By Jane · 27 May 2026 · 4 min read")."""
+    for el in main.find_all(["p", "div", "span", "address", "small"], limit=12):
+        if el.decomposed:
+            continue
+        if is_byline(el.get_text(" ", strip=True)):
+            el.decompose()
 
 
 def _drop_junk(soup: BeautifulSoup) -> None:

@@ -6,14 +6,13 @@ sandbox's stand-in for the newsroom site in the demo), applied before every down
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import requests
-
-from .errors import PermanentError, TransientError
-from .platforms.base import DeliveryContext, send
+from .article import check_http_url
+from .errors import ArticleError, FetchError, PermanentError, TransientError
+from .fetch import Fetched, FetchPolicy, fetch
+from .platforms.base import DeliveryContext
 
 MAGIC = {
     "image/jpeg": (b"\xff\xd8\xff",),
@@ -53,37 +52,51 @@ def rewrite(url: str, rules: dict[str, str]) -> str:
     return url
 
 
-def fetch_image(ctx: DeliveryContext, url: str, *, max_bytes: int, allowed: tuple[str, ...]) -> Image:
-    """GET an image with the account's timeouts, a size cap and a content check (magic bytes)."""
-    real_url = rewrite(url, ctx.media_rewrite)
-    resp = send(ctx, "GET", real_url, idempotent=True, stream=True)
-    started = time.monotonic()
+def guarded_get(ctx: DeliveryContext, url: str, *, max_bytes: int, deadline: float | None = None,
+                on_headers=None, what: str = "image") -> Fetched:
+    """GET a user-supplied media URL (after ``[media] rewrite``) through the guarded fetcher
+    (sharer.fetch): the address vetted, one deadline (default: the account's timeout), a size cap.
+
+    A URL that can never work (relative, another scheme, a refused address, too big) is a
+    ``PermanentError`` at once with a readable reason; only network trouble is worth retrying.
+    """
     try:
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise TransientError(f"image {url} could not be downloaded (HTTP {resp.status_code})")
-        if resp.status_code != 200:
-            raise PermanentError(f"image {url} could not be downloaded (HTTP {resp.status_code})")
-        declared_type = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        check_http_url(url, what, what)
+    except ArticleError:
+        raise PermanentError(f"{what} {url!r} is not an absolute http(s) URL") from None
+    real_url = rewrite(url, ctx.media_rewrite)
+    policy = ctx.fetch_policy if ctx.fetch_policy is not None else FetchPolicy.build(
+        origins=[*ctx.media_rewrite.values()])
+    policy = policy.with_origins([ctx.account.api_base])  # the account's own API host serves its media
+    deadline = deadline or ctx.timeout
+    try:
+        return fetch(real_url, policy, max_bytes=max_bytes, deadline=deadline, on_headers=on_headers,
+                     headers={"Accept": "image/*"})
+    except FetchError as e:
+        if e.problem.startswith("is larger than"):
+            raise PermanentError(ctx.redact(f"{what} {url} is over the {max_bytes:,}-byte limit")) from None
+        if "deadline" in e.problem:
+            raise TransientError(ctx.redact(f"{what} {url}: not downloaded before the timeout ({deadline:g} s)")
+                                 ) from None
+        cls = TransientError if e.transient else PermanentError
+        raise cls(ctx.redact(f"{what} {url}: {e.problem}")) from None
+
+
+def fetch_image(ctx: DeliveryContext, url: str, *, max_bytes: int, allowed: tuple[str, ...]) -> Image:
+    """An image through ``guarded_get``, its declared type and magic bytes checked."""
+
+    def check(resp: Fetched) -> None:
+        if resp.status >= 500 or resp.status == 429:
+            raise TransientError(f"image {url} could not be downloaded (HTTP {resp.status})")
+        if resp.status != 200:
+            raise PermanentError(f"image {url} could not be downloaded (HTTP {resp.status})")
+        declared_type = resp.content_type
         if declared_type and not declared_type.startswith(("image/", "application/octet-stream")):
             raise PermanentError(f"image {url} is served as {declared_type}, not an image")
-        declared = int(resp.headers.get("Content-Length") or 0)
-        if declared > max_bytes:
-            raise PermanentError(f"image {url} is {declared} bytes; the platform accepts at most {max_bytes}")
-        chunks, size = [], 0
-        for chunk in resp.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > max_bytes:
-                raise PermanentError(f"image {url} is larger than {max_bytes} bytes")
-            if time.monotonic() - started > ctx.timeout:  # a trickling server must not hold the lease
-                raise TransientError(f"image {url} took longer than {ctx.timeout:.0f}s to download")
-            chunks.append(chunk)
-    except requests.RequestException as e:
-        raise TransientError(f"image {url}: download interrupted ({type(e).__name__})") from None
-    finally:
-        resp.close()
-    data = b"".join(chunks)
-    ctype = sniff(data)
+
+    resp = guarded_get(ctx, url, max_bytes=max_bytes, on_headers=check)
+    ctype = sniff(resp.body)
     if ctype is None or ctype not in allowed:
         kinds = ", ".join(EXTENSIONS[a] for a in allowed)
         raise PermanentError(f"image {url} is not an accepted type ({kinds})")
-    return Image(data, ctype, url)
+    return Image(resp.body, ctype, url)

@@ -6,13 +6,17 @@ other way round).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from celery import Celery
 from kombu import Exchange
 from kombu import Queue as KombuQueue
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from .config import Settings
+from .errors import BrokerUnavailable
 
 DELIVER_TASK = "sharer.deliver"
 ALERT_TASK = "sharer.alert"
@@ -73,13 +77,25 @@ class Queue:
         self.settings = settings
         self.app = Celery("sharer-client", set_as_current=False)
         self.app.conf.update(celery_settings(settings))
+        # a sender gives up quickly on a broker that is down: the record is already stored, and the
+        # sweeper re-sends what stayed queued — waiting here only holds the editor (or a web thread)
+        self.app.conf.broker_connection_timeout = 3
+        self.retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
 
     def enqueue(self, delivery_id: str, countdown: float | None = None, account: str | None = None,
                 version: int | None = None) -> None:
         """Nudge a delivery. The account name lets the worker apply its rate limit in the claim; the
         schedule version makes a task sent before a reschedule exit without sending."""
-        self.app.send_task(DELIVER_TASK, args=[delivery_id, account, version], queue=self.settings.queue,
-                           countdown=countdown if countdown and countdown > 0 else None)
+        self._send(DELIVER_TASK, [delivery_id, account, version], countdown=countdown if countdown and countdown > 0
+                   else None)
+
+    def _send(self, name: str, args: list, countdown: float | None = None) -> None:
+        try:
+            self.app.send_task(name, args=args, queue=self.settings.queue, countdown=countdown,
+                               retry_policy=self.retry_policy)
+        except (OperationalError, RedisError, OSError) as e:
+            shown = re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", self.settings.broker_url)
+            raise BrokerUnavailable(f"cannot reach the Celery broker at {shown} ({type(e).__name__})") from None
 
     def send_alert(self, delivery_id: str, account: str | None = None) -> None:
         """One alert task per configured target, so a failing receiver never repeats the other's."""
@@ -92,7 +108,7 @@ class Queue:
         if wants_account:
             targets.append("account")
         for target in targets:
-            self.app.send_task(ALERT_TASK, args=[delivery_id, target], queue=self.settings.queue)
+            self._send(ALERT_TASK, [delivery_id, target])
 
     def close(self) -> None:
         self.app.close()

@@ -5,6 +5,7 @@ Everything here is plain Python over a ``Runtime``; no Celery, no HTTP framework
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -127,24 +128,25 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
         first = next(iter(dups.values())).delivery.share_id
         return ShareResult(first, [], duplicate=True, duplicates=dups)
     try:
-        records = _write_share(rt, share_id, article, sending, overrides, when, next_slot, max_lateness,
-                               shared_by)
+        records, broker = _write_share(rt, share_id, article, sending, overrides, when, next_slot,
+                                       max_lateness, shared_by)
     except BaseException:
         dedupe.release_accounts(rt, taken, share_id)
         if idempotency_key is not None:
             dedupe.release_key(rt, scope, idempotency_key, share_id)
         raise
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = (broker,) if broker else ()  # the broker was down: the sweeper sends them
     if when is not None or next_slot:
         warning = dispatcher_warning(rt)
-        warnings = (warning,) if warning else ()
+        warnings += (warning,) if warning else ()
     return ShareResult(share_id, records, duplicates=dups, warnings=warnings)
 
 
 def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tuple[str, Post | ComposeError]],
                  overrides: dict[str, str] | None, when: When | None, next_slot: bool,
-                 max_lateness: float | None, shared_by: str | None = None) -> list[Delivery]:
-    """Store the share and its deliveries, then enqueue them (now) or take their slots (scheduled)."""
+                 max_lateness: float | None, shared_by: str | None = None) -> tuple[list[Delivery], str | None]:
+    """Store the share and its deliveries, then enqueue them (now) or take their slots (scheduled).
+    Returns the records and, when the broker did not take the messages, the warning saying so."""
     deliveries: list[dict[str, Any]] = []
     for name, post in sending:
         if isinstance(post, ComposeError):  # recorded failed; the other accounts go ahead
@@ -164,10 +166,11 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
         share_record["shared_by"] = shared_by
     if when is None and not next_slot:
         records = rt.store.create_share(share_record, deliveries)
-        for d in sendable:
-            rt.queue.enqueue(d["id"], account=d["account"])
-        _alert_failed(rt, deliveries)
-        return records
+        broker = enqueue_or_leave_for_sweeper(rt, [(d["id"], d["account"]) for d in sendable])
+        if broker is None:
+            _alert_failed(rt, deliveries)
+            return records, None
+        return rt.store.get_many([d["id"] for d in deliveries]), broker
     taken: list[tuple[str, str]] = []
     try:
         for d in sendable:
@@ -179,7 +182,7 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
             rt.schedule.release_slot(account, did)
         raise
     _alert_failed(rt, deliveries)
-    return rt.store.get_many([d["id"] for d in deliveries])
+    return rt.store.get_many([d["id"] for d in deliveries]), None
 
 
 DISPATCHER_SILENCE = 60.0  # seconds without a dispatcher tick before scheduling warns
@@ -227,10 +230,34 @@ def _compose_each(rt: Runtime, article: Article, accounts: list[str], overrides:
 
 
 def _alert_failed(rt: Runtime, deliveries: list[dict]) -> None:
+    from .errors import BrokerUnavailable
+
     if rt.settings.alerts_configured:
         for d in deliveries:
             if d.get("status") == "failed":
-                rt.queue.send_alert(d["id"])
+                try:
+                    rt.queue.send_alert(d["id"])
+                except BrokerUnavailable:  # the failed record is the truth; only its notice is lost
+                    return
+
+
+BROKER_DOWN = "queued; the broker is down, the sweeper will send it"
+
+
+def enqueue_or_leave_for_sweeper(rt: Runtime, items: list[tuple[str, str]]) -> str | None:
+    """Nudge each stored delivery. A broker that is down is no reason to undo a share: the records
+    are the truth, stay ``queued``, and the sweeper nudges them once it can — exactly once, as the
+    claim lets only one worker send. Returns the warning to show, or None."""
+    from .errors import BrokerUnavailable
+
+    for n, (delivery_id, account) in enumerate(items):
+        try:
+            rt.queue.enqueue(delivery_id, account=account)
+        except BrokerUnavailable as e:
+            for did, _ in items[n:]:
+                rt.store.transition(did, "queued", None, f"{e}; the sweeper will send it")
+            return f"{BROKER_DOWN} ({e})"
+    return None
 
 
 def resolve_when(rt: Runtime, at: str | datetime, tz: str | None = None) -> When:
@@ -331,6 +358,13 @@ def log(rt: Runtime, *, status: str | None = None, account: str | None = None, s
         known_account(rt, account)
     if not 1 <= limit <= 1000:
         raise InputError("limit", f"must be between 1 and 1000, got {limit}")
+    if cursor is not None:
+        from .store.shares import CURSOR
+
+        if not CURSOR.match(cursor):
+            raise InputError("cursor", "not a cursor sharer printed (use the next_cursor of the previous page)")
+    if since is not None and not (math.isfinite(since) and 0 <= since < 1e11):
+        raise InputError("since", "out of range")
     return rt.store.query(status=status, account=account, since=since, limit=limit, cursor=cursor)
 
 
@@ -375,7 +409,7 @@ def retry(rt: Runtime, delivery_id: str, *, confirmed: bool = False) -> Delivery
                                          "attempt_base": d.attempts})
     if not result.ok:
         raise InputError("delivery", f"{delivery_id} changed to {result.detail} meanwhile; nothing done")
-    rt.queue.enqueue(delivery_id, account=d.account)
+    enqueue_or_leave_for_sweeper(rt, [(delivery_id, d.account)])
     return delivery(rt, delivery_id)
 
 
@@ -518,7 +552,7 @@ def check_credentials(rt: Runtime, account: str, timeout: float = 5.0) -> Creden
     platform = get_platform(acc.platform)(acc)
     ctx = DeliveryContext(delivery_id=f"check-{account}", account=acc, session=rt.session,
                           timeout=min(timeout, rt.settings.http_timeout), redis=rt.redis, keys=rt.keys,
-                          media_rewrite=rt.settings.media_rewrite)
+                          media_rewrite=rt.settings.media_rewrite, fetch_policy=rt.settings.fetch_policy())
     try:
         return CredentialCheck(True, ctx.redact(platform.check_credentials(ctx)))
     except NotImplementedError:

@@ -52,6 +52,13 @@ def _tzinfo(zone_name: str) -> tzinfo:
 
 def parse_when(text: str, tz_name: str, now: float, field: str = "at") -> When:
     """``"2026-11-26 09:00"`` in ``tz_name``, or ISO 8601 with an offset. Errors name the problem."""
+    try:
+        return _parse_when(text, tz_name, now, field)
+    except (OverflowError, OSError):  # e.g. 9999-12-31T23:59-23:59: past the last representable instant
+        raise InputError(field, f"{text!r} is out of range") from None
+
+
+def _parse_when(text: str, tz_name: str, now: float, field: str = "at") -> When:
     if not isinstance(text, str) or not text.strip():
         raise InputError(field, "give a date and time, e.g. \"2026-11-26 09:00\"")
     m = _LOCAL.match(text)
@@ -78,7 +85,7 @@ def parse_when(text: str, tz_name: str, now: float, field: str = "at") -> When:
             raise InputError(field, f"cannot read {text!r}: use \"YYYY-MM-DD HH:MM\" or ISO 8601 with an "
                                     "offset") from None
         if parsed.tzinfo is None:
-            return parse_when(parsed.strftime("%Y-%m-%d %H:%M:%S"), tz_name, now, field)
+            return _parse_when(parsed.strftime("%Y-%m-%d %H:%M:%S"), tz_name, now, field)
         instant = parsed.astimezone(UTC)
         off = parsed.utcoffset() or timedelta(0)
         minutes = int(off.total_seconds() // 60)

@@ -1,22 +1,32 @@
 """The Celery layer: ``celery -A tasks worker`` and ``celery -A tasks beat``.
 
 Thin on purpose: each task calls one function of the ``sharer`` core. Configuration is read when
-Celery first needs it (``on_configure``), never at import.
+Celery first needs it (``on_configure``), never at import. A config error there stops the process
+with the CLI's one-line message and exit code 2: Celery would otherwise swallow it and run on its own
+defaults (``amqp://guest@localhost``, queue ``celery``) — a worker that says ``ready`` and delivers
+nothing.
 """
 
 from __future__ import annotations
 
-from celery import Celery
+import os
+import sys
+
+from celery import Celery, signals
 
 app = Celery("sharer")
 
 
 @app.on_configure.connect
 def _configure(sender: Celery, **_: object) -> None:
+    from sharer.errors import ConfigError
     from sharer.queue import celery_settings
     from sharer.runtime import get_runtime
 
-    settings = get_runtime().settings
+    try:
+        settings = get_runtime().settings
+    except ConfigError as e:
+        _refuse(e)
     sender.conf.update(celery_settings(settings))
     sender.conf.beat_schedule = {
         # release due scheduled posts (and long retry waits); several beats may run: it is atomic
@@ -26,6 +36,34 @@ def _configure(sender: Celery, **_: object) -> None:
         # enforce [log] retention_days
         "purge-old-deliveries": {"task": "sharer.purge", "schedule": 3600.0},
     }
+
+
+def _refuse(error: Exception) -> None:
+    """Exit now, the CLI's way: one line, exit 2. ``os._exit``: Celery catches SystemExit here."""
+    sys.stderr.write(f"error: {error}\n")
+    sys.stderr.flush()
+    os._exit(2)
+
+
+_heartbeat = None
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender=None, **_: object) -> None:
+    """Beat in Redis for /healthz (sharer.heartbeat), for every queue this worker consumes."""
+    global _heartbeat
+    from sharer.heartbeat import Heartbeat
+    from sharer.runtime import get_runtime
+
+    rt = get_runtime()
+    queues = sorted(q.name for q in sender.task_consumer.queues) if sender is not None else [rt.settings.queue]
+    _heartbeat = Heartbeat(rt.redis, rt.settings.prefix, sender.hostname if sender else "worker", queues).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**_: object) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
 
 
 from . import jobs  # noqa: E402,F401  (registers the tasks on `app`)

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import requests
 
 from sharer.errors import ArticleError
-from sharer.loaders import MAX_BYTES, fetch_article, load_article, parse_html
+from sharer.fetch import FetchPolicy
+from sharer.loaders import MAX_BYTES, Limits, fetch_article, is_byline, load_article, parse_html
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PAGE = EXAMPLES / "baic-catl-page.html"
@@ -240,6 +240,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send(404, "text/html", b"not here")
 
 
+LOCAL = Limits(policy=FetchPolicy.build(hosts=["127.0.0.1"]))  # the test server is "the operator's own"
+
+
 @pytest.fixture(scope="module")
 def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -251,7 +254,7 @@ def server():
 
 
 def test_fetch_example_page(server):
-    article = load_article(f"{server}/en/story")
+    article = load_article(f"{server}/en/story", limits=LOCAL)
     assert article.title.startswith("BAIC GROUP and CATL")
     assert article.url == "https://news.example.com/en/2023/03/13/baic-catl-cooperation"
     assert "Share To" not in article.body_html and "Copyright" not in article.body_html
@@ -259,7 +262,7 @@ def test_fetch_example_page(server):
 
 
 def test_fetch_follows_redirect_and_resolves_against_final_url(server):
-    article = fetch_article(f"{server}/moved")
+    article = fetch_article(f"{server}/moved", limits=LOCAL)
     assert article.url == f"{server}/relative"
     assert f'src="{server}/images/x.png"' in article.body_html
 
@@ -272,22 +275,81 @@ def test_fetch_follows_redirect_and_resolves_against_final_url(server):
     ("/loop", "url", "more than 5 redirects"),
 ])
 def test_fetch_errors(server, path, field, words):
-    error = load_error(f"{server}{path}")
+    error = load_error(f"{server}{path}", limits=LOCAL)
     assert error.field == field and words in error.problem, str(error)
 
 
-def test_fetch_keeps_callers_session_settings(server):
-    session = requests.Session()
-    session.max_redirects = 30
-    with pytest.raises(ArticleError):
-        load_article(f"{server}/loop", session=session)
-    assert session.max_redirects == 30
+def test_fetching_an_internal_address_is_refused_by_default(server):
+    port = server.rsplit(":", 1)[1]
+    for url in (f"{server}/en/story", f"http://127.1:{port}/en/story", f"http://2130706433:{port}/en/story",
+                f"http://localhost:{port}/en/story"):
+        error = load_error(url)
+        assert error.field == "url" and "refused:" in error.problem and "loopback" in error.problem, str(error)
 
 
 def test_fetch_connection_refused_is_a_clear_error():
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens on it
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    error = load_error(f"http://127.0.0.1:{port}/")
+    error = load_error(f"http://127.0.0.1:{port}/", limits=LOCAL)
     assert error.field == "url" and error.problem.startswith("cannot connect:")
     assert "Traceback" not in str(error) and "HTTPConnectionPool" not in str(error)
+
+
+# --- bounds: size, nesting ------------------------------------------------------------------------
+
+
+def test_a_file_over_the_cap_is_refused_before_parsing(tmp_path):
+    path = write(tmp_path, "huge.json", b'{"title": "T", "url": "https://x.example/a", "body": "' + b"x" * 4096 + b'"}')
+    error = load_error(path, limits=Limits(max_bytes=2048))
+    assert error.field == "(file)" and "larger than" in error.problem and "[articles] max_bytes" in error.problem
+    big = write(tmp_path, "big.html", b"<p>" + b"x" * (MAX_BYTES + 10))
+    assert "larger than 5 MB" in load_error(big).problem
+
+
+@pytest.mark.parametrize("name, text, field", [
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "(document)"),
+    ("deep-obj.json", '{"a":' * 100_000 + "1" + "}" * 100_000, "(document)"),
+    ("deep-body.json", '{"title": "T", "url": "https://x.example/a", "body_html": "' + "<b>" * 100_000 + '"}',
+     "body_html"),
+    ("deep.html", "<html><body><article><p>x</p>" + "<div>" * 100_000 + "</article></body></html>", "(page)"),
+])
+def test_deep_nesting_is_refused_quickly(tmp_path, name, text, field):
+    import time
+
+    started = time.monotonic()
+    error = load_error(write(tmp_path, name, text))
+    assert error.field == field and "nested" in error.problem, str(error)
+    assert time.monotonic() - started < 3
+
+
+def test_ordinary_nesting_and_unclosed_paragraphs_still_load():
+    body = "<div>" * 20 + "<p>one<p>two<ul><li>a<li>b</ul>" + "</div>" * 20 + "<p>" * 500
+    page = f"<html><body><article><h1>T</h1>{body}</article></body></html>"
+    assert "one" in parse_html(page, source="p", url="https://x.example/a").body_html
+
+
+# --- bylines --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", ["By Jane Doe · 27 May 2026 · 4 min read", "5 min read", "By Jane Doe",
+                                  "Published 27 May 2026", "May 27, 2026 | 3 minute read", "2026-05-27 10:00",
+                                  "作者：张三 · 2026年5月27日 · 4 分钟阅读"])
+def test_byline_lines(line):
+    assert is_byline(line)
+
+
+@pytest.mark.parametrize("line", ["By 2030 the company will build a million cars.", "By Tuesday the deal was done.",
+                                  "The minister spoke for 5 min read from notes, then left early today.",
+                                  "On March 13th, BAIC GROUP and CATL signed"])
+def test_sentences_are_not_bylines(line):
+    assert not is_byline(line)
+
+
+def test_html_loader_drops_the_byline_at_the_top():
+    page = """<html><head><meta property="og:title" content="Story"></head><body><article><h1>Story</h1>
+    <p class="lead">By Jane Doe · 27 May 2026 · 4 min read</p><p>The real first paragraph.</p>
+    <p>By 2030 the plant will be finished.</p></article></body></html>"""
+    body = parse_html(page, source="p", url="https://x.example/a").body_html
+    assert "Jane Doe" not in body and "min read" not in body
+    assert body.index("The real first paragraph.") < body.index("By 2030 the plant")

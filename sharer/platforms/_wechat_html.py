@@ -9,20 +9,17 @@ whose type is checked by Content-Type and by magic bytes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import nh3
-import requests
 from bs4 import BeautifulSoup, Tag
 
 from ..article import ALLOWED_TAGS
 from ..errors import PermanentError, TransientError
-from ..media import EXTENSIONS, Image, rewrite, sniff
+from ..media import EXTENSIONS, Image, guarded_get, sniff
 from ..text import count_chars, count_utf8_bytes, trim
-from .base import send
 
 if TYPE_CHECKING:
     from .base import DeliveryContext
@@ -146,29 +143,16 @@ def download_image(ctx: DeliveryContext, url: str, what: str, max_bytes: int, al
     The declared Content-Type and the magic bytes must both say it is one of ``allowed``. A server or
     network failure is transient; a missing, oversized or wrongly typed image is permanent.
     """
-    deadline = time.monotonic() + 2 * ctx.timeout
-    resp = send(ctx, "GET", rewrite(url, ctx.media_rewrite), stream=True, idempotent=True,
-                headers={"Accept": "image/*"})
-    with resp:
-        if resp.status_code != 200:
-            cls = TransientError if resp.status_code >= 500 or resp.status_code in (408, 429) else PermanentError
-            raise cls(ctx.redact(f"{what} {url} could not be downloaded (HTTP {resp.status_code})"),
-                      status=resp.status_code)
-        declared = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    def check(resp) -> None:  # before the body is read
+        if resp.status != 200:
+            cls = TransientError if resp.status >= 500 or resp.status in (408, 429) else PermanentError
+            raise cls(ctx.redact(f"{what} {url} could not be downloaded (HTTP {resp.status})"), status=resp.status)
+        declared = resp.content_type
         if declared not in _DECLARED_OK:
             raise PermanentError(ctx.redact(f"{what} {url} is not an image WeChat accepts (Content-Type {declared})"))
-        if int(resp.headers.get("Content-Length") or 0) > max_bytes:
-            raise PermanentError(ctx.redact(f"{what} {url} is over WeChat's {max_bytes:,}-byte limit"))
-        data = bytearray()
-        try:
-            for chunk in resp.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise PermanentError(ctx.redact(f"{what} {url} is over WeChat's {max_bytes:,}-byte limit"))
-                if time.monotonic() > deadline:
-                    raise TransientError(ctx.redact(f"{what} {url} downloads too slowly"))
-        except requests.RequestException:
-            raise TransientError(ctx.redact(f"{what} {url}: the download was interrupted")) from None
+
+    # the guarded fetcher (sharer.fetch via media.guarded_get): a body image is a user-supplied URL
+    data = guarded_get(ctx, url, max_bytes=max_bytes, deadline=2 * ctx.timeout, on_headers=check, what=what).body
     ctype = sniff(bytes(data))
     if ctype not in allowed:
         kinds = "/".join(EXTENSIONS[a] for a in allowed)

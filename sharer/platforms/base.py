@@ -98,6 +98,7 @@ class DeliveryContext:
     # may then be an earlier one, from before that moment)
     window_start: float | None = None
     duplicate: bool = False
+    fetch_policy: Any = None  # sharer.fetch.FetchPolicy for user-supplied URLs (images); None = strict
 
     def step(self, message: str) -> None:
         """Record a visible progress line in the delivery's event log."""

@@ -14,14 +14,16 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from .. import service
 from ..article import Article
-from ..errors import ArticleError, ComposeError, ConfigError, InputError
-from ..loaders import MAX_BYTES, load_article
+from ..errors import ArticleError, ComposeError, ConfigError, FetchError, InputError
+from ..loaders import Limits, load_article
 from ..platforms import get_platform
 from ..runtime import Runtime
 from . import i18n, present, previews
@@ -46,7 +48,22 @@ from .sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from .views import article_from, from_local_input, known_accounts
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(language)])
-BAD = (ArticleError, ComposeError, InputError, ConfigError)
+HASH_THREADS = 2
+_limiters: dict[int, anyio.CapacityLimiter] = {}
+
+
+def _hash_limiter() -> anyio.CapacityLimiter:
+    """One limiter per event loop (anyio objects belong to the loop that made them)."""
+    import asyncio
+
+    key = id(asyncio.get_running_loop())
+    if key not in _limiters:
+        _limiters.clear()
+        _limiters[key] = anyio.CapacityLimiter(HASH_THREADS)
+    return _limiters[key]
+
+
+BAD = (ArticleError, ComposeError, InputError, ConfigError, FetchError)
 
 
 def too_many(wait: int) -> str:
@@ -64,8 +81,8 @@ async def login(request: Request, ctx: Ctx) -> Response:
     nxt = safe_next(str(form.get("next") or ""))
     if not ctx.sessions.check_login_csrf(request.cookies.get(LOGIN_CSRF_COOKIE), str(form.get("csrf_token") or "")):
         return login_page(ctx, request, nxt, N_("The sign-in form expired; please try again."), 403)
-    ip = request.client.host if request.client else "-"
-    wait = ctx.limiter.blocked_for(user, ip)
+    ip = request.client.host if request.client else "-"  # the real peer, or a trusted proxy's client
+    wait = await run_in_threadpool(ctx.limiter.blocked_for, user, ip)
     if wait:
         resp = login_page(ctx, request, nxt, too_many(wait), 429)
         resp.headers["Retry-After"] = str(wait)
@@ -73,11 +90,15 @@ async def login(request: Request, ctx: Ctx) -> Response:
     from .users import verify_password
 
     known = ctx.web.user(user)
-    if not verify_password(known.password_hash if known else None, password) or known is None:
-        ctx.limiter.failed(user, ip)
+    # argon2 is slow and memory-hard on purpose: verified in worker threads, never on the event loop, at
+    # most HASH_THREADS at once (48 parallel sign-ins must not take every thread or gigabytes of memory)
+    ok = await anyio.to_thread.run_sync(verify_password, known.password_hash if known else None, password,
+                                        limiter=_hash_limiter())
+    if not ok or known is None:
+        await run_in_threadpool(ctx.limiter.failed, user, ip)
         return login_page(ctx, request, nxt, N_("Wrong user name or password."), 401)
-    ctx.limiter.reset(user, ip)
-    session = ctx.sessions.create(known.name)
+    await run_in_threadpool(ctx.limiter.reset, user, ip)
+    session = await run_in_threadpool(ctx.sessions.create, known.name)
     done = RedirectResponse(nxt, 303)
     done.set_cookie(SESSION_COOKIE, session.id, max_age=int(ctx.web.session_seconds), httponly=True,
                     samesite="lax", secure=request.url.scheme == "https", path="/")
@@ -101,11 +122,12 @@ async def load(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     form = await checked_form(request, who)
     upload = request.state.form.get("file")
     url = (form.get("source_url") or [""])[0].strip() or None
+    limits = Limits.of(ctx.rt.settings)
     try:
         if isinstance(upload, UploadFile) and upload.filename:
-            article = await _load_upload(upload, url)
-        elif url:
-            article = load_article(url)
+            article = await _load_upload(upload, url, limits)
+        elif url:  # the guarded fetcher, in a worker thread: a slow site never stalls other requests
+            article = await run_in_threadpool(load_article, url, limits=limits)
         else:
             raise InputError("file", N_("choose a file or give a URL"))
     except BAD as e:
@@ -113,16 +135,26 @@ async def load(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     return compose_page(ctx, request, who, article=article.to_dict(), notice=loaded(article.title))
 
 
-async def _load_upload(upload: UploadFile, url: str | None) -> Article:
-    name = Path(upload.filename or "article").name
-    data = await upload.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise ArticleError(name, "(file)", "larger than 5 MB")
+async def _load_upload(upload: UploadFile, url: str | None, limits: Limits) -> Article:
+    raw_name = upload.filename or "article"
+    if any(ord(c) < 32 or ord(c) == 127 for c in raw_name):
+        raise InputError("file", "the file name contains control characters (e.g. NUL); rename the file")
+    name = Path(raw_name).name[:200]
+    data = await upload.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise ArticleError(name, "(file)", f"larger than {limits.max_bytes / 1024 / 1024:g} MB")
+    return await run_in_threadpool(_load_bytes, name, data, url, limits)
+
+
+def _load_bytes(name: str, data: bytes, url: str | None, limits: Limits):
+    suffix = Path(name).suffix.lower()
+    if not suffix.isascii() or not suffix[1:].isalnum():
+        suffix = suffix if suffix == "" else ".unknown"
     with tempfile.TemporaryDirectory(prefix="sharer-upload-") as tmp:
-        path = Path(tmp) / ("upload" + Path(name).suffix.lower())
+        path = Path(tmp) / ("upload" + suffix)
         path.write_bytes(data)
         try:
-            return load_article(str(path), url=url)
+            return load_article(str(path), url=url, limits=limits)
         except ArticleError as e:  # name the editor's file, not our temporary copy
             raise ArticleError(name, e.field, e.problem) from None
 
@@ -164,9 +196,10 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
         at = from_local_input(state["at"]) if when == "at" else None
         if step != "confirm":
             return confirm_page(ctx, request, who, art, accounts, texts, state, at, form)
-        result = service.share(ctx.rt, art, accounts, texts or None, idempotency_key=state["idempotency_key"],
-                               force=state["force"], at=at, tz=state["tz"] or None, next_slot=when == "next_slot",
-                               shared_by=who.user.name, scope=f"user:{who.user.name}")
+        result = await run_in_threadpool(
+            service.share, ctx.rt, art, accounts, texts or None, idempotency_key=state["idempotency_key"],
+            force=state["force"], at=at, tz=state["tz"] or None, next_slot=when == "next_slot",
+            shared_by=who.user.name, scope=f"user:{who.user.name}")
     except BAD as e:
         return compose_page(ctx, request, who, article=article, form=state, error=error_message(e), status=422)
     # an earlier share returned (same key or same article): say so on the share page. Results may also
@@ -228,9 +261,9 @@ def recent_shares(rt: Runtime, art: Article, accounts: list[str]) -> list[dict[s
 async def _delivery_action(request: Request, ctx: Ctx, who: PageEditor, delivery_id: str,
                            action: Callable[[dict[str, str]], object]) -> Response:
     form = await checked_form(request, who)
-    d = service.delivery(ctx.rt, delivery_id)
+    d = await run_in_threadpool(service.delivery, ctx.rt, delivery_id)
     try:
-        action({k: v[-1] for k, v in form.items()})
+        await run_in_threadpool(action, {k: v[-1] for k, v in form.items()})
     except BAD as e:
         return share_page(ctx, request, who, d.share_id, error=error_message(e), status=409)
     return RedirectResponse(f"/shares/{d.share_id}", 303)
@@ -260,7 +293,7 @@ async def cancel_share(share_id: str, request: Request, ctx: Ctx, who: PageEdito
     form = await checked_form(request, who)
     if not share_id.startswith("sh_"):
         raise HTTPException(404, f"no share with id {share_id!r}")
-    service.cancel(ctx.rt, share_id)
+    await run_in_threadpool(service.cancel, ctx.rt, share_id)
     return RedirectResponse(safe_next((form.get("back") or [""])[0] or f"/shares/{share_id}"), 303)
 
 
@@ -273,7 +306,8 @@ async def reschedule(share_id: str, request: Request, ctx: Ctx, who: PageEditor)
     try:
         if not one.get("at"):
             raise InputError("at", N_("give the new date and time"))
-        service.reschedule(ctx.rt, share_id, from_local_input(one["at"]), one.get("tz") or None)
+        await run_in_threadpool(service.reschedule, ctx.rt, share_id, from_local_input(one["at"]),
+                                one.get("tz") or None)
     except BAD as e:
         return schedule_page(ctx, request, who, error=f"{share_id}: {error_message(e)}", status=422)
     return RedirectResponse(safe_next(one.get("back") or "/schedule"), 303)

@@ -6,6 +6,7 @@ record's current status does not allow 409; anonymous 401; a viewer writing 403.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -214,24 +215,38 @@ async def wechat_events(account: str, request: Request, ctx: Ctx) -> Response:
 
 
 @health.get("/healthz", response_model=s.Health, responses={503: {"model": s.Health}})
-def healthz(ctx: Ctx, response: Response) -> dict:
-    """Redis answers, and at least one worker consuming our queue answers a Celery ping (1 s)."""
+async def healthz(request: Request, ctx: Ctx, response: Response) -> dict:
+    """Redis answers, and at least one worker consuming our queue beat in Redis within the last 15 s
+    (``sharer.heartbeat``): one Redis read on an async client with a 1 s timeout — no Celery round trip,
+    and no thread, so it answers even while every worker thread is busy."""
+    from ..heartbeat import FRESH, key
+
     rt = ctx.rt
+    workers: list[str] = []
     try:
-        redis_ok = bool(rt.redis.ping())
+        client = _health_redis(request, rt.settings.redis_url)
+        names = await client.zrangebyscore(key(rt.settings.prefix, rt.settings.queue), time.time() - FRESH, "+inf")
+        workers = sorted(n.decode() if isinstance(n, bytes) else n for n in names)
+        redis_ok = True
     except Exception:
         redis_ok = False
-    workers: list[str] = []
-    if redis_ok:
-        try:
-            replies = rt.queue.app.control.inspect(timeout=1.0).active_queues() or {}
-        except Exception:
-            replies = {}
-        workers = sorted(name for name, queues in replies.items()
-                         if any(q.get("name") == rt.settings.queue for q in queues or []))
     ok = redis_ok and bool(workers)
     response.status_code = 200 if ok else 503
     return {"status": "ok" if ok else "degraded", "redis": redis_ok, "workers": workers}
+
+
+def _health_redis(request: Request, url: str):
+    """One async Redis client per event loop (a client belongs to the loop it was made on)."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    loop = id(asyncio.get_running_loop())
+    cached = getattr(request.app.state, "health_redis", None)
+    if cached is None or cached[0] != loop:
+        cached = (loop, aioredis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1))
+        request.app.state.health_redis = cached
+    return cached[1]
 
 
 def _share_id(share_id: str) -> None:

@@ -6,6 +6,7 @@ demo user or the ``sandbox:`` secret key is a ``ConfigError`` naming the key.
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from importlib.metadata import PackageNotFoundError, version
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..clock import iso
 from ..config import Settings, load_settings
-from ..errors import ArticleError, ComposeError, ConfigError, InputError, NotFound
+from ..errors import ArticleError, BrokerUnavailable, ComposeError, ConfigError, FetchError, InputError, NotFound
 from ..redact import redact
 from ..runtime import Runtime
 from . import actions, api, i18n, pages, present, sse
@@ -63,10 +64,16 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
                                Tokens(rt.redis, rt.settings.prefix), LoginLimiter(rt.redis, rt.settings.prefix),
                                templates)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.state.sse = sse.StreamLimits(web.sse_per_user, web.sse_total)
     for router in (api.health, api.router, sse.router, pages.router, actions.router):
         app.include_router(router)
     _errors(app)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=web.max_body_bytes)  # outermost of ours: before auth and parsing
+    if web.trusted_proxies:  # X-Forwarded-For/-Proto believed only from these peers (never by default)
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(web.trusted_proxies))
     return app
 
 
@@ -111,6 +118,8 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):  # FastAPI's JSON body reader
+            return _problem(request, 422, _field("body", "is nested too deeply", "value_error"))
         return _problem(request, exc.status_code, exc.detail, getattr(exc, "headers", None))
 
     @app.exception_handler(LoginRequired)
@@ -146,9 +155,21 @@ def _errors(app: FastAPI) -> None:
         message = str(exc).replace(f"{ctx.rt.settings.path}: ", "")
         return _problem(request, 422, _field("accounts", message, "value_error"))
 
-    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.RedisError)
     async def no_redis(request: Request, exc: Exception) -> Response:
-        return _problem(request, 503, "cannot reach Redis; try again shortly")
+        return _problem(request, 503, "cannot reach Redis (or it did not answer in time); try again shortly")
+
+    @app.exception_handler(BrokerUnavailable)
+    async def no_broker(request: Request, exc: Exception) -> Response:
+        return _problem(request, 503, str(exc))
+
+    @app.exception_handler(FetchError)
+    async def bad_fetch(request: Request, exc: FetchError) -> Response:
+        return _problem(request, 422, _field("url", str(exc), "fetch_error"))
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: Exception) -> Response:
+        return _problem(request, 422, _field("body", "is nested too deeply", "value_error"))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -161,10 +182,13 @@ def _errors(app: FastAPI) -> None:
 
 
 class SecurityHeaders:
-    """CSP and friends on every response (pure ASGI: leaves the SSE stream unbuffered)."""
+    """CSP and friends on every response (pure ASGI: leaves the SSE stream unbuffered); every response
+    but the static assets also says ``Cache-Control: no-store``, so no signed-in page or API answer is
+    kept by a browser or a shared cache."""
 
     HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
+    NO_STORE = (b"cache-control", b"no-store")
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -174,11 +198,72 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        static = scope.get("path", "").startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + self.HEADERS
+                headers = list(message.get("headers", []))
+                if not static and not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append(self.NO_STORE)
+                message["headers"] = headers + self.HEADERS
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
+
+
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so FastAPI's body reader lets it through to the 413 handler."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(413, f"request body larger than {max_bytes / 1024 / 1024:g} MB ([web] max_body_bytes)")
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 before anything reads them: a declared
+    Content-Length is checked first, and the stream is counted as it arrives (chunked uploads), so an
+    anonymous 150 MB body is never buffered, parsed or authenticated."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.max_bytes:
+                    await self._refuse(scope, send)
+                    return
+        seen, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watch)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        problem = BodyTooLarge(self.max_bytes).detail
+        detail = [{"loc": ["body"], "field": "body", "msg": problem, "type": "too_large"}]
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close"), SecurityHeaders.NO_STORE, *SecurityHeaders.HEADERS]})
+        await send({"type": "http.response.body", "body": body})

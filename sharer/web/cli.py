@@ -45,11 +45,36 @@ def web_command(ctx: click.Context, host: str | None, port: int | None) -> None:
     settings = load_settings(_config(ctx))
     app = create_app(settings, host=host, port=port)
     web = app.state.web.web
+    _check_port_free(web.host, web.port, "--port" if port is not None else f"{web.path}: web.port")
     shown = f"[{web.host}]" if ":" in web.host else web.host
     click.echo(f"sharer web: http://{shown}:{web.port}/  (API schema: /openapi.json)", err=True)
-    uvicorn.run(app, host=web.host, port=web.port, proxy_headers=True,
-                forwarded_allow_ips=",".join(web.trusted_proxies), timeout_graceful_shutdown=3,
-                log_level="info")
+    uvicorn.Server(server_config(app, web.host, web.port)).run()
+
+
+def server_config(app, host: str, port: int, log_level: str = "info"):
+    """How `sharer web` runs uvicorn. Its own proxy-header handling is off (it would believe
+    X-Forwarded-For from loopback by default): the app does it, only for [web] trusted_proxies."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, timeout_graceful_shutdown=3,
+                          log_level=log_level)
+
+
+def _check_port_free(host: str, port: int, field: str) -> None:
+    """A busy port is bad input named in one line, not uvicorn's start-up error."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise InputError(field, f"cannot resolve host {host!r}") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(addr)
+        except OSError as e:
+            raise InputError(field, f"cannot listen on {host}:{port}: {(e.strerror or str(e)).lower()}") from None
 
 
 @click.group("user")

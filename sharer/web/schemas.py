@@ -7,10 +7,11 @@ can grow (e.g. scheduling fields) without breaking clients.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import article as A
 from ..store.deliveries import STATUSES
 
 _status_doc = "one of: " + ", ".join(STATUSES)
@@ -21,15 +22,15 @@ class ArticleIn(BaseModel):
     """The article, as in a ``.json`` article file. ``body_html`` is sanitised on arrival."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(max_length=1000)
-    url: str = Field(max_length=4000, pattern=HTTP_URL, description="http(s) URL of the article")
-    summary: str = Field("", max_length=20_000)
-    body_html: str = Field("", max_length=2_000_000)
-    image: str | None = Field(None, max_length=4000, pattern=HTTP_URL)
-    author: str | None = Field(None, max_length=200)
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    title: str = Field(max_length=A.MAX_TITLE)
+    url: str = Field(max_length=A.MAX_URL, pattern=HTTP_URL, description="http(s) URL of the article")
+    summary: str = Field("", max_length=A.MAX_SUMMARY)
+    body_html: str = Field("", max_length=A.MAX_BODY)
+    image: str | None = Field(None, max_length=A.MAX_URL, pattern=HTTP_URL)
+    author: str | None = Field(None, max_length=A.MAX_AUTHOR)
+    tags: list[Annotated[str, Field(max_length=A.MAX_TAG)]] = Field(default_factory=list, max_length=A.MAX_TAGS)
     published_at: str | None = Field(None, max_length=64, description="ISO 8601 with a time zone offset")
-    lang: str | None = Field(None, max_length=35)
+    lang: str | None = Field(None, max_length=A.MAX_LANG)
 
 
 class PreviewRequest(BaseModel):

@@ -29,7 +29,9 @@ USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
 # The passwords of the shipped config's demo users (docs/web.md). Loopback only, enforced.
 DEMO_PASSWORDS = ("demo-editor", "demo-viewer")
-_WEB_KEYS = {"secret_key", "host", "port", "session_hours", "trusted_proxies", "language"}
+_WEB_KEYS = {"secret_key", "host", "port", "session_hours", "trusted_proxies", "language", "max_body_bytes",
+             "sse_per_user", "sse_total"}
+DEFAULT_MAX_BODY = 8 * 1024 * 1024  # a 5 MB article upload or a 2 MB body with the form around it
 _USER_KEYS = {"role", "password_hash"}
 
 
@@ -51,9 +53,12 @@ class WebSettings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     session_seconds: float = 12 * 3600.0
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    trusted_proxies: tuple[str, ...] = ()  # none: X-Forwarded-* are ignored unless a proxy is named
     users: dict[str, User] = field(default_factory=dict)
     language: str = DEFAULT_LANGUAGE  # pages' language when neither the user nor the browser chose one
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    sse_per_user: int = 4
+    sse_total: int = 200
 
     def user(self, name: str | None) -> User | None:
         return self.users.get(name) if name else None
@@ -104,16 +109,29 @@ def load_web_settings(settings: Settings, host: str | None = None, port: int | N
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(f"{p}: web.port: must be a port number")
     hours = raw.get("session_hours", 12)
-    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 24 * 30:
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 24 * 30 \
+            or hours != hours:
         raise ConfigError(f"{p}: web.session_hours: must be a number of hours (at most 720)")
-    proxies = raw.get("trusted_proxies", ["127.0.0.1"])
+    proxies = raw.get("trusted_proxies", [])
     if not isinstance(proxies, list) or not all(isinstance(x, str) for x in proxies):
         raise ConfigError(f"{p}: web.trusted_proxies: must be a list of addresses")
     language = raw.get("language", DEFAULT_LANGUAGE)
     if not isinstance(language, str) or normalise(language) is None:
         raise ConfigError(f"{p}: web.language: must be one of {', '.join(LANGUAGES)}, got {language!r}")
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"{p}: web.trusted_proxies: {proxy!r} is not an address or network") from None
+    limits = {}
+    for key, default, low in (("max_body_bytes", DEFAULT_MAX_BODY, 64 * 1024), ("sse_per_user", 4, 1),
+                              ("sse_total", 200, 1)):
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{p}: web.{key}: must be a whole number of at least {low}")
+        limits[key] = value
     return WebSettings(p, _secret_key(settings, host, env), host, port, float(hours) * 3600, tuple(proxies),
-                       parse_users(settings), normalise(language) or DEFAULT_LANGUAGE)
+                       parse_users(settings), normalise(language) or DEFAULT_LANGUAGE, **limits)
 
 
 def check_bind(web: WebSettings) -> None:

@@ -73,6 +73,8 @@ def parse_bound(value: str | None, tz: str, field: str, *, end: bool = False) ->
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InputError(field, f"expected YYYY-MM-DD or an ISO 8601 date-time, got {value!r}") from None
+    except (OverflowError, OSError):  # 9999-12-31 as an inclusive end: the next day does not exist
+        raise InputError(field, f"{value!r} is out of range") from None
     if dt.tzinfo is None:
         raise InputError(field, "a date-time needs a time zone offset (e.g. +08:00) or Z")
     try:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .connections import UrlError, check_broker_url, check_data_url, safe_url
 from .errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/sharer.toml")
@@ -102,6 +103,11 @@ class Settings:
     max_lateness: float = 900.0
     duplicate_window: float = 86400.0
     visibility_timeout: int = 3600
+    queue_per_platform: bool = False  # one delivery queue per platform: <queue>.<platform id>
+    metrics_worker_port: int | None = None  # [metrics] worker_port: each worker's /metrics (None = off)
+    metrics_worker_host: str = "127.0.0.1"
+    metrics_token: Secret | None = None  # [metrics] token: the web app's /metrics wants this bearer token
+    log_format: str = "text"  # [log] format: "text" or "json" (one JSON object per line)
     accounts: dict[str, Account] = field(default_factory=dict)
     alert_webhook: str | None = None
     alert_secret: Secret | None = None
@@ -125,7 +131,7 @@ class Settings:
 # --- loading -------------------------------------------------------------------------------------
 
 _TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts", "media", "web",
-             "users", "sandbox"}
+             "users", "sandbox", "metrics"}
 _ACCOUNT_KEYS = {
     "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
     "timezone", "slots", "min_spacing_minutes", "max_lateness_minutes", "alerts",
@@ -138,7 +144,8 @@ def config_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Read and validate the config. Environment overrides: SHARER_REDIS_URL, SHARER_BROKER_URL."""
+    """Read and validate the config. Environment overrides: SHARER_REDIS_URL, SHARER_BROKER_URL,
+    SHARER_METRICS_PORT."""
     env = dict(os.environ if env is None else env)
     p = config_path(path)
     try:
@@ -157,9 +164,11 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     redis = _table(raw, "redis", p)
     _no_unknown(redis, {"url", "prefix"}, p, "redis")
     celery = _table(raw, "celery", p)
-    _no_unknown(celery, {"broker_url", "queue", "visibility_timeout"}, p, "celery")
+    _no_unknown(celery, {"broker_url", "queue", "visibility_timeout", "queue_per_platform"}, p, "celery")
     log = _table(raw, "log", p)
-    _no_unknown(log, {"retention_days"}, p, "log")
+    _no_unknown(log, {"retention_days", "format"}, p, "log")
+    metrics = _table(raw, "metrics", p)
+    _no_unknown(metrics, {"worker_port", "worker_host", "token"}, p, "metrics")
     defaults = _table(raw, "defaults", p)
     _no_unknown(defaults, {"timezone", "max_lateness_minutes"}, p, "defaults")
     delivery = _table(raw, "delivery", p)
@@ -179,9 +188,24 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
 
     redis_url = env.get("SHARER_REDIS_URL") or _str(redis, "url", p, "redis", DEFAULT_REDIS_URL)
     broker_url = env.get("SHARER_BROKER_URL") or _str(celery, "broker_url", p, "celery", redis_url)
-    for key, url in (("redis.url", redis_url), ("celery.broker_url", broker_url)):
-        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(f"{p}: {key}: must be a redis:// URL, got {url!r}")
+    for key, url, check in (("redis.url", redis_url, check_data_url),
+                            ("celery.broker_url", broker_url, check_broker_url)):
+        try:
+            check(url)
+        except UrlError as e:
+            raise ConfigError(f"{p}: {key}: {e} (got {safe_url(url)!r})") from None
+    log_format = _str(log, "format", p, "log", "text")
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{p}: log.format: must be \"text\" or \"json\", got {log_format!r}")
+    per_platform = celery.get("queue_per_platform", False)
+    if not isinstance(per_platform, bool):
+        raise ConfigError(f"{p}: celery.queue_per_platform: must be true or false")
+    worker_port = metrics.get("worker_port")
+    if env.get("SHARER_METRICS_PORT"):  # several workers on one box: each its own port
+        worker_port = int(env["SHARER_METRICS_PORT"]) if env["SHARER_METRICS_PORT"].isdigit() else -1
+    if worker_port is not None and (isinstance(worker_port, bool) or not isinstance(worker_port, int)
+                                    or not 0 < worker_port < 65536):
+        raise ConfigError(f"{p}: metrics.worker_port (or SHARER_METRICS_PORT): must be a TCP port number (1-65535)")
     tz = _str(defaults, "timezone", p, "defaults", "UTC")
     _check_zone(tz, p, "defaults.timezone")
 
@@ -200,6 +224,9 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         accounts[name] = _account(name, acc, p, resolver, default_retry)
 
     alert_webhook, alert_secret = _alerts(alerts, p, "alerts", resolver)
+    metrics_token = None
+    if "token" in metrics:
+        metrics_token = resolver.resolve(metrics["token"], "metrics.token", "https://metrics.invalid/")
     return Settings(
         path=p,
         redis_url=redis_url,
@@ -207,6 +234,11 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         prefix=_str(redis, "prefix", p, "redis", "sharer"),
         queue=_str(celery, "queue", p, "celery", "sharer"),
         visibility_timeout=int(_num(celery, "visibility_timeout", p, "celery", 3600)),
+        queue_per_platform=per_platform,
+        metrics_worker_port=worker_port,
+        metrics_worker_host=_str(metrics, "worker_host", p, "metrics", "127.0.0.1"),
+        metrics_token=metrics_token,
+        log_format=log_format,
         retention_days=_num(log, "retention_days", p, "log", 90.0),
         timezone=tz,
         lease_seconds=lease,

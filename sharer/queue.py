@@ -13,6 +13,7 @@ from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 from .config import Settings
+from .connections import celery_broker, is_amqp
 
 DELIVER_TASK = "sharer.deliver"
 ALERT_TASK = "sharer.alert"
@@ -23,15 +24,59 @@ def control_queue(settings: Settings) -> str:
     return settings.queue + ".control"
 
 
+def platform_queue(settings: Settings, platform: str) -> str:
+    """``[celery] queue_per_platform``: deliveries to one platform wait in ``<queue>.<platform id>``."""
+    return f"{settings.queue}.{platform}"
+
+
+def delivery_queues(settings: Settings) -> list[str]:
+    """Every queue a delivery task can be sent to (all of them: any platform may be pinned)."""
+    if not settings.queue_per_platform:
+        return [settings.queue]
+    from .platforms import REGISTRY
+
+    return [settings.queue] + [platform_queue(settings, pid) for pid in REGISTRY]
+
+
+def queue_for(settings: Settings, account: str | None) -> str:
+    acc = settings.accounts.get(account) if (account and settings.queue_per_platform) else None
+    return platform_queue(settings, acc.platform) if acc is not None else settings.queue
+
+
+def _kombu_queue(name: str, amqp: bool) -> KombuQueue:
+    if not amqp:
+        # Each queue has its own exchange and routing key: sharing them would copy every message into both.
+        return KombuQueue(name, Exchange(name, type="direct"), routing_key=name)
+    # RabbitMQ: a quorum queue (replicated, durable, poison messages counted by the broker) behind a
+    # topic exchange — Celery's native delayed delivery, which carries our countdowns on quorum
+    # queues, routes only through topic exchanges.
+    return KombuQueue(name, Exchange(name, type="topic"), routing_key=name,
+                      queue_arguments={"x-queue-type": "quorum"})
+
+
 def celery_settings(settings: Settings) -> dict[str, Any]:
     """Chosen, not defaulted. Each line says why."""
+    broker_url, broker_extra = celery_broker(settings.broker_url)
+    amqp = is_amqp(settings.broker_url)
     transport = {
         # A task taken but not acknowledged within this many seconds is handed out again. Must exceed
         # the longest countdown we ever use (300 s) and the lease, or messages are duplicated.
         "visibility_timeout": settings.visibility_timeout,
     }
+    broker_transport = {**transport, **broker_extra}
+    queues = delivery_queues(settings) + [control_queue(settings)]
+    amqp_only: dict[str, Any] = {}
+    if amqp:
+        # Publisher confirms: send_task returns only once RabbitMQ has taken the message.
+        broker_transport["confirm_publish"] = True
+        amqp_only = {
+            # Quorum queues refuse a global QoS prefetch: Celery detects them and uses per-consumer QoS.
+            "worker_detect_quorum_queues": True,
+            "task_default_queue_type": "quorum",
+            "task_default_exchange_type": "topic",
+        }
     return {
-        "broker_url": settings.broker_url,
+        "broker_url": broker_url,
         # JSON only: a pickle payload from the broker is code execution waiting to happen.
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -47,22 +92,23 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         # Take one message at a time: a prefetched message sits unacked behind a slow post.
         "worker_prefetch_multiplier": 1,
         # The same visibility timeout in all three places Celery reads it from.
-        "broker_transport_options": transport,
+        "broker_transport_options": broker_transport,
         "result_backend_transport_options": transport,
         "visibility_timeout": settings.visibility_timeout,
         "task_default_queue": settings.queue,
         # Beat's own jobs (dispatch every second, sweep, purge) get a queue of their own, so a backlog
         # of deliveries never delays releasing scheduled posts. A plain `celery -A tasks worker`
         # consumes both; a busy installation runs a small extra worker with `-Q <queue>.control`.
-        # Each queue has its own exchange and routing key: sharing them would copy every message into both.
-        "task_queues": [KombuQueue(q, Exchange(q, type="direct"), routing_key=q)
-                        for q in (settings.queue, control_queue(settings))],
+        # With [celery] queue_per_platform, deliveries wait in one queue per platform, so a slow or
+        # rate-limited platform's backlog never sits in front of the others' (pin workers with -Q).
+        "task_queues": [_kombu_queue(q, amqp) for q in queues],
         "task_routes": {name: {"queue": control_queue(settings)} for name in CONTROL_TASKS},
         "task_create_missing_queues": True,
         "broker_connection_retry_on_startup": True,
         "worker_send_task_events": False,
         "enable_utc": True,
         "timezone": "UTC",
+        **amqp_only,
     }
 
 
@@ -78,8 +124,20 @@ class Queue:
                 version: int | None = None) -> None:
         """Nudge a delivery. The account name lets the worker apply its rate limit in the claim; the
         schedule version makes a task sent before a reschedule exit without sending."""
-        self.app.send_task(DELIVER_TASK, args=[delivery_id, account, version], queue=self.settings.queue,
+        self.app.send_task(DELIVER_TASK, args=[delivery_id, account, version],
+                           queue=queue_for(self.settings, account),
                            countdown=countdown if countdown and countdown > 0 else None)
+
+    def enqueue_many(self, deliveries: list[tuple[str, str | None]]) -> None:
+        """Nudge every delivery of a share with one broker round trip: kombu's producer batch buffers
+        the Redis LPUSHes into one pipeline (RabbitMQ publishes are streamed anyway, confirmed once)."""
+        if len(deliveries) == 1:
+            self.enqueue(deliveries[0][0], account=deliveries[0][1])
+            return
+        with self.app.producer_or_acquire() as producer, producer.batch():
+            for delivery_id, account in deliveries:
+                self.app.send_task(DELIVER_TASK, args=[delivery_id, account, None],
+                                   queue=queue_for(self.settings, account), producer=producer)
 
     def send_alert(self, delivery_id: str, account: str | None = None) -> None:
         """One alert task per configured target, so a failing receiver never repeats the other's."""

@@ -15,6 +15,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .config import Settings, load_settings
+from .connections import redis_client
 from .store.deliveries import DeliveryStore
 from .store.keys import Keys
 
@@ -30,8 +31,9 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
-                                    health_check_interval=30)
+        # redis:// or the current primary of a Sentinel group (sharer.connections)
+        return redis_client(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                            health_check_interval=30)
 
     @cached_property
     def keys(self) -> Keys:

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from . import metrics
 from .runtime import Runtime
 from .store.schedule import Released
 
@@ -36,6 +37,8 @@ def dispatch_due(rt: Runtime, batch: int = 500, at: float | None = None) -> Disp
         report.released += rows
         sent = []
         for r in rows:
+            if r.action in ("queued", "missed"):  # a scheduled post (not a long retry wait)
+                metrics.dispatched(r.lag)
             if r.action == "missed":
                 log.warning("delivery %s (%s) missed its slot by %.0f s: needs review", r.delivery_id,
                             r.account, r.lag)

@@ -164,8 +164,7 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
         share_record["shared_by"] = shared_by
     if when is None and not next_slot:
         records = rt.store.create_share(share_record, deliveries)
-        for d in sendable:
-            rt.queue.enqueue(d["id"], account=d["account"])
+        rt.queue.enqueue_many([(d["id"], d["account"]) for d in sendable])  # one broker round trip
         _alert_failed(rt, deliveries)
         return records
     taken: list[tuple[str, str]] = []

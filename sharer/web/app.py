@@ -28,6 +28,7 @@ from ..errors import ArticleError, ComposeError, ConfigError, InputError, NotFou
 from ..redact import redact
 from ..runtime import Runtime
 from . import actions, api, i18n, pages, present, sse
+from . import metrics as metrics_route
 from .auth import LoginRequired, WebContext, identify
 from .sessions import LoginLimiter, Sessions
 from .settings import WebSettings, check_bind, load_web_settings
@@ -63,7 +64,7 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
                                Tokens(rt.redis, rt.settings.prefix), LoginLimiter(rt.redis, rt.settings.prefix),
                                templates)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for router in (api.health, api.router, sse.router, pages.router, actions.router):
+    for router in (api.health, metrics_route.router, api.router, sse.router, pages.router, actions.router):
         app.include_router(router)
     _errors(app)
     app.add_middleware(SecurityHeaders)
@@ -79,7 +80,7 @@ def _version() -> str:
 
 def _is_api(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path in ("/healthz", "/openapi.json")
+    return path.startswith("/api/") or path in ("/healthz", "/openapi.json", "/metrics")
 
 
 def _problem(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:

@@ -47,9 +47,14 @@ def web_command(ctx: click.Context, host: str | None, port: int | None) -> None:
     web = app.state.web.web
     shown = f"[{web.host}]" if ":" in web.host else web.host
     click.echo(f"sharer web: http://{shown}:{web.port}/  (API schema: /openapi.json)", err=True)
+    json_logs = settings.log_format == "json"
+    if json_logs:  # uvicorn's own loggers then propagate to the root logger's JSON handler
+        from ..logs import configure
+
+        configure("json")
     uvicorn.run(app, host=web.host, port=web.port, proxy_headers=True,
                 forwarded_allow_ips=",".join(web.trusted_proxies), timeout_graceful_shutdown=3,
-                log_level="info")
+                log_level="info", **({"log_config": None} if json_logs else {}))
 
 
 @click.group("user")

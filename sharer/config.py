@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .connections import UrlError, check_broker_url, check_data_url, safe_url
+from .connections import UrlError, check_broker_url, check_data_url, is_sentinel, safe_url
 from .errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/sharer.toml")
@@ -107,6 +107,8 @@ class Settings:
     metrics_worker_port: int | None = None  # [metrics] worker_port: each worker's /metrics (None = off)
     metrics_worker_host: str = "127.0.0.1"
     metrics_token: Secret | None = None  # [metrics] token: the web app's /metrics wants this bearer token
+    min_replica_acks: int = 0  # [redis] WAIT for this many replicas after a share and a claim
+    replica_ack_timeout_ms: int = 250
     log_format: str = "text"  # [log] format: "text" or "json" (one JSON object per line)
     accounts: dict[str, Account] = field(default_factory=dict)
     alert_webhook: str | None = None
@@ -162,7 +164,7 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
 def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Settings:
     _no_unknown(raw, _TOP_KEYS, p, "")
     redis = _table(raw, "redis", p)
-    _no_unknown(redis, {"url", "prefix"}, p, "redis")
+    _no_unknown(redis, {"url", "prefix", "min_replica_acks", "replica_ack_timeout_ms"}, p, "redis")
     celery = _table(raw, "celery", p)
     _no_unknown(celery, {"broker_url", "queue", "visibility_timeout", "queue_per_platform"}, p, "celery")
     log = _table(raw, "log", p)
@@ -194,6 +196,10 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
             check(url)
         except UrlError as e:
             raise ConfigError(f"{p}: {key}: {e} (got {safe_url(url)!r})") from None
+    # Behind Sentinel a write is acknowledged before the replica has it: a share created, or a claim
+    # taken, just before a failover could vanish and the post be sent twice. WAIT for one replica then.
+    replica_acks = int(_num(redis, "min_replica_acks", p, "redis", 1 if is_sentinel(redis_url) else 0))
+    replica_timeout = int(_num(redis, "replica_ack_timeout_ms", p, "redis", 250))
     log_format = _str(log, "format", p, "log", "text")
     if log_format not in ("text", "json"):
         raise ConfigError(f"{p}: log.format: must be \"text\" or \"json\", got {log_format!r}")
@@ -239,6 +245,8 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         metrics_worker_host=_str(metrics, "worker_host", p, "metrics", "127.0.0.1"),
         metrics_token=metrics_token,
         log_format=log_format,
+        min_replica_acks=replica_acks,
+        replica_ack_timeout_ms=replica_timeout,
         retention_days=_num(log, "retention_days", p, "log", 90.0),
         timezone=tz,
         lease_seconds=lease,

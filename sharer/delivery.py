@@ -106,6 +106,7 @@ def run_delivery(rt: Runtime, delivery_id: str, account_name: str | None = None,
     _platform.set(record.platform)
     logs.bind(share=record.share_id, platform=record.platform)
     metrics.attempt_started(record.platform)
+    rt.replicated()  # behind Sentinel: the claim must outlive a failover, or the post could go out twice
     try:
         if claim.article_json is None:
             raise SharerError(f"share {record.share_id} is gone")

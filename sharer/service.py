@@ -164,6 +164,7 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
         share_record["shared_by"] = shared_by
     if when is None and not next_slot:
         records = rt.store.create_share(share_record, deliveries)
+        rt.replicated()  # behind Sentinel: the share survives a failover before anyone is told it exists
         rt.queue.enqueue_many([(d["id"], d["account"]) for d in sendable])  # one broker round trip
         _alert_failed(rt, deliveries)
         return records
@@ -173,6 +174,7 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
             d.update(_reserve(rt, d["id"], rt.settings.account(d["account"]), when, max_lateness))
             taken.append((d["account"], d["id"]))
         rt.store.create_share(share_record, deliveries, status="scheduled")
+        rt.replicated()
     except BaseException:
         for account, did in taken:  # nothing stored: give the slots back
             rt.schedule.release_slot(account, did)

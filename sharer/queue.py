@@ -6,6 +6,7 @@ other way round).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from celery import Celery
@@ -117,6 +118,7 @@ class Queue:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.amqp = is_amqp(settings.broker_url)
         self.app = Celery("sharer-client", set_as_current=False)
         self.app.conf.update(celery_settings(settings))
 
@@ -124,6 +126,9 @@ class Queue:
                 version: int | None = None) -> None:
         """Nudge a delivery. The account name lets the worker apply its rate limit in the claim; the
         schedule version makes a task sent before a reschedule exit without sending."""
+        if countdown and countdown > 0 and self.amqp:
+            # RabbitMQ delays (Celery's native delayed delivery) count whole seconds: round up
+            countdown = float(math.ceil(countdown))
         self.app.send_task(DELIVER_TASK, args=[delivery_id, account, version],
                            queue=queue_for(self.settings, account),
                            countdown=countdown if countdown and countdown > 0 else None)

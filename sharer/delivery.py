@@ -314,6 +314,7 @@ def _to(rt: Runtime, delivery_id: str, allowed: Iterable[str] | str, new: str | 
     result = rt.store.transition(delivery_id, allowed, new, message, **kw)
     if result.ok and new is not None:
         metrics.status_changed(_platform.get(), new)
+        log.info("delivery %s -> %s: %s", delivery_id, new, message)
     if result.ok and new in ALERT_ON and rt.settings.alerts_configured:
         rt.queue.send_alert(delivery_id)
     return result.ok

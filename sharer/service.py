@@ -5,6 +5,7 @@ Everything here is plain Python over a ``Runtime``; no Celery, no HTTP framework
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -336,16 +337,59 @@ def log(rt: Runtime, *, status: str | None = None, account: str | None = None, s
 
 
 def wait(rt: Runtime, share_id: str, timeout: float = 600.0,
-         on_update: Callable[[list[Delivery]], object] | None = None, poll: float = 0.2) -> list[Delivery]:
-    """Block until every delivery of the share is terminal (or needs an editor), or ``timeout``."""
+         on_update: Callable[[list[Delivery]], object] | None = None, poll: float = 2.0) -> list[Delivery]:
+    """Block until every delivery of the share is terminal (or needs an editor), or ``timeout``.
+
+    Woken by the events channel (every status change is PUBLISHed by the script that makes it): the
+    share is re-read when one of its deliveries changes. Subscribed before the first read, so nothing
+    between the two is missed; ``poll`` is only the safety net should a notice be lost (a reconnect).
+    """
     deadline = time.monotonic() + timeout
+    pubsub = None
+    try:
+        pubsub = rt.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(rt.keys.events_channel)
+    except Exception:  # no pub/sub (e.g. Redis busy reconnecting): fall back to polling
+        pubsub = None
+    try:
+        while True:
+            ds = status(rt, share_id)
+            if on_update:
+                on_update(ds)
+            if all(is_settled(d) for d in ds) or time.monotonic() > deadline:
+                return ds
+            _next_change(pubsub, share_id, min(poll, max(0.0, deadline - time.monotonic())))
+    finally:
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:
+                pass
+
+
+def _next_change(pubsub, share_id: str, seconds: float) -> None:
+    """Return when a notice about ``share_id`` arrives (or after ``seconds``); drain what else came."""
+    if pubsub is None:
+        time.sleep(seconds)
+        return
+    end = time.monotonic() + seconds
     while True:
-        ds = status(rt, share_id)
-        if on_update:
-            on_update(ds)
-        if all(is_settled(d) for d in ds) or time.monotonic() > deadline:
-            return ds
-        time.sleep(poll)
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            msg = pubsub.get_message(timeout=left)
+        except Exception:  # the subscription broke: the poll still covers us
+            time.sleep(max(0.0, min(left, 0.5)))
+            return
+        if msg is None:
+            continue
+        try:
+            notice = json.loads(msg["data"])
+        except (TypeError, ValueError):
+            continue
+        if notice.get("share") == share_id:
+            return
 
 
 def is_settled(d: Delivery) -> bool:

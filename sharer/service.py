@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import dedupe
+from . import dedupe, metrics
 from .article import Article
 from .dedupe import Earlier
 from .errors import ComposeError, InputError, NotFound
@@ -165,6 +165,8 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
         share_record["shared_by"] = shared_by
     if when is None and not next_slot:
         records = rt.store.create_share(share_record, deliveries)
+        for d in deliveries:
+            metrics.status_changed(d["platform"], "queued")
         rt.replicated()  # behind Sentinel: the share survives a failover before anyone is told it exists
         rt.queue.enqueue_many([(d["id"], d["account"]) for d in sendable])  # one broker round trip
         _alert_failed(rt, deliveries)

@@ -144,3 +144,16 @@ def test_json_logs_carry_the_delivery_share_and_actor_ids(metered, emulators):
     assert all(x["share"] == d.share_id and x["actor"] == "worker" for x in mine if "share" in x)
     assert any(x.get("share") == d.share_id for x in mine)
     assert {"ts", "level", "logger", "message"} <= set(mine[0])
+
+
+def test_the_grafana_dashboard_uses_only_metrics_we_export_and_every_one_of_them():
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    dash = json.loads((Path(ROOT) / "docs" / "grafana-sharer.json").read_text())
+    exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+    used = set(re.findall(r"sharer_[a-z_]+", exprs))
+    base = {u.removesuffix("_bucket") for u in used}
+    assert base <= set(NAMES), base - set(NAMES)
+    assert set(NAMES) <= base, set(NAMES) - base

@@ -77,6 +77,7 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=level)
+    root.setLevel(min(root.level or level, level))
     use_json(root)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)

@@ -258,7 +258,19 @@ def prepare_worker() -> Path:
         return path
     path = Path(tempfile.mkdtemp(prefix="sharer-metrics-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    _made.append(path)
     return path
+
+
+_made: list[Path] = []  # directories prepare_worker created (removed again at shutdown)
+
+
+def worker_stopped() -> None:
+    """The worker is exiting: remove the multiprocess files it created (not a dir the operator set)."""
+    import shutil
+
+    while _made:
+        shutil.rmtree(_made.pop(), ignore_errors=True)
 
 
 def serve_worker(rt: Runtime, port: int, host: str = "127.0.0.1"):

@@ -53,6 +53,13 @@ def _worker_ready(**_: object) -> None:
         serve_worker(rt, rt.settings.metrics_worker_port, rt.settings.metrics_worker_host)
 
 
+@signals.worker_shutdown.connect
+def _worker_shutdown(**_: object) -> None:
+    from sharer.metrics import worker_stopped
+
+    worker_stopped()
+
+
 @signals.worker_process_shutdown.connect
 def _child_exit(pid: int | None = None, **_: object) -> None:
     from sharer.metrics import child_exited

@@ -103,3 +103,32 @@ def test_primary_killed_mid_run_every_delivery_settles_none_lost_none_twice(sent
     assert after_failover > 0, "nothing was delivered after the failover"
     print(f"\n500 deliveries; {before} posted before the kill; failover in {failover:.1f}s; settled {dict(statuses)} "
           f"in {took:.1f}s; stale-queued sweep needed: {shifted}; worker restarted: {restarted_worker}")
+
+
+def test_the_web_apps_event_stream_client_follows_the_sentinel_primary(sentinel_group):
+    """The SSE stream's asyncio client (sharer.connections.async_redis_client) finds the primary through
+    the sentinels and receives what is published there."""
+    import asyncio
+
+    from sharer.connections import async_redis_client, redis_client
+
+    url = sentinel_group.url
+
+    async def roundtrip() -> bytes:
+        client = async_redis_client(url, socket_connect_timeout=5)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe("sharer-ha-events")
+            redis_client(url).publish("sharer-ha-events", b"hello")
+            for _ in range(50):
+                msg = await pubsub.get_message(timeout=0.1)
+                if msg:
+                    return msg["data"]
+            return b""
+        finally:
+            await pubsub.aclose()
+            await client.aclose()
+
+    assert asyncio.run(roundtrip()) == b"hello"
+    assert redis_client(url).info("replication")["role"] == "master"
+    assert redis_client(url).info("server")["tcp_port"] == sentinel_group.master_port()

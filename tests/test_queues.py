@@ -87,3 +87,35 @@ def test_one_shared_queue_makes_the_webhook_wait_for_the_stall(emulators, tmp_pa
         cleanup(rt)
     assert took > HOLD / 2, f"expected the webhook to wait for the stall, it took {took:.1f}s"
     print(f"\none queue: webhook delivered {took:.2f}s after the share (behind the stall)")
+
+
+def test_a_shares_messages_reach_the_redis_broker_in_one_round_trip(tmp_path, emulators, monkeypatch):
+    """Ten deliveries, one ``enqueue_many``: redis-py sends one packet (kombu's producer batch, one
+    pipeline) — against ten for ten ``enqueue`` calls. Counted at redis-py's socket write."""
+    import redis.connection
+
+    config = _config(tmp_path, emulators, per_platform=True)
+    rt = Runtime(load_settings(config))
+    try:
+        rt.queue.enqueue_many([("dl_warm1", "pq-hook"), ("dl_warm2", "pq-masto")])  # connect, declare
+        sent: list[bytes] = []
+        original = redis.connection.AbstractConnection.send_packed_command
+
+        def counting(self, command, check_health=True):
+            sent.append(b"".join(command) if isinstance(command, list) else command)
+            return original(self, command, check_health)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+        rt.queue.enqueue_many([(f"dl_batch{i}", "pq-hook" if i % 2 else "pq-masto") for i in range(10)])
+        batched = len(sent)
+        sent.clear()
+        for i in range(10):
+            rt.queue.enqueue(f"dl_single{i}", account="pq-hook")
+        single = len(sent)
+        monkeypatch.undo()
+        s = rt.settings
+        r = rt.redis
+        assert (r.llen(platform_queue(s, "webhook")), r.llen(platform_queue(s, "mastodon"))) == (1 + 5 + 10, 1 + 5)
+    finally:
+        cleanup(rt)
+    assert batched == 1 and single == 10, (batched, single)

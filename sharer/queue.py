@@ -133,15 +133,20 @@ class Queue:
                            queue=queue_for(self.settings, account),
                            countdown=countdown if countdown and countdown > 0 else None)
 
-    def enqueue_many(self, deliveries: list[tuple[str, str | None]]) -> None:
-        """Nudge every delivery of a share with one broker round trip: kombu's producer batch buffers
-        the Redis LPUSHes into one pipeline (RabbitMQ publishes are streamed anyway, confirmed once)."""
-        if len(deliveries) == 1:
-            self.enqueue(deliveries[0][0], account=deliveries[0][1])
+    def enqueue_many(self, deliveries: list[tuple[str, str | None]] | list[tuple[str, str | None, int | None]]
+                     ) -> None:
+        """Nudge many deliveries — ``(id, account)`` or ``(id, account, schedule version)`` — with one
+        broker round trip: kombu's producer batch buffers the Redis LPUSHes into one pipeline
+        (RabbitMQ publishes are streamed anyway, confirmed once)."""
+        items = [(d[0], d[1], d[2] if len(d) > 2 else None) for d in deliveries]
+        if len(items) == 1:
+            self.enqueue(items[0][0], account=items[0][1], version=items[0][2])
+            return
+        if not items:
             return
         with self.app.producer_or_acquire() as producer, producer.batch():
-            for delivery_id, account in deliveries:
-                self.app.send_task(DELIVER_TASK, args=[delivery_id, account, None],
+            for delivery_id, account, version in items:
+                self.app.send_task(DELIVER_TASK, args=[delivery_id, account, version],
                                    queue=queue_for(self.settings, account), producer=producer)
 
     def send_alert(self, delivery_id: str, account: str | None = None) -> None:

@@ -165,8 +165,8 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
         share_record["shared_by"] = shared_by
     if when is None and not next_slot:
         records = rt.store.create_share(share_record, deliveries)
-        for d in deliveries:
-            metrics.status_changed(d["platform"], "queued")
+        for d in deliveries:  # queued, or failed (compose) for an account the article cannot go to
+            metrics.status_changed(d["platform"], d.get("status", "queued"))
         rt.replicated()  # behind Sentinel: the share survives a failover before anyone is told it exists
         rt.queue.enqueue_many([(d["id"], d["account"]) for d in sendable])  # one broker round trip
         _alert_failed(rt, deliveries)

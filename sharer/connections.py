@@ -171,7 +171,7 @@ def redis_client(url: str, **kwargs: Any) -> redis.Redis:
     return manager.master_for(group.master_name, **{**kwargs, **group.redis_kwargs()})
 
 
-def async_redis_client(url: str, **kwargs: Any):
+def async_redis_client(url: str, **kwargs: Any) -> Any:
     """The asyncio twin of :func:`redis_client` (the web app's SSE stream)."""
     import redis.asyncio as aioredis
 

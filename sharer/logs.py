@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ def bind(**fields: str | None) -> None:
 
 
 @contextmanager
-def bound(**fields: str | None):
+def bound(**fields: str | None) -> Iterator[None]:
     token = _bound.set(dict(_bound.get() or {}))
     try:
         bind(**fields)

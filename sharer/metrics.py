@@ -23,6 +23,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,7 @@ def _events() -> dict[str, Any]:
     }
 
 
-def _safe(fn):
+def _safe(fn: Callable[..., None]) -> Callable[..., None]:
     """Metrics never break a delivery: an error here is logged, not raised."""
 
     def wrapper(*args: Any, **kwargs: Any) -> None:
@@ -112,12 +113,12 @@ class StateCollector:
 
     def __init__(self, rt: Runtime):
         self.rt = rt
-        self._broker_redis = None
+        self._broker_redis: Any = None
 
-    def describe(self):  # no describe-time Redis calls (registration must not need Redis)
+    def describe(self) -> list[Any]:  # no describe-time Redis calls (registration must not need Redis)
         return []
 
-    def collect(self):
+    def collect(self) -> list[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
         from .store.deliveries import STATUSES
@@ -210,7 +211,7 @@ class StateCollector:
         return out
 
 
-def registry(rt: Runtime):
+def registry(rt: Runtime) -> Any:
     """This process's registry: its own counters (or, in a worker, every pool child's) + Redis state."""
     from prometheus_client import REGISTRY as default
     from prometheus_client import CollectorRegistry, multiprocess
@@ -229,17 +230,17 @@ def registry(rt: Runtime):
 class _Forward:
     """Expose the default registry's metrics (this process's counters) inside another registry."""
 
-    def __init__(self, source):
+    def __init__(self, source: Any):
         self.source = source
 
-    def describe(self):
+    def describe(self) -> list[Any]:
         return []
 
-    def collect(self):
+    def collect(self) -> Any:
         return self.source.collect()
 
 
-def render(reg) -> bytes:
+def render(reg: Any) -> bytes:
     from prometheus_client import generate_latest
 
     return generate_latest(reg)
@@ -273,7 +274,7 @@ def worker_stopped() -> None:
         shutil.rmtree(_made.pop(), ignore_errors=True)
 
 
-def serve_worker(rt: Runtime, port: int, host: str = "127.0.0.1"):
+def serve_worker(rt: Runtime, port: int, host: str = "127.0.0.1") -> Any:
     """``/metrics`` for a worker on ``[metrics] worker_port`` (a thread in the main process)."""
     from prometheus_client import start_http_server
 

@@ -7,6 +7,7 @@ other way round).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
@@ -133,7 +134,7 @@ class Queue:
                            queue=queue_for(self.settings, account),
                            countdown=countdown if countdown and countdown > 0 else None)
 
-    def enqueue_many(self, deliveries: list[tuple[str, str | None]] | list[tuple[str, str | None, int | None]]
+    def enqueue_many(self, deliveries: Sequence[tuple[str, str | None] | tuple[str, str | None, int | None]]
                      ) -> None:
         """Nudge many deliveries — ``(id, account)`` or ``(id, account, schedule version)`` — with one
         broker round trip: kombu's producer batch buffers the Redis LPUSHes into one pipeline

@@ -369,7 +369,7 @@ def wait(rt: Runtime, share_id: str, timeout: float = 600.0,
                 pass
 
 
-def _next_change(pubsub, share_id: str, seconds: float) -> None:
+def _next_change(pubsub: Any, share_id: str, seconds: float) -> None:
     """Return when a notice about ``share_id`` arrives (or after ``seconds``); drain what else came."""
     if pubsub is None:
         time.sleep(seconds)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from functools import wraps
+from typing import Any
 
 import click
 
@@ -52,9 +53,10 @@ def web_command(ctx: click.Context, host: str | None, port: int | None) -> None:
         from ..logs import configure
 
         configure("json")
+    extra: dict[str, Any] = {"log_config": None} if json_logs else {}
     uvicorn.run(app, host=web.host, port=web.port, proxy_headers=True,
                 forwarded_allow_ips=",".join(web.trusted_proxies), timeout_graceful_shutdown=3,
-                log_level="info", **({"log_config": None} if json_logs else {}))
+                log_level="info", **extra)
 
 
 @click.group("user")

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo install redis system-deps lint bench sandbox worker clean messages
+.PHONY: test demo install redis rabbitmq system-deps lint bench sandbox worker clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ redis:
 	  redis-server --daemonize yes --port 6379 --save "" --appendonly no >/dev/null
 	@for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
 	  echo "Redis did not start on 127.0.0.1:6379" >&2; exit 1
+
+# RabbitMQ on 127.0.0.1:5672 for the RabbitMQ-broker proof: installed (apt-get) and started when missing.
+rabbitmq:
+	@bash .ci/rabbitmq.sh
 
 # System tools the tests use, from Debian's packages when missing (CI runs as root).
 system-deps:
@@ -45,7 +49,7 @@ system-deps:
 	  echo "installing axe-core from the npm registry into ./node_modules (package-lock.json)"; \
 	  npm ci --no-audit --no-fund --loglevel=error || echo "warning: could not install axe-core" >&2; }
 
-test: install redis system-deps
+test: install redis rabbitmq system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

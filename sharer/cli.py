@@ -649,7 +649,9 @@ def parse_since(value: str) -> float:
 
 
 def _hide_password(url: str) -> str:
-    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+    from .connections import safe_url  # also hides a Sentinel URL's sentinel_password
+
+    return safe_url(re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url))
 
 
 from .web.cli import user_group, web_command  # noqa: E402  (the dashboard's commands: sharer/web/cli.py)

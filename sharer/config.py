@@ -19,11 +19,15 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .connections import UrlError, check_broker_url, check_data_url, is_sentinel, safe_url
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .fetch import FetchPolicy
 
 DEFAULT_CONFIG = Path("config/sharer.toml")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -106,6 +110,13 @@ class Settings:
     max_lateness: float = 900.0
     duplicate_window: float = 86400.0
     visibility_timeout: int = 3600
+    queue_per_platform: bool = False  # one delivery queue per platform: <queue>.<platform id>
+    metrics_worker_port: int | None = None  # [metrics] worker_port: each worker's /metrics (None = off)
+    metrics_worker_host: str = "127.0.0.1"
+    metrics_token: Secret | None = None  # [metrics] token: the web app's /metrics wants this bearer token
+    min_replica_acks: int = 0  # [redis] WAIT for this many replicas after a share and a claim
+    replica_ack_timeout_ms: int = 250
+    log_format: str = "text"  # [log] format: "text" or "json" (one JSON object per line)
     accounts: dict[str, Account] = field(default_factory=dict)
     alert_webhook: str | None = None
     alert_secret: Secret | None = None
@@ -122,7 +133,7 @@ class Settings:
     def alerts_configured(self) -> bool:
         return bool(self.alert_webhook) or any(a.alert_webhook for a in self.accounts.values())
 
-    def fetch_policy(self, *extra_origins: str):
+    def fetch_policy(self, *extra_origins: str) -> FetchPolicy:
         """What the guarded fetcher may reach besides public addresses: the allow-lists, the ``[media]
         rewrite`` targets (the operator's own mirrors) and any ``extra_origins`` (e.g. an account's API)."""
         from .fetch import FetchPolicy
@@ -141,7 +152,7 @@ class Settings:
 # --- loading -------------------------------------------------------------------------------------
 
 _TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts", "media", "web",
-             "users", "sandbox", "fetch", "articles"}
+             "users", "sandbox", "fetch", "articles", "metrics"}
 _ACCOUNT_KEYS = {
     "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
     "timezone", "slots", "min_spacing_minutes", "max_lateness_minutes", "alerts",
@@ -154,7 +165,8 @@ def config_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Read and validate the config. Environment overrides: SHARER_REDIS_URL, SHARER_BROKER_URL."""
+    """Read and validate the config. Environment overrides: SHARER_REDIS_URL, SHARER_BROKER_URL,
+    SHARER_METRICS_PORT."""
     env = dict(os.environ if env is None else env)
     p = config_path(path)
     try:
@@ -173,11 +185,13 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
 def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Settings:
     _no_unknown(raw, _TOP_KEYS, p, "")
     redis = _table(raw, "redis", p)
-    _no_unknown(redis, {"url", "prefix"}, p, "redis")
+    _no_unknown(redis, {"url", "prefix", "min_replica_acks", "replica_ack_timeout_ms"}, p, "redis")
     celery = _table(raw, "celery", p)
-    _no_unknown(celery, {"broker_url", "queue", "visibility_timeout"}, p, "celery")
+    _no_unknown(celery, {"broker_url", "queue", "visibility_timeout", "queue_per_platform"}, p, "celery")
     log = _table(raw, "log", p)
-    _no_unknown(log, {"retention_days"}, p, "log")
+    _no_unknown(log, {"retention_days", "format"}, p, "log")
+    metrics = _table(raw, "metrics", p)
+    _no_unknown(metrics, {"worker_port", "worker_host", "token"}, p, "metrics")
     defaults = _table(raw, "defaults", p)
     _no_unknown(defaults, {"timezone", "max_lateness_minutes"}, p, "defaults")
     delivery = _table(raw, "delivery", p)
@@ -194,28 +208,19 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     ):
         raise ConfigError(f"{p}: media.rewrite: must map http(s) URL prefixes to http(s) URL prefixes")
     _no_unknown(secrets_tbl, {"file"}, p, "secrets")
-    fetch = _table(raw, "fetch", p)
-    _no_unknown(fetch, {"allow_hosts", "allow_networks", "deadline_seconds"}, p, "fetch")
-    allow_hosts = _str_list(fetch, "allow_hosts", p, "fetch")
-    allow_networks = _str_list(fetch, "allow_networks", p, "fetch")
-    for net in allow_networks:
-        try:
-            ipaddress.ip_network(net, strict=False)
-        except ValueError:
-            raise ConfigError(f"{p}: fetch.allow_networks: {net!r} is not a network (e.g. \"10.0.0.0/8\")") from None
-    fetch_deadline = _num(fetch, "deadline_seconds", p, "fetch", 20.0)
-    if not 1 <= fetch_deadline <= 600:
-        raise ConfigError(f"{p}: fetch.deadline_seconds: must be between 1 and 600")
-    articles = _table(raw, "articles", p)
-    _no_unknown(articles, {"max_bytes"}, p, "articles")
-    max_article_bytes = int(_num(articles, "max_bytes", p, "articles", DEFAULT_MAX_ARTICLE_BYTES))
-    if max_article_bytes < 1024:
-        raise ConfigError(f"{p}: articles.max_bytes: must be at least 1024")
+    fetch_limits = _fetch_limits(raw, p)
 
     redis_url = env.get("SHARER_REDIS_URL") or _str(redis, "url", p, "redis", DEFAULT_REDIS_URL)
     broker_url = env.get("SHARER_BROKER_URL") or _str(celery, "broker_url", p, "celery", redis_url)
-    for key, url in (("redis.url", redis_url), ("celery.broker_url", broker_url)):
-        _check_redis_url(url, p, key)
+    for key, url, check in (("redis.url", redis_url, check_data_url),
+                            ("celery.broker_url", broker_url, check_broker_url)):
+        try:
+            check(url)
+        except UrlError as e:
+            raise ConfigError(f"{p}: {key}: {e} (got {safe_url(url)!r})") from None
+        if urlsplit(url).scheme.lower() in ("redis", "rediss", "unix"):
+            _check_redis_url(url, p, key)  # /abc silently meant db 0
+    scale = _scale_options(redis, celery, log, metrics, env, redis_url, p)
     tz = _str(defaults, "timezone", p, "defaults", "UTC")
     _check_zone(tz, p, "defaults.timezone")
 
@@ -240,6 +245,9 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         raise ConfigError(f"{p}: log.retention_days: must be at least 1 (the purge would delete queued deliveries)")
 
     alert_webhook, alert_secret = _alerts(alerts, p, "alerts", resolver)
+    metrics_token = None
+    if "token" in metrics:
+        metrics_token = resolver.resolve(metrics["token"], "metrics.token", "https://metrics.invalid/")
     return Settings(
         path=p,
         redis_url=redis_url,
@@ -247,6 +255,8 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         prefix=_str(redis, "prefix", p, "redis", "sharer"),
         queue=_str(celery, "queue", p, "celery", "sharer"),
         visibility_timeout=int(_num(celery, "visibility_timeout", p, "celery", 3600)),
+        metrics_token=metrics_token,
+        **scale,
         retention_days=retention,
         timezone=tz,
         lease_seconds=lease,
@@ -258,13 +268,57 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         alert_webhook=alert_webhook,
         alert_secret=alert_secret,
         media_rewrite=dict(media_rewrite),
-        fetch_allow_hosts=tuple(allow_hosts),
-        fetch_allow_networks=tuple(allow_networks),
-        fetch_deadline=fetch_deadline,
-        max_article_bytes=max_article_bytes,
+        **fetch_limits,
         web=_table(raw, "web", p),
         users=_table(raw, "users", p),
     )
+
+
+def _fetch_limits(raw: dict[str, Any], p: Path) -> dict[str, Any]:
+    """``[fetch]`` and ``[articles]``: what the guarded fetcher may reach and how much an article may weigh."""
+    fetch = _table(raw, "fetch", p)
+    _no_unknown(fetch, {"allow_hosts", "allow_networks", "deadline_seconds"}, p, "fetch")
+    allow_hosts = _str_list(fetch, "allow_hosts", p, "fetch")
+    allow_networks = _str_list(fetch, "allow_networks", p, "fetch")
+    for net in allow_networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"{p}: fetch.allow_networks: {net!r} is not a network (e.g. \"10.0.0.0/8\")") from None
+    fetch_deadline = _num(fetch, "deadline_seconds", p, "fetch", 20.0)
+    if not 1 <= fetch_deadline <= 600:
+        raise ConfigError(f"{p}: fetch.deadline_seconds: must be between 1 and 600")
+    articles = _table(raw, "articles", p)
+    _no_unknown(articles, {"max_bytes"}, p, "articles")
+    max_article_bytes = int(_num(articles, "max_bytes", p, "articles", DEFAULT_MAX_ARTICLE_BYTES))
+    if max_article_bytes < 1024:
+        raise ConfigError(f"{p}: articles.max_bytes: must be at least 1024")
+    return {"fetch_allow_hosts": tuple(allow_hosts), "fetch_allow_networks": tuple(allow_networks),
+            "fetch_deadline": fetch_deadline, "max_article_bytes": max_article_bytes}
+
+
+def _scale_options(redis: dict[str, Any], celery: dict[str, Any], log: dict[str, Any], metrics: dict[str, Any],
+                   env: dict[str, str], redis_url: str, p: Path) -> dict[str, Any]:
+    """Replica acknowledgements, log format, per-platform queues and the worker's metrics port."""
+    # Behind Sentinel a write is acknowledged before the replica has it: a share created, or a claim
+    # taken, just before a failover could vanish and the post be sent twice. WAIT for one replica then.
+    replica_acks = int(_num(redis, "min_replica_acks", p, "redis", 1 if is_sentinel(redis_url) else 0))
+    replica_timeout = int(_num(redis, "replica_ack_timeout_ms", p, "redis", 250))
+    log_format = _str(log, "format", p, "log", "text")
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{p}: log.format: must be \"text\" or \"json\", got {log_format!r}")
+    per_platform = celery.get("queue_per_platform", False)
+    if not isinstance(per_platform, bool):
+        raise ConfigError(f"{p}: celery.queue_per_platform: must be true or false")
+    worker_port = metrics.get("worker_port")
+    if env.get("SHARER_METRICS_PORT"):  # several workers on one box: each its own port
+        worker_port = int(env["SHARER_METRICS_PORT"]) if env["SHARER_METRICS_PORT"].isdigit() else -1
+    if worker_port is not None and (isinstance(worker_port, bool) or not isinstance(worker_port, int)
+                                    or not 0 < worker_port < 65536):
+        raise ConfigError(f"{p}: metrics.worker_port (or SHARER_METRICS_PORT): must be a TCP port number (1-65535)")
+    return {"queue_per_platform": per_platform, "metrics_worker_port": worker_port,
+            "metrics_worker_host": _str(metrics, "worker_host", p, "metrics", "127.0.0.1"),
+            "log_format": log_format, "min_replica_acks": replica_acks, "replica_ack_timeout_ms": replica_timeout}
 
 
 def _demo_accounts(raw: dict[str, Any], p: Path) -> dict[str, Any]:

@@ -28,11 +28,13 @@ import logging
 import random
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from redis import exceptions as redis_errors
 
+from . import logs, metrics
 from .article import Article
 from .config import Account, RetryPolicy
 from .errors import Ambiguous, AuthExpired, DeliveryError, Duplicate, RateLimited, SharerError, TransientError
@@ -43,6 +45,7 @@ from .store.deliveries import Delivery
 
 log = logging.getLogger("sharer.delivery")
 MAX_COUNTDOWN = 300.0
+_platform: ContextVar[str] = ContextVar("sharer_platform", default="unknown")  # for metrics labels
 
 
 @dataclass(frozen=True)
@@ -81,11 +84,13 @@ def run_delivery(rt: Runtime, delivery_id: str, account_name: str | None = None,
     store = rt.store
     rate = rate_key = None
     if account_name and account_name in rt.settings.accounts:
+        _platform.set(rt.settings.accounts[account_name].platform)
         rate = rate_for(rt.settings.accounts[account_name])
         rate_key = rt.keys.rate(account_name) if rate else None
     claim = store.claim(delivery_id, rt.settings.lease_seconds, rate_key=rate_key or "", rate=rate,
                         version=version)
     if claim.outcome == "limited":
+        metrics.limiter_deferred(_platform.get())
         log.info("delivery %s deferred %.1fs by the account's rate limit", delivery_id, float(claim.detail))
         return later(rt, delivery_id, float(claim.detail))
     if claim.outcome == "early":
@@ -98,6 +103,10 @@ def run_delivery(rt: Runtime, delivery_id: str, account_name: str | None = None,
         return DONE
     token, record = claim.token, claim.record
     assert record is not None
+    _platform.set(record.platform)
+    logs.bind(share=record.share_id, platform=record.platform)
+    metrics.attempt_started(record.platform)
+    rt.replicated()  # behind Sentinel: the claim must outlive a failover, or the post could go out twice
     try:
         if claim.article_json is None:
             raise SharerError(f"share {record.share_id} is gone")
@@ -143,6 +152,7 @@ def _on_error(rt: Runtime, record: Delivery, token: int, platform: Platform, pos
     did = record.id
     message = ctx.redact(str(err))
     account = platform.account
+    metrics.attempt_failed(account.platform, err.kind)
     if isinstance(err, RateLimited):
         wait = max(err.retry_after, 0.5)
         _to(rt, did, "sending", "retrying", f"rate-limited; next try in {wait:.0f}s: {message}",
@@ -204,6 +214,7 @@ def reconcile(rt: Runtime, delivery_id: str) -> Next:
     record, article_json = rt.store.load(delivery_id)
     if record is None or record.status != "unknown":
         return DONE
+    _platform.set(record.platform)
     try:
         platform, post = _compose(rt, record, article_json or "{}")
     except SharerError as e:
@@ -302,6 +313,9 @@ def _to(rt: Runtime, delivery_id: str, allowed: Iterable[str] | str, new: str | 
         **kw: Any) -> bool:
     """A status change; a settled one also triggers the configured alert webhook."""
     result = rt.store.transition(delivery_id, allowed, new, message, **kw)
+    if result.ok and new is not None:
+        metrics.status_changed(_platform.get(), new)
+        log.info("delivery %s -> %s: %s", delivery_id, new, message)
     if result.ok and new in ALERT_ON and rt.settings.alerts_configured:
         rt.queue.send_alert(delivery_id)
     return result.ok

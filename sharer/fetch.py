@@ -131,7 +131,7 @@ def refusal(ip: Address) -> str | None:
 
 
 def system_resolver(host: str, port: int) -> list[str]:
-    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
 def literal_address(host: str) -> Address | None:
@@ -231,8 +231,10 @@ def _resolve(url: str, host: str, port: int, resolver: Resolver, stop_at: float)
         raise FetchError(url, "the host name did not resolve in time", transient=True)
     if "error" in box or not box.get("answer"):
         raise FetchError(url, f"cannot resolve host {host!r}", transient=True)
+    answer = box["answer"]
+    assert isinstance(answer, list)
     out = []
-    for raw in box["answer"]:  # type: ignore[union-attr]
+    for raw in answer:
         try:
             out.append(ipaddress.ip_address(str(raw).split("%")[0]))
         except ValueError:

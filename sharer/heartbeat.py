@@ -28,7 +28,7 @@ def alive(redis: Redis, prefix: str, queue: str, now: float | None = None) -> li
     """Names of the workers consuming ``queue`` that beat within ``FRESH`` seconds (one Redis call)."""
     now = time.time() if now is None else now
     names = redis.zrangebyscore(key(prefix, queue), now - FRESH, "+inf")
-    return sorted(n.decode() if isinstance(n, bytes) else n for n in names)
+    return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)
 
 
 class Heartbeat:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 import yaml
@@ -22,6 +23,9 @@ from markdown_it import MarkdownIt
 from .article import Article, check_nesting
 from .errors import ArticleError, FetchError
 from .fetch import DEFAULT_DEADLINE, STRICT, Fetched, FetchPolicy, fetch
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 MAX_BYTES = 5 * 1024 * 1024  # default cap ([articles] max_bytes): a news page is far smaller
 MAX_REDIRECTS = 5
@@ -83,7 +87,7 @@ class Limits:
     policy: FetchPolicy = STRICT
 
     @classmethod
-    def of(cls, settings) -> Limits:
+    def of(cls, settings: Settings) -> Limits:
         return cls(settings.max_article_bytes, settings.fetch_deadline, settings.fetch_policy())
 
 

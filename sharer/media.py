@@ -6,6 +6,7 @@ sandbox's stand-in for the newsroom site in the demo), applied before every down
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -53,7 +54,7 @@ def rewrite(url: str, rules: dict[str, str]) -> str:
 
 
 def guarded_get(ctx: DeliveryContext, url: str, *, max_bytes: int, deadline: float | None = None,
-                on_headers=None, what: str = "image") -> Fetched:
+                on_headers: Callable[[Fetched], None] | None = None, what: str = "image") -> Fetched:
     """GET a user-supplied media URL (after ``[media] rewrite``) through the guarded fetcher
     (sharer.fetch): the address vetted, one deadline (default: the account's timeout), a size cap.
 

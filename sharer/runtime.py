@@ -5,7 +5,9 @@ Worker processes fork; a pool inherited across fork is unsafe, so the cache is k
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -15,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .config import Settings, load_settings
+from .connections import redis_client
 from .store.deliveries import DeliveryStore
 from .store.keys import Keys
 
@@ -22,16 +25,41 @@ if TYPE_CHECKING:
     from .queue import Queue
     from .store.schedule import ScheduleStore
 
+log = logging.getLogger("sharer.runtime")
+REPLICA_RECHECK = 5.0  # seconds: after a WAIT fell short, don't wait again for this long
+
 
 @dataclass
 class Runtime:
     settings: Settings
     pid: int = field(default_factory=os.getpid)
+    _replica_short_until: float = 0.0
+
+    def replicated(self) -> bool:
+        """Wait until ``[redis] min_replica_acks`` replicas hold this connection's writes (Redis WAIT).
+
+        Called after a share is written and after a claim, before anything is posted: a failover then
+        cannot roll either back. If the replicas don't answer in time (one is down), go on — a missing
+        replica must not stop publishing — and skip waiting for a few seconds. False: not confirmed.
+        """
+        want = self.settings.min_replica_acks
+        if want <= 0:
+            return True
+        if time.monotonic() < self._replica_short_until:
+            return False
+        got = self.redis.wait(want, self.settings.replica_ack_timeout_ms)
+        if got < want:
+            self._replica_short_until = time.monotonic() + REPLICA_RECHECK
+            log.warning("only %d of %d Redis replicas confirmed within %d ms; not waiting for %.0f s",
+                        got, want, self.settings.replica_ack_timeout_ms, REPLICA_RECHECK)
+            return False
+        return True
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
-                                    health_check_interval=30)
+        # redis:// or the current primary of a Sentinel group (sharer.connections)
+        return redis_client(self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                            health_check_interval=30)
 
     @cached_property
     def keys(self) -> Keys:

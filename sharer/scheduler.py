@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from . import metrics
 from .runtime import Runtime
 from .store.schedule import Released
 
@@ -36,14 +37,19 @@ def dispatch_due(rt: Runtime, batch: int = 500, at: float | None = None) -> Disp
         report.released += rows
         sent = []
         for r in rows:
+            if r.action in ("queued", "missed"):  # a scheduled post (not a long retry wait)
+                metrics.dispatched(r.lag)
+                acc = rt.settings.accounts.get(r.account)
+                metrics.status_changed(acc.platform if acc else "unknown",
+                                       "queued" if r.action == "queued" else "needs_review")
             if r.action == "missed":
                 log.warning("delivery %s (%s) missed its slot by %.0f s: needs review", r.delivery_id,
                             r.account, r.lag)
                 if rt.settings.alerts_configured:
                     rt.queue.send_alert(r.delivery_id, r.account or None)
                 continue
-            rt.queue.enqueue(r.delivery_id, account=r.account or None, version=r.version)
-            sent.append(r.delivery_id)
-        rt.schedule.confirm(sent)
+            sent.append((r.delivery_id, r.account or None, r.version))
+        rt.queue.enqueue_many(sent)  # the whole batch in one broker round trip
+        rt.schedule.confirm([did for did, _, _ in sent])
         if len(rows) < batch:
             return report

@@ -5,6 +5,7 @@ Everything here is plain Python over a ``Runtime``; no Celery, no HTTP framework
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import dedupe
+from . import dedupe, metrics
 from .article import Article
 from .dedupe import Earlier
 from .errors import ComposeError, InputError, NotFound
@@ -166,9 +167,12 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
         share_record["shared_by"] = shared_by
     if when is None and not next_slot:
         records = rt.store.create_share(share_record, deliveries)
+        for d in deliveries:  # queued, or failed (compose) for an account the article cannot go to
+            metrics.status_changed(d["platform"], d.get("status", "queued"))
+        rt.replicated()  # behind Sentinel: the share survives a failover before anyone is told it exists
         broker = enqueue_or_leave_for_sweeper(rt, [(d["id"], d["account"]) for d in sendable])
+        _alert_failed(rt, deliveries)
         if broker is None:
-            _alert_failed(rt, deliveries)
             return records, None
         return rt.store.get_many([d["id"] for d in deliveries]), broker
     taken: list[tuple[str, str]] = []
@@ -177,6 +181,7 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
             d.update(_reserve(rt, d["id"], rt.settings.account(d["account"]), when, max_lateness))
             taken.append((d["account"], d["id"]))
         rt.store.create_share(share_record, deliveries, status="scheduled")
+        rt.replicated()
     except BaseException:
         for account, did in taken:  # nothing stored: give the slots back
             rt.schedule.release_slot(account, did)
@@ -250,13 +255,14 @@ def enqueue_or_leave_for_sweeper(rt: Runtime, items: list[tuple[str, str]]) -> s
     claim lets only one worker send. Returns the warning to show, or None."""
     from .errors import BrokerUnavailable
 
-    for n, (delivery_id, account) in enumerate(items):
-        try:
-            rt.queue.enqueue(delivery_id, account=account)
-        except BrokerUnavailable as e:
-            for did, _ in items[n:]:
-                rt.store.transition(did, "queued", None, f"{e}; the sweeper will send it")
-            return f"{BROKER_DOWN} ({e})"
+    try:
+        rt.queue.enqueue_many(items)  # one broker round trip for the whole share
+    except BrokerUnavailable as e:
+        # kombu's batch is one pipeline: when it fails, none of it is known to be queued. The sweeper
+        # nudges them all; a message that did get through is harmless (the claim lets one worker send).
+        for did, _ in items:
+            rt.store.transition(did, "queued", None, f"{e}; the sweeper will send it")
+        return f"{BROKER_DOWN} ({e})"
     return None
 
 
@@ -369,16 +375,59 @@ def log(rt: Runtime, *, status: str | None = None, account: str | None = None, s
 
 
 def wait(rt: Runtime, share_id: str, timeout: float = 600.0,
-         on_update: Callable[[list[Delivery]], object] | None = None, poll: float = 0.2) -> list[Delivery]:
-    """Block until every delivery of the share is terminal (or needs an editor), or ``timeout``."""
+         on_update: Callable[[list[Delivery]], object] | None = None, poll: float = 2.0) -> list[Delivery]:
+    """Block until every delivery of the share is terminal (or needs an editor), or ``timeout``.
+
+    Woken by the events channel (every status change is PUBLISHed by the script that makes it): the
+    share is re-read when one of its deliveries changes. Subscribed before the first read, so nothing
+    between the two is missed; ``poll`` is only the safety net should a notice be lost (a reconnect).
+    """
     deadline = time.monotonic() + timeout
+    pubsub = None
+    try:
+        pubsub = rt.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(rt.keys.events_channel)
+    except Exception:  # no pub/sub (e.g. Redis busy reconnecting): fall back to polling
+        pubsub = None
+    try:
+        while True:
+            ds = status(rt, share_id)
+            if on_update:
+                on_update(ds)
+            if all(is_settled(d) for d in ds) or time.monotonic() > deadline:
+                return ds
+            _next_change(pubsub, share_id, min(poll, max(0.0, deadline - time.monotonic())))
+    finally:
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:
+                pass
+
+
+def _next_change(pubsub: Any, share_id: str, seconds: float) -> None:
+    """Return when a notice about ``share_id`` arrives (or after ``seconds``); drain what else came."""
+    if pubsub is None:
+        time.sleep(seconds)
+        return
+    end = time.monotonic() + seconds
     while True:
-        ds = status(rt, share_id)
-        if on_update:
-            on_update(ds)
-        if all(is_settled(d) for d in ds) or time.monotonic() > deadline:
-            return ds
-        time.sleep(poll)
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            msg = pubsub.get_message(timeout=left)
+        except Exception:  # the subscription broke: the poll still covers us
+            time.sleep(max(0.0, min(left, 0.5)))
+            return
+        if msg is None:
+            continue
+        try:
+            notice = json.loads(msg["data"])
+        except (TypeError, ValueError):
+            continue
+        if notice.get("share") == share_id:
+            return
 
 
 def is_settled(d: Delivery) -> bool:

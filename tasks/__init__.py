@@ -9,6 +9,7 @@ nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -60,10 +61,55 @@ def _start_heartbeat(sender=None, **_: object) -> None:
     _heartbeat = Heartbeat(rt.redis, rt.settings.prefix, sender.hostname if sender else "worker", queues).start()
 
 
+
+@signals.worker_init.connect
+def _worker_init(**_: object) -> None:
+    """Before the pool forks: multiprocess metrics (each child writes its own file) when a port is set."""
+    from sharer.runtime import get_runtime
+
+    if get_runtime().settings.metrics_worker_port:
+        from sharer.metrics import prepare_worker
+
+        prepare_worker()
+
+
+@signals.worker_ready.connect
+def _worker_ready(**_: object) -> None:
+    from sharer.runtime import get_runtime
+
+    rt = get_runtime()
+    if rt.settings.metrics_worker_port:
+        from sharer.metrics import serve_worker
+
+        serve_worker(rt, rt.settings.metrics_worker_port, rt.settings.metrics_worker_host)
+
+
 @signals.worker_shutdown.connect
-def _stop_heartbeat(**_: object) -> None:
+def _worker_shutdown(**_: object) -> None:
     if _heartbeat is not None:
         _heartbeat.stop()
+    from sharer.metrics import worker_stopped
+
+    worker_stopped()
+
+
+@signals.worker_process_shutdown.connect
+def _child_exit(pid: int | None = None, **_: object) -> None:
+    from sharer.metrics import child_exited
+
+    child_exited(pid or os.getpid())
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _json_logs(logger: logging.Logger | None = None, **_: object) -> None:
+    """``[log] format = "json"``: Celery's own handlers get the JSON formatter too."""
+    from sharer.runtime import get_runtime
+
+    if get_runtime().settings.log_format == "json":
+        from sharer.logs import use_json
+
+        use_json(logger)
 
 
 from . import jobs  # noqa: E402,F401  (registers the tasks on `app`)

@@ -12,9 +12,11 @@ from . import app
 @app.task(name=DELIVER_TASK, ignore_result=True)
 def deliver(delivery_id: str, account: str | None = None, version: int | None = None) -> None:
     from sharer.delivery import run_delivery
+    from sharer.logs import bound
 
     rt = get_runtime()
-    nxt = run_delivery(rt, delivery_id, account, version)
+    with bound(delivery=delivery_id, account=account, actor="worker"):
+        nxt = run_delivery(rt, delivery_id, account, version)
     if nxt.countdown is not None:
         rt.queue.enqueue(delivery_id, countdown=nxt.countdown, account=account)
 

@@ -131,13 +131,14 @@ def _delete_prefix(r: redis_lib.Redis, prefix: str) -> None:
 class Worker:
     """A `celery -A tasks worker` subprocess."""
 
-    def __init__(self, env: dict[str, str], concurrency: int = 2, pool: str = "prefork", name: str | None = None):
+    def __init__(self, env: dict[str, str], concurrency: int = 2, pool: str = "prefork", name: str | None = None,
+                 queues: list[str] | None = None):
         self.env = env
         self.name = name or f"w{secrets.token_hex(3)}"
         self.log = Path(env.get("TMPDIR", "/tmp")) / f"sharer-worker-{self.name}.log"
         cmd = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-P", pool, "-c", str(concurrency),
                "-n", f"{self.name}@%h", "--without-heartbeat", "--without-mingle", "--without-gossip",
-               "-l", "INFO"]
+               "-l", "INFO"] + (["-Q", ",".join(queues)] if queues else [])
         self.fh = open(self.log, "wb")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.fh, stderr=subprocess.STDOUT,
                                      start_new_session=True)

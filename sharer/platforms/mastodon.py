@@ -67,7 +67,8 @@ class MastodonOptions(Options):
     image_description: str = ""         # alt text; empty = the article title
     max_image_bytes: int = 16_000_000   # unverified (instance-dependent): configurable
     media_poll_attempts: int = 20
-    media_poll_interval: float = 1.0
+    media_poll_interval: float = 0.1    # the first wait; each next one doubles, up to the max below
+    media_poll_max_interval: float = 2.0
     instance_cache_seconds: int = 86400
 
     def check(self) -> MastodonOptions:
@@ -231,9 +232,13 @@ class Mastodon(Platform[MastodonOptions]):
         return media_id
 
     def _wait_processed(self, media_id: str, ctx: DeliveryContext) -> None:
+        # Most images are processed within a second: start short, back off (doubling) to the max.
         attempts = self.options.media_poll_attempts
+        pause = float(self.options.media_poll_interval)
+        cap = max(pause, float(self.options.media_poll_max_interval))
         for _ in range(attempts):
-            time.sleep(self.options.media_poll_interval)
+            time.sleep(pause)
+            pause = min(cap, pause * 2)
             resp = send(ctx, "GET", f"{self.account.api_base}/api/v1/media/{media_id}", idempotent=True,
                         headers=self._headers(ctx))
             if resp.status_code == 200 and json_body(resp).get("url"):

@@ -146,7 +146,7 @@ async def _load_upload(upload: UploadFile, url: str | None, limits: Limits) -> A
     return await run_in_threadpool(_load_bytes, name, data, url, limits)
 
 
-def _load_bytes(name: str, data: bytes, url: str | None, limits: Limits):
+def _load_bytes(name: str, data: bytes, url: str | None, limits: Limits) -> Article:
     suffix = Path(name).suffix.lower()
     if not suffix.isascii() or not suffix[1:].isalnum():
         suffix = suffix if suffix == "" else ".unknown"

@@ -235,7 +235,7 @@ async def healthz(request: Request, ctx: Ctx, response: Response) -> dict:
     return {"status": "ok" if ok else "degraded", "redis": redis_ok, "workers": workers}
 
 
-def _health_redis(request: Request, url: str):
+def _health_redis(request: Request, url: str) -> Any:
     """One async Redis client per event loop (a client belongs to the loop it was made on)."""
     import asyncio
 

@@ -29,6 +29,7 @@ from ..errors import ArticleError, BrokerUnavailable, ComposeError, ConfigError,
 from ..redact import redact
 from ..runtime import Runtime
 from . import actions, api, i18n, pages, present, sse
+from . import metrics as metrics_route
 from .auth import LoginRequired, WebContext, identify
 from .sessions import LoginLimiter, Sessions
 from .settings import WebSettings, check_bind, load_web_settings
@@ -65,7 +66,7 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
                                templates)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.sse = sse.StreamLimits(web.sse_per_user, web.sse_total)
-    for router in (api.health, api.router, sse.router, pages.router, actions.router):
+    for router in (api.health, metrics_route.router, api.router, sse.router, pages.router, actions.router):
         app.include_router(router)
     _errors(app)
     app.add_middleware(SecurityHeaders)
@@ -86,7 +87,7 @@ def _version() -> str:
 
 def _is_api(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path in ("/healthz", "/openapi.json")
+    return path.startswith("/api/") or path in ("/healthz", "/openapi.json", "/metrics")
 
 
 def _problem(request: Request, status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:

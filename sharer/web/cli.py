@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from functools import wraps
+from typing import Any
 
 import click
 
@@ -48,16 +49,22 @@ def web_command(ctx: click.Context, host: str | None, port: int | None) -> None:
     _check_port_free(web.host, web.port, "--port" if port is not None else f"{web.path}: web.port")
     shown = f"[{web.host}]" if ":" in web.host else web.host
     click.echo(f"sharer web: http://{shown}:{web.port}/  (API schema: /openapi.json)", err=True)
-    uvicorn.Server(server_config(app, web.host, web.port)).run()
+    json_logs = settings.log_format == "json"
+    if json_logs:  # uvicorn's own loggers then propagate to the root logger's JSON handler
+        from ..logs import configure
+
+        configure("json")
+    uvicorn.Server(server_config(app, web.host, web.port, json_logs=json_logs)).run()
 
 
-def server_config(app, host: str, port: int, log_level: str = "info"):
+def server_config(app, host: str, port: int, log_level: str = "info", json_logs: bool = False):
     """How `sharer web` runs uvicorn. Its own proxy-header handling is off (it would believe
     X-Forwarded-For from loopback by default): the app does it, only for [web] trusted_proxies."""
     import uvicorn
 
+    extra: dict[str, Any] = {"log_config": None} if json_logs else {}
     return uvicorn.Config(app, host=host, port=port, proxy_headers=False, timeout_graceful_shutdown=3,
-                          log_level=log_level)
+                          log_level=log_level, **extra)
 
 
 def _check_port_free(host: str, port: int, field: str) -> None:

@@ -14,11 +14,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-import redis.asyncio as aioredis
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
+from ..connections import async_redis_client
 from .auth import Ctx, Reader
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -75,7 +75,7 @@ async def events(request: Request, ctx: Ctx, who: Reader,
 
 async def _stream(request: Request, redis_url: str, channel: str, share: str | None,
                   release: Callable[[], None]) -> AsyncIterator[str]:
-    client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5, health_check_interval=30)
+    client = async_redis_client(redis_url, socket_connect_timeout=5, health_check_interval=30)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
         await pubsub.subscribe(channel)

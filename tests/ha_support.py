@@ -1,0 +1,122 @@
+"""A real Redis Sentinel group for the HA proofs: one primary, one replica, three sentinels.
+
+Every process is a ``redis-server`` on a free loopback port with its own directory under the test's
+temp dir (AOF on, no RDB), started and stopped by the test. Sentinel timings are tight
+(``down-after-milliseconds`` 1000, ``failover-timeout`` 4000) so a failover takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis as redis_lib
+
+MASTER = "sharer-ha"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(check, timeout: float, what: str, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except redis_lib.RedisError:
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Node:
+    """One ``redis-server`` process (a data node or, with ``sentinel``, a sentinel)."""
+
+    def __init__(self, directory: Path, port: int, args: list[str], sentinel: bool = False):
+        self.dir, self.port, self.args, self.sentinel = directory, port, args, sentinel
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if self.sentinel:
+            conf = self.dir / "sentinel.conf"
+            if not conf.exists():  # sentinels rewrite their own config: keep it across restarts
+                conf.write_text("\n".join(self.args) + "\n")
+            cmd = ["redis-server", str(conf), "--sentinel", "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--dir", str(self.dir), "--logfile", str(self.dir / "sentinel.log")]
+        else:
+            cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                   "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                   "--logfile", str(self.dir / "redis.log"), *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = self.client(timeout=0.3)
+        _wait(client.ping, 10, f"redis on port {self.port}")
+        client.close()
+
+    def client(self, timeout: float = 2.0) -> redis_lib.Redis:
+        return redis_lib.Redis(port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class SentinelGroup:
+    def __init__(self, directory: Path):
+        self.primary = Node(directory / "primary", free_port(), [])
+        self.replica = Node(directory / "replica", free_port(),
+                            ["--replicaof", "127.0.0.1", "0"])  # port filled in at start
+        self.sentinels = []
+        for i in range(3):
+            self.sentinels.append(Node(directory / f"sentinel{i}", free_port(), [
+                f"sentinel monitor {MASTER} 127.0.0.1 {self.primary.port} 2",
+                f"sentinel down-after-milliseconds {MASTER} 1000",
+                f"sentinel failover-timeout {MASTER} 4000",
+                f"sentinel parallel-syncs {MASTER} 1",
+            ], sentinel=True))
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"sentinel://{hosts}/0?master_name={MASTER}"
+
+    def start(self) -> None:
+        self.primary.start()
+        self.replica.args = ["--replicaof", "127.0.0.1", str(self.primary.port)]
+        self.replica.start()
+        _wait(lambda: self.replica.client().info("replication").get("master_link_status") == "up", 20,
+              "the replica to sync")
+        for s in self.sentinels:
+            s.start()
+        # every sentinel sees the replica and the two other sentinels: a failover can be agreed on
+        _wait(lambda: all(len(s.client().sentinel_slaves(MASTER)) == 1
+                          and len(s.client().sentinel_sentinels(MASTER)) == 2 for s in self.sentinels),
+              30, "the sentinels to discover the replica and each other", every=0.2)
+
+    def master_port(self) -> int:
+        host, port = self.sentinels[0].client().sentinel_get_master_addr_by_name(MASTER)
+        return int(port)
+
+    def wait_failover(self, old_port: int, timeout: float = 30.0) -> int:
+        return _wait(lambda: (p := self.master_port()) != old_port and p, timeout, "the failover", every=0.1)
+
+    def stop(self) -> None:
+        for node in [*self.sentinels, self.replica, self.primary]:
+            node.stop()

@@ -295,7 +295,7 @@ def retry(rt: Runtime, delivery_id: str, *, confirmed: bool = False) -> Delivery
                                          "rate_waits": "0", "overdue": None, "retried_at": time.time(),
                                          "attempt_base": d.attempts})
     if not result.ok:
-        raise InputError("delivery", f"{delivery_id} changed to {result.detail} meanwhile; nothing done")
+        raise InputError("delivery", f"{delivery_id} changed to {result.status} meanwhile; nothing done")
     rt.queue.enqueue(delivery_id, account=d.account)
     return delivery(rt, delivery_id)
 

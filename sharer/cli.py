@@ -16,10 +16,10 @@ import click
 import redis
 
 from . import service
-from .errors import ArticleError, ComposeError, ConfigError, InputError, NotFound, SharerError
+from .errors import ArticleError, ComposeError, ConfigError, Forbidden, InputError, NotFound, SharerError
 from .store.deliveries import Delivery
 
-BAD_INPUT = (ArticleError, ComposeError, ConfigError, InputError, NotFound)
+BAD_INPUT = (ArticleError, ComposeError, ConfigError, InputError, NotFound, Forbidden)
 
 
 def handle_errors(fn):
@@ -499,6 +499,11 @@ from .web.cli import user_group, web_command  # noqa: E402  (the dashboard's com
 
 main.add_command(web_command)
 main.add_command(user_group)
+
+from .workflow_cli import COMMANDS as _WORKFLOW_COMMANDS  # noqa: E402  (pending, approve, reject, resubmit, audit)
+
+for _command in _WORKFLOW_COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

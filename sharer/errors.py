@@ -7,6 +7,7 @@ Every error a user can see is a ``SharerError``. Delivery errors tell the worker
     ├── ArticleError           an article that cannot be loaded or validated
     ├── ComposeError           e.g. an editor's text over the platform limit
     ├── NotFound               an unknown share or delivery id
+    ├── Forbidden              not allowed for this person (e.g. four-eyes: approving one's own share)
     └── DeliveryError          (platform, code, message — never a secret)
         ├── TransientError     retry with backoff
         │   ├── RateLimited    retry after ``retry_after`` seconds
@@ -57,6 +58,10 @@ class ComposeError(SharerError):
 
 class NotFound(SharerError):
     """An id that names no share or delivery."""
+
+
+class Forbidden(SharerError):
+    """Allowed for someone, not for this actor: e.g. approving one's own share under four-eyes."""
 
 
 class InputError(SharerError):

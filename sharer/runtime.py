@@ -43,6 +43,12 @@ class Runtime:
         return ScheduleStore(self.redis, self.keys)
 
     @cached_property
+    def audit(self):
+        from .store.audit import AuditLog
+
+        return AuditLog(self.redis, self.keys)
+
+    @cached_property
     def session(self) -> requests.Session:
         """One keep-alive session per process; platform clients add their own headers per call."""
         s = requests.Session()

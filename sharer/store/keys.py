@@ -69,5 +69,10 @@ class Keys:
         return f"{self.prefix}:slots:{account}"
 
     @property
+    def audit(self) -> str:
+        """Stream: the audit log (who did what), trimmed by the retention purge."""
+        return f"{self.prefix}:audit"
+
+    @property
     def events_channel(self) -> str:
         return f"{self.prefix}:events"

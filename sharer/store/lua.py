@@ -149,7 +149,7 @@ for _, e in ipairs(eligible) do
     version = tostring(tonumber(version) + 1)
     redis.call('HSET', h, 'approval_state', 'pending', 'approval_version', version, 'submitted_by', ARGV[5],
                'submitted_by_name', ARGV[4], 'submitted_at', ARGV[3])
-    redis.call('HDEL', h, 'decided_by', 'decided_at', 'error', 'error_kind')
+    redis.call('HDEL', h, 'decided_by', 'decided_at', 'approval_reason', 'error', 'error_kind')
     msg = 'resubmitted by ' .. ARGV[4] .. ' as version ' .. version .. '; waiting for approval'
     local due = tonumber(redis.call('HGET', h, 'scheduled_for') or '')
     if due and due > now then

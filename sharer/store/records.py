@@ -139,12 +139,12 @@ class ShareRecord:
     created_at: str
     article_json: str
     delivery_ids: list[str]
-    created_by: str | None = None
+    shared_by: str | None = None  # who started it (a dashboard user, or the actor)
 
     @classmethod
     def from_hash(cls, share_id: str, h: dict[str, str]) -> ShareRecord:
         return cls(share_id, h.get("title", ""), h.get("url", ""), h.get("created_at", ""), h.get("article", "{}"),
-                   json.loads(h.get("delivery_ids") or "[]"), h.get("created_by") or None)
+                   json.loads(h.get("delivery_ids") or "[]"), h.get("shared_by") or None)
 
     @property
     def article(self) -> dict[str, Any]:

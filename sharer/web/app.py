@@ -27,7 +27,7 @@ from ..config import Settings, load_settings
 from ..errors import ArticleError, ComposeError, ConfigError, InputError, NotFound
 from ..redact import redact
 from ..runtime import Runtime
-from . import actions, api, i18n, pages, present, sse
+from . import actions, api, approvals, i18n, pages, present, sse
 from .auth import LoginRequired, WebContext, identify
 from .sessions import LoginLimiter, Sessions
 from .settings import WebSettings, check_bind, load_web_settings
@@ -65,6 +65,7 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for router in (api.health, api.router, sse.router, pages.router, actions.router):
         app.include_router(router)
+    approvals.install(app)  # sign-off, audit log, tokens (sharer/web/approvals.py)
     _errors(app)
     app.add_middleware(SecurityHeaders)
     return app

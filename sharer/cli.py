@@ -16,6 +16,7 @@ import click
 import redis
 
 from . import service
+from .actor import Actor
 from .errors import ArticleError, ComposeError, ConfigError, Forbidden, InputError, NotFound, SharerError
 from .store.deliveries import Delivery
 
@@ -298,8 +299,19 @@ def sweep(ctx):
     """Re-nudge stuck deliveries and flag overdue ones now (beat does it every minute)."""
     from .sweeper import sweep as run_sweep
 
-    report = run_sweep(_runtime(ctx))
+    rt = _runtime(ctx)
+    report = run_sweep(rt)
+    _audit_sweep(rt, report)
     click.echo(f"nudged {len(report.nudged)}, newly overdue {len(report.overdue)}")
+
+
+def _audit_sweep(rt, report) -> None:
+    from .store.audit import AuditAction, AuditEntry
+
+    actor = Actor.cli()
+    rt.audit.record(AuditEntry(AuditAction.SWEEP, actor.name, actor.user,
+                               f"nudged {len(report.nudged)}, newly overdue {len(report.overdue)}", None, None,
+                               {"nudged": report.nudged, "overdue": report.overdue}))
 
 
 @main.group()
@@ -405,7 +417,7 @@ def accounts(ctx):
 @handle_errors
 def purge(ctx):
     """Delete deliveries older than the configured retention now (beat does it hourly)."""
-    n = service.purge(_runtime(ctx))
+    n = service.purge(_runtime(ctx), actor=Actor.cli())
     click.echo(f"purged {n} deliveries")
 
 
@@ -439,6 +451,8 @@ def render_table(deliveries: list[Delivery], events: bool = False) -> str:
         where = f"at {_shown(d)}" if d.status == "scheduled" else (d.post_url or d.note or d.error or "")
         if d.already_posted and d.note:  # nothing new was published: say so, with the earlier post
             where = f"{d.note} (nothing new published)"
+        if d.approval and d.status in ("awaiting_approval", "rejected"):
+            where = _approval_text(d)
         rows.append((d.id, d.account, d.platform, d.status, str(d.attempts), where))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
@@ -447,8 +461,19 @@ def render_table(deliveries: list[Delivery], events: bool = False) -> str:
             lines.append("")
             lines.append(f"{d.id} ({d.account}):")
             for ev in d.events:
-                lines.append(f"  {ev['at']}  {ev['status']:<12} #{ev['attempt']}  {ev['message']}")
+                by = f"  ({ev['actor']})" if ev.get("actor") else ""
+                lines.append(f"  {ev['at']}  {ev['status']:<12} #{ev['attempt']}  {ev['message']}{by}")
     return "\n".join(lines)
+
+
+def _approval_text(d: Delivery) -> str:
+    a = d.approval
+    if a is None:
+        return ""
+    if d.status == "rejected":
+        return f"v{a.version} rejected by {a.decided_by}: {a.reason}"
+    due = f", due {_shown(d)}" if d.scheduled_for else ""
+    return f"v{a.version} waiting for approval (submitted by {a.submitted_by}{due})"
 
 
 class LiveTable:

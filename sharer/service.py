@@ -289,10 +289,16 @@ def is_settled(d: Delivery) -> bool:
     return d.status in TERMINAL or d.status in (Status.NEEDS_REVIEW, Status.AWAITING_APPROVAL, Status.REJECTED)
 
 
-def purge(rt: Runtime) -> int:
+def purge(rt: Runtime, *, actor: Actor | None = None) -> int:
+    """Enforce ``[log] retention_days`` on deliveries, shares and the audit log. ``actor``: a person ran
+    it (recorded); beat's hourly run passes none."""
     cutoff = time.time() - rt.settings.retention_days * 86400
     rt.audit.purge(cutoff)  # the audit log is retained like the log
-    return rt.store.purge(cutoff)
+    removed = rt.store.purge(cutoff)
+    if actor is not None:
+        _audit(rt, AuditAction.PURGE, actor, f"purged {removed} deliveries older than "
+                                             f"{rt.settings.retention_days:g} days", data={"removed": removed})
+    return removed
 
 
 def _audit(rt: Runtime, action: AuditAction, actor: Actor, detail: str, share_id: str | None = None,

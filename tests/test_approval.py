@@ -201,6 +201,20 @@ def test_a_rejected_share_is_revised_resubmitted_and_approved(art, appr_worker, 
     assert [p["body"]["text"] for p in hook_posts(emulators, "gated-a")] == [revised]
     actions = [e.action for e in service.audit(art, share_id=r.share_id)[0]]
     assert actions == ["approve", "resubmit", "reject", "share"]
+    # the editors and approvers were told of each step, with the reason
+    deadline = time.time() + 10
+    want = {"approval.requested", "approval.rejected", "approval.approved"}
+    while time.time() < deadline:
+        notices = [p["body"] for p in hook_posts(emulators, "alerts") if p["body"]["share_id"] == r.share_id]
+        if want <= {n["event"] for n in notices}:
+            break
+        time.sleep(0.1)
+    [rejected] = [n for n in notices if n["event"] == "approval.rejected"]
+    assert rejected["actor"] == "chief" and rejected["reason"].startswith("标题不准确")
+    assert want <= {n["event"] for n in notices}
+    cards = [json.dumps(p, ensure_ascii=False) for p in sandbox_posts(emulators["feishu"])]
+    assert any("Rejected: BAIC" in t and "标题不准确" in t for t in cards)
+    assert any("Approved: BAIC" in t for t in cards)
 
 
 def test_a_scheduled_post_unapproved_at_its_slot_is_not_sent_and_the_approvers_are_told(
@@ -226,7 +240,7 @@ def test_a_scheduled_post_unapproved_at_its_slot_is_not_sent_and_the_approvers_a
                                              for p in hook_posts(emulators, "alerts")):
         time.sleep(0.1)
     assert any(p["body"]["event"] == "approval.missed" for p in hook_posts(emulators, "alerts"))
-    assert any("Not approved in time" in p["text"] for p in sandbox_posts(emulators["feishu"]))
+    assert any("Not approved in time" in json.dumps(p) for p in sandbox_posts(emulators["feishu"]))
     [entry] = service.audit(art, share_id=r.share_id, action="unapproved_at_due")[0]
     assert entry.actor == "scheduler"
     assert r.share_id in [s.id for s in workflow.pending(art)]
@@ -249,3 +263,23 @@ def test_an_approved_scheduled_post_waits_for_its_time(art, appr_worker, emulato
     finally:
         beat.stop()
     assert d.status == "delivered" and d.lag_seconds is not None and d.lag_seconds >= 0
+
+
+def test_the_audit_log_is_retained_like_the_log(art):
+    import dataclasses
+    import secrets
+
+    from conftest import _delete_prefix
+
+    from sharer.runtime import Runtime
+    from sharer.store.audit import AuditAction, AuditEntry
+
+    rt = Runtime(dataclasses.replace(art.settings, prefix=f"sharer-appr-ret-{secrets.token_hex(3)}"))
+    try:
+        old = int((time.time() - (rt.settings.retention_days + 1) * 86400) * 1000)
+        rt.redis.xadd(rt.keys.audit, AuditEntry(AuditAction.CANCEL, "ed", "ed", "long ago").fields(), id=f"{old}-0")
+        rt.audit.record(AuditEntry(AuditAction.CANCEL, "ed", "ed", "today"))
+        service.purge(rt)
+        assert [e.detail for e in service.audit(rt)[0]] == ["today"]
+    finally:
+        _delete_prefix(rt.redis, rt.settings.prefix)

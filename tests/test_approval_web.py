@@ -211,6 +211,8 @@ def test_every_cli_command_and_api_write_records_one_audit_entry_naming_its_acto
     out = expect("token_create", cli_actor, lambda: run_cli(["user", "token", "ed", "--name", "cli-made"], appr_env))
     token_id = re.search(r"revoke-token (\w+)", out.stderr)[1]
     expect("token_revoke", cli_actor, lambda: cli("user", "revoke-token", token_id))
+    expect("sweep", cli_actor, lambda: cli("sweep"))
+    expect("purge", cli_actor, lambda: cli("purge"))
 
     # --- the API (token actors) and the dashboard (session actors) ---------------------------------
     c = client(app)
@@ -242,7 +244,7 @@ def test_every_cli_command_and_api_write_records_one_audit_entry_naming_its_acto
     s = expect("sign_in", "ed2", lambda: sign_in(app, "ed2"))
     expect("sign_out", "ed2", lambda: s.post("/logout", data={"csrf_token": s.csrf}))
     assert set(checked) >= {"share", "approve", "reject", "resubmit", "retry", "cancel", "reschedule", "posted",
-                            "sign_in", "sign_out", "token_create", "token_revoke"}
+                            "sign_in", "sign_out", "token_create", "token_revoke", "sweep", "purge"}
     # the audit log as users read it: CLI --json, the API, the page
     out = json.loads(cli("audit", "--actor", "chief", "--json", "--limit", "5"))
     assert out["entries"] and all(e["user"] == "chief" for e in out["entries"])

@@ -30,6 +30,8 @@ class AuditAction(StrEnum):
     CANCEL = "cancel"
     RESCHEDULE = "reschedule"
     POSTED = "posted"
+    SWEEP = "sweep"  # run by hand (beat's own runs are not logged here; their events name "sweeper")
+    PURGE = "purge"  # run by hand
     UNAPPROVED_AT_DUE = "unapproved_at_due"  # the scheduler found it still waiting for sign-off
     SIGN_IN = "sign_in"
     SIGN_IN_FAILED = "sign_in_failed"

@@ -182,7 +182,8 @@ def share(ctx, sources, to, url, texts, at, tz, next_slot, max_lateness, idempot
     if (at or next_slot) and not as_json:
         for d in result.deliveries:
             if d not in refused:
-                click.echo(f"{d.id}  {d.account:20} scheduled for {_shown(d)}")
+                held = " (waiting for approval)" if d.status == "awaiting_approval" else ""
+                click.echo(f"{d.id}  {d.account:20} scheduled for {_shown(d)}{held}")
         click.echo(f"share {result.share_id} scheduled (list with: sharer schedule list)")
         sys.exit(1 if refused else 0)
     deliveries = result.deliveries
@@ -193,7 +194,9 @@ def share(ctx, sources, to, url, texts, at, tz, next_slot, max_lateness, idempot
         if as_json:
             _print_json(share_json(result.share_id, deliveries))
         else:
-            click.echo(f"share {result.share_id}: {len(deliveries) - len(refused)} deliveries queued "
+            waiting = sum(1 for d in deliveries if d.status == "awaiting_approval")
+            held = f", {waiting} of them waiting for approval" if waiting else ""
+            click.echo(f"share {result.share_id}: {len(deliveries) - len(refused)} deliveries queued{held} "
                        f"(follow with: sharer status {result.share_id})")
         sys.exit(1 if refused else 0)
     live = LiveTable(enabled=not as_json and sys.stdout.isatty())
@@ -204,7 +207,8 @@ def share(ctx, sources, to, url, texts, at, tz, next_slot, max_lateness, idempot
     else:
         click.echo(f"share {result.share_id}")
         click.echo(render_table(deliveries))
-    sys.exit(0 if all(d.status == "delivered" for d in deliveries) else 1)
+    # waiting for an approver is not a failure: nothing more happens until one decides
+    sys.exit(0 if all(d.status in ("delivered", "awaiting_approval") for d in deliveries) else 1)
 
 
 @main.command()

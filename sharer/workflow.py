@@ -100,6 +100,8 @@ def resubmit(rt: Runtime, share_id: str, *, actor: Actor | None = None, texts: d
     if len(note) > MAX_REASON:
         raise InputError("note", f"at most {MAX_REASON} characters")
     fields, edited = _edits(rt, share_id, rejected, texts or {}, resubmit=True)
+    for d in rejected:  # unrevised: no "revised since" diff left over from an earlier round
+        fields.setdefault(d.id, {"previous_text": None})
     decision = rt.store.decide([d.id for d in rejected], "resubmit", actor=actor.name, user=actor.user,
                                four_eyes=False, fields=fields, reason=note.strip())
     _check(rt, share_id, decision, "resubmit")
@@ -178,6 +180,7 @@ def _edits(rt: Runtime, share_id: str, ds: list[Delivery], texts: dict[str, str]
         f: dict[str, Any] = {"override": texts[d.account], "post": post.to_dict()}
         if resubmit:
             f["submitted_text"] = post.text
+            f["previous_text"] = (d.post or {}).get("text")
             f["approval_edited"] = None
         else:
             f["approval_edited"] = "1"

@@ -143,6 +143,8 @@ def test_the_submitter_sees_the_reason_and_resubmits_from_the_dashboard(app, tok
     assert r.status_code == 303
     [d] = service.status(art, sid)
     assert d.status == "awaiting_approval" and d.approval.version == 2
+    page = chief.get(f"/shares/{sid}").text
+    assert "Revised since version 1:" in page and "<ins>" in page and "— ed</span>" in page  # who did each step
     r = c.post(f"/api/shares/{sid}/approve", json={"version": 1}, headers=tokens["chief"])
     assert r.status_code == 409 and "version 2" in r.json()["detail"]
     r = c.post(f"/api/shares/{sid}/approve", json={"version": 2}, headers=tokens["chief"])

@@ -27,6 +27,7 @@ class ApprovalInfo:
     submitted_text: str | None = None  # the post text as submitted (the approver's edits diff against it)
     edited: bool = False  # the approver changed the text before approving
     submitted_user: str = ""  # the person behind ``submitted_by`` (four-eyes compares it)
+    previous_text: str | None = None  # the text of the version before a resubmission (what was revised)
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> ApprovalInfo | None:
@@ -35,7 +36,8 @@ class ApprovalInfo:
         return cls(Approval(h["approval_state"]), int(h.get("approval_version") or 1),
                    h.get("submitted_by_name") or h.get("submitted_by") or "", h.get("submitted_at") or None,
                    h.get("decided_by") or None, h.get("decided_at") or None, h.get("approval_reason") or None,
-                   h.get("submitted_text") or None, h.get("approval_edited") == "1", h.get("submitted_by") or "")
+                   h.get("submitted_text") or None, h.get("approval_edited") == "1", h.get("submitted_by") or "",
+                   h.get("previous_text") or None)
 
     def to_json(self) -> dict[str, Any]:
         return {"state": str(self.state), "version": self.version, "submitted_by": self.submitted_by,

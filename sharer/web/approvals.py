@@ -278,8 +278,15 @@ def panel(ctx: WebContext, who: Principal | None, share: ShareSummary) -> dict[s
     rows = []
     for d in gated:
         text = (d.post or {}).get("text") or ""
-        submitted = d.approval.submitted_text if d.approval else None
-        rows.append({"d": d, "text": text, "diff": diff(submitted, text) if submitted and submitted != text else None})
+        a = d.approval
+        if a and a.submitted_text and a.submitted_text != text:  # the approver's edit
+            rows.append({"d": d, "text": text, "diff": diff(a.submitted_text, text),
+                         "diff_label": "Changes by the approver against the submitted text:"})
+        elif a and a.previous_text and a.previous_text != text:  # the editor's revision after a rejection
+            rows.append({"d": d, "text": text, "diff": diff(a.previous_text, text),
+                         "diff_label": f"Revised since version {a.version - 1}:"})
+        else:
+            rows.append({"d": d, "text": text, "diff": None})
     waiting = [d for d in gated if d.approval and d.approval.state is Approval.PENDING
                and d.status in (Status.AWAITING_APPROVAL, Status.NEEDS_REVIEW)]
     rejected = [d for d in gated if d.status is Status.REJECTED]

@@ -126,6 +126,10 @@ def test_four_eyes_nobody_approves_their_own_share(art, appr_worker, emulators, 
     assert refused.returncode == 2 and "another approver" in refused.stderr and "Traceback" not in refused.stderr
     assert refused.stderr.count("\n") == 1
     assert service.status(art, sid)[0].status == "awaiting_approval"
+    listed = run_cli(["pending"], appr_env)
+    assert listed.returncode == 0 and sid in listed.stdout and "v1 by cli:" in listed.stdout
+    shown = run_cli(["status", sid], appr_env)
+    assert "v1 waiting for approval (submitted by cli:" in shown.stdout
     workflow.approve(art, sid, actor=CHIEF)  # someone else may
     assert wait_settled(art, sid)[0].status == "delivered"
 

@@ -413,7 +413,8 @@ def accounts(ctx):
     rt = _runtime(ctx)
     for a in rt.settings.accounts.values():
         creds = ", ".join(sorted(a.credentials)) or "-"
-        click.echo(f"{a.name:20} {a.platform:10} {a.api_base}   credentials: {creds}")
+        gated = "   needs approval" if rt.settings.needs_approval(a.name) else ""
+        click.echo(f"{a.name:20} {a.platform:10} {a.api_base}   credentials: {creds}{gated}")
 
 
 @main.command()

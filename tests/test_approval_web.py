@@ -74,6 +74,8 @@ def test_each_role_gets_403_on_what_it_may_not_do(app, tokens, art, appr_worker)
     assert service.status(art, sid)[0].status == "awaiting_approval"  # nothing moved
     # what each may do
     assert c.get("/api/approvals", headers=tokens["reader"]).json()["count"] >= 1
+    rows = {a["name"]: a for a in c.get("/api/accounts", headers=tokens["reader"]).json()["accounts"]}
+    assert rows["gated-a"]["requires_approval"] and not rows["hook-a"]["requires_approval"]
     assert c.get("/api/audit", headers=tokens["chief"]).status_code == 200
     assert c.post(f"/api/shares/{sid}/approve", json={}, headers=tokens["chief"]).status_code == 200
     made = c.post("/api/tokens", json={"user": "ed", "name": "cms"}, headers=tokens["boss"])

@@ -202,6 +202,7 @@ class AccountOut(BaseModel):
     last_success: Outcome | None
     last_failure: Outcome | None
     credentials: CredentialState | None = Field(description="present with ?check=true")
+    requires_approval: bool = Field(False, description="shares to it wait for an approver's sign-off")
 
 
 class AccountList(BaseModel):

@@ -46,7 +46,7 @@ class Runtime:
     def audit(self):
         from .store.audit import AuditLog
 
-        return AuditLog(self.redis, self.keys)
+        return AuditLog(self.redis, self.keys, self.settings.retention_days * 86400)
 
     @cached_property
     def session(self) -> requests.Session:

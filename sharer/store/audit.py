@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -85,12 +86,17 @@ class AuditFilter:
 
 
 class AuditLog:
-    def __init__(self, redis: Redis, keys: Keys):
-        self.r, self.key = redis, keys.audit
+    def __init__(self, redis: Redis, keys: Keys, retention_seconds: float = 90 * 86400):
+        self.r, self.key, self.retention = redis, keys.audit, retention_seconds
 
     def record(self, entry: AuditEntry, pipe=None) -> None:
-        """Append ``entry`` (to ``pipe`` when it belongs with other writes in one transaction)."""
-        (pipe if pipe is not None else self.r).xadd(self.key, entry.fields())
+        """Append ``entry`` (to ``pipe`` when it belongs with other writes in one transaction).
+
+        Each append also trims (approximately, so it stays O(1)) what is older than the retention, the
+        stream's counterpart of the records' TTL backstop: retention holds even if no purge runs.
+        """
+        cutoff = str(ms(time.time() - self.retention))
+        (pipe if pipe is not None else self.r).xadd(self.key, entry.fields(), minid=cutoff, approximate=True)
 
     def query(self, flt: AuditFilter, *, limit: int = 50, cursor: str | None = None,
               scan_budget: int = 5000) -> tuple[list[AuditEntry], str | None]:

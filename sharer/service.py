@@ -357,6 +357,9 @@ def mark_posted(rt: Runtime, delivery_id: str, url: str | None = None, *, actor:
     d = delivery(rt, delivery_id)
     if d.status not in ("needs_review", "unknown"):
         raise InputError("delivery", f"{delivery_id} is {d.status}; only needs_review can be marked posted")
+    if d.approval is not None and d.approval.state is not Approval.APPROVED:
+        raise InputError("delivery", f"{delivery_id} was never approved, so it was not sent; an approver "
+                                     f"approves (sharer approve {d.share_id}) or rejects it")
     if url is not None and not url.startswith(("http://", "https://")):
         raise InputError("url", "must be an http(s) URL")
     result = rt.store.transition(delivery_id, d.status, "delivered", f"marked as posted by {actor.name}",

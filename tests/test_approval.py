@@ -250,6 +250,10 @@ def test_a_scheduled_post_unapproved_at_its_slot_is_not_sent_and_the_approvers_a
     [entry] = service.audit(art, share_id=r.share_id, action="unapproved_at_due")[0]
     assert entry.actor == "scheduler"
     assert r.share_id in [s.id for s in workflow.pending(art)]
+    for refused in (lambda: service.retry(art, d.id, confirmed=True, actor=ED),
+                    lambda: service.mark_posted(art, d.id, actor=ED)):
+        with pytest.raises(InputError, match="never approved"):
+            refused()
     # the approver decides: approving now sends it (the slot has passed: said in the event)
     workflow.approve(art, r.share_id, actor=CHIEF)
     d = _by_account(wait_settled(art, r.share_id))["gated-a"]

@@ -158,7 +158,7 @@ def test_the_submitter_sees_the_reason_and_resubmits_from_the_dashboard(app, tok
     # an editor cancels a share still waiting for sign-off from its page
     sid = _new_share(c, tokens["ed2"])
     page = ed.get(f"/shares/{sid}").text
-    assert "Cancel what is waiting" in page and f'action="/deliveries/' not in page.split('id="deliveries"')[1]
+    assert "Cancel what is waiting" in page and 'action="/deliveries/' not in page.split('id="deliveries"')[1]
     r = ed.post(f"/shares/{sid}/cancel", data={"csrf_token": ed.csrf, "back": f"/shares/{sid}"})
     assert r.status_code == 303 and service.status(art, sid)[0].status == "cancelled"
     assert c.post(f"/api/shares/{sid}/approve", json={}, headers=tokens["chief"]).status_code == 409

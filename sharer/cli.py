@@ -123,6 +123,8 @@ def preview(ctx, sources, to, url, texts, send_to, as_json):
     posts = service.preview(rt, article, accounts, _overrides(texts))
     quotas = {p.account: wechat_ops.mass_quota(rt, p.account) for p in posts}
     sent = wechat_ops.send_to_phone(rt, article, accounts, send_to, _overrides(texts)) if send_to is not None else []
+    if sent:
+        service.audit_preview_sent(rt, Actor.cli(), article, sent)
     if as_json:
         out = [{**p.to_dict(), **({"quota": quotas[p.account].to_json()} if quotas[p.account] else {})}
                for p in posts]

@@ -242,7 +242,7 @@ def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = 
             raise InputError("at", f"account {d.account!r} already has a post within "
                                    f"{account.min_spacing / 60:.0f} min of {when.label()}")
         rt.schedule.reschedule(d.id, d.account, when.epoch, when.zone, when.label(), actor=actor.name)
-    _audit(rt, AuditAction.RESCHEDULE, actor, f"rescheduled to {when.label()}", share_id,
+    record_audit(rt, AuditAction.RESCHEDULE, actor, f"rescheduled to {when.label()}", share_id,
            data={"at": when.utc.isoformat(), "timezone": when.zone, "deliveries": [d.id for d in pending]})
     return status(rt, share_id)
 
@@ -296,13 +296,21 @@ def purge(rt: Runtime, *, actor: Actor | None = None) -> int:
     rt.audit.purge(cutoff)  # the audit log is retained like the log
     removed = rt.store.purge(cutoff)
     if actor is not None:
-        _audit(rt, AuditAction.PURGE, actor, f"purged {removed} deliveries older than "
+        record_audit(rt, AuditAction.PURGE, actor, f"purged {removed} deliveries older than "
                                              f"{rt.settings.retention_days:g} days", data={"removed": removed})
     return removed
 
 
-def _audit(rt: Runtime, action: AuditAction, actor: Actor, detail: str, share_id: str | None = None,
+def audit_preview_sent(rt: Runtime, actor: Actor, article: Article, sent: list) -> None:
+    """A WeChat draft sent to a follower's phone is a write on the platform: it goes in the audit log."""
+    record_audit(rt, AuditAction.PREVIEW_SENT, actor,
+                 f"sent a preview of “{article.title}” to {sent[0].to} ({', '.join(p.account for p in sent)})",
+                 data={"accounts": [p.account for p in sent], "to": sent[0].to})
+
+
+def record_audit(rt: Runtime, action: AuditAction, actor: Actor, detail: str, share_id: str | None = None,
            delivery_id: str | None = None, data: dict | None = None) -> None:
+    """One audit log entry (the write paths here call it; so do the CLI and web for theirs)."""
     rt.audit.record(AuditEntry(action, actor.name, actor.user, detail, share_id, delivery_id, data or {}))
 
 
@@ -345,7 +353,7 @@ def retry(rt: Runtime, delivery_id: str, *, confirmed: bool = False, actor: Acto
                                          "attempt_base": d.attempts})
     if not result.ok:
         raise InputError("delivery", f"{delivery_id} changed to {result.status} meanwhile; nothing done")
-    _audit(rt, AuditAction.RETRY, actor, f"retry of {d.account} ({d.status})", d.share_id, delivery_id)
+    record_audit(rt, AuditAction.RETRY, actor, f"retry of {d.account} ({d.status})", d.share_id, delivery_id)
     rt.queue.enqueue(delivery_id, account=d.account)
     return delivery(rt, delivery_id)
 
@@ -367,7 +375,7 @@ def mark_posted(rt: Runtime, delivery_id: str, url: str | None = None, *, actor:
                                          "note": f"confirmed by {actor.name}"}, actor=actor.name)
     if not result.ok:
         raise InputError("delivery", f"{delivery_id} changed to {result.status} meanwhile; nothing done")
-    _audit(rt, AuditAction.POSTED, actor, f"marked {d.account} as posted" + (f" at {url}" if url else ""),
+    record_audit(rt, AuditAction.POSTED, actor, f"marked {d.account} as posted" + (f" at {url}" if url else ""),
            d.share_id, delivery_id, {"url": url})
     return delivery(rt, delivery_id)
 
@@ -395,7 +403,7 @@ def cancel(rt: Runtime, share_or_delivery_id: str, *, actor: Actor | None = None
         else:
             kept[d.id] = rt.store.get(d.id, with_events=False).status
     share_id = ds[0].share_id if ds else None
-    _audit(rt, AuditAction.CANCEL, actor, f"cancelled {len(cancelled)} of {len(ds)} deliveries", share_id,
+    record_audit(rt, AuditAction.CANCEL, actor, f"cancelled {len(cancelled)} of {len(ds)} deliveries", share_id,
            share_or_delivery_id if share_or_delivery_id.startswith("dl_") else None,
            {"cancelled": cancelled, "not_cancelled": kept})
     return CancelResult(cancelled, kept)

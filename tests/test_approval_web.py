@@ -222,6 +222,8 @@ def test_every_cli_command_and_api_write_records_one_audit_entry_naming_its_acto
     out = expect("token_create", cli_actor, lambda: run_cli(["user", "token", "ed", "--name", "cli-made"], appr_env))
     token_id = re.search(r"revoke-token (\w+)", out.stderr)[1]
     expect("token_revoke", cli_actor, lambda: cli("user", "revoke-token", token_id))
+    expect("preview_sent", cli_actor, lambda: cli("preview", str(ARTICLE), "--to", "wechat-main", "--send-to",
+                                                  "editor-wx"))
     expect("sweep", cli_actor, lambda: cli("sweep"))
     expect("purge", cli_actor, lambda: cli("purge"))
 
@@ -252,10 +254,12 @@ def test_every_cli_command_and_api_write_records_one_audit_entry_naming_its_acto
     expect("cancel", api_ed, lambda: c.post(f"/api/shares/{r.json()['share_id']}/cancel", headers=ed))
     r = expect("token_create", api_boss, lambda: c.post("/api/tokens", json={"user": "ed"}, headers=boss))
     expect("token_revoke", api_boss, lambda: c.delete(f"/api/tokens/{r.json()['id']}", headers=boss))
+    expect("preview_sent", api_ed, lambda: c.post("/api/previews/phone", json={
+        "article": article_json(ARTICLE), "accounts": ["wechat-main"], "send_to": "editor-wx"}, headers=ed))
     s = expect("sign_in", "ed2", lambda: sign_in(app, "ed2"))
     expect("sign_out", "ed2", lambda: s.post("/logout", data={"csrf_token": s.csrf}))
     assert set(checked) >= {"share", "approve", "reject", "resubmit", "retry", "cancel", "reschedule", "posted",
-                            "sign_in", "sign_out", "token_create", "token_revoke", "sweep", "purge"}
+                            "sign_in", "sign_out", "token_create", "token_revoke", "sweep", "purge", "preview_sent"}
     # the audit log as users read it: CLI --json, the API, the page
     out = json.loads(cli("audit", "--actor", "chief", "--json", "--limit", "5"))
     assert out["entries"] and all(e["user"] == "chief" for e in out["entries"])

@@ -31,6 +31,7 @@ class AuditAction(StrEnum):
     CANCEL = "cancel"
     RESCHEDULE = "reschedule"
     POSTED = "posted"
+    PREVIEW_SENT = "preview_sent"  # a WeChat draft sent to a follower's phone (preview --send-to)
     SWEEP = "sweep"  # run by hand (beat's own runs are not logged here; their events name "sweeper")
     PURGE = "purge"  # run by hand
     UNAPPROVED_AT_DUE = "unapproved_at_due"  # the scheduler found it still waiting for sign-off

@@ -64,6 +64,8 @@ def phone_preview(body: s.PhonePreviewRequest, ctx: Ctx, who: Editor) -> JSONRes
         sent = send_to_phone(rt, article, accounts, body.send_to, body.texts or None)
     except DeliveryError as e:
         return JSONResponse({"detail": str(e)}, status_code=502)
+    if sent:
+        service.audit_preview_sent(rt, who.actor, article, sent)
     return JSONResponse({"sent": [{"account": p.account, "to": p.to, "msg_id": p.msg_id,
                                    "draft_media_id": p.draft_media_id, "articles": p.articles} for p in sent]})
 

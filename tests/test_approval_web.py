@@ -123,7 +123,7 @@ def test_four_eyes_in_the_api_and_the_dashboard_and_the_approved_edit_is_sent(ap
     assert [p["body"]["text"] for p in hook_posts(emulators, "gated-b")] == [edited]
     assert ds["gated-b"].approval.edited and not ds["gated-a"].approval.edited
     page = chief2.get(f"/shares/{sid}").text
-    assert "<del>BAIC</del><ins>北汽</ins>" in page and "approved by <strong>chief2</strong>" in page
+    assert "<del>BAIC</del><ins>北汽</ins>" in page and "approved by chief2" in page
     # the same share approved again: 409, names who did it
     r = c.post(f"/api/shares/{sid}/approve", json={}, headers=tokens["chief"])
     assert r.status_code == 409 and "already approved by chief2" in r.json()["detail"]

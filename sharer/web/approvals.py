@@ -20,6 +20,7 @@ from ..errors import ComposeError, Forbidden, InputError, NotFound
 from ..store.audit import AuditAction, AuditEntry
 from ..store.shares import ShareSummary
 from ..store.states import Approval, Status
+from . import i18n
 from . import schemas as s
 from .auth import (
     Admin,
@@ -281,10 +282,10 @@ def panel(ctx: WebContext, who: Principal | None, share: ShareSummary) -> dict[s
         a = d.approval
         if a and a.submitted_text and a.submitted_text != text:  # the approver's edit
             rows.append({"d": d, "text": text, "diff": diff(a.submitted_text, text),
-                         "diff_label": "Changes by the approver against the submitted text:"})
+                         "diff_label": i18n.gettext("Changes by the approver against the submitted text:")})
         elif a and a.previous_text and a.previous_text != text:  # the editor's revision after a rejection
             rows.append({"d": d, "text": text, "diff": diff(a.previous_text, text),
-                         "diff_label": f"Revised since version {a.version - 1}:"})
+                         "diff_label": i18n.gettext("Revised since version %(n)s:") % {"n": a.version - 1}})
         else:
             rows.append({"d": d, "text": text, "diff": None})
     waiting = [d for d in gated if d.approval and d.approval.state is Approval.PENDING

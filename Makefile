@@ -47,6 +47,7 @@ system-deps:
 
 test: install redis system-deps
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 demo: install redis
@@ -54,6 +55,7 @@ demo: install redis
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: install redis
 	$(BIN)/python bench/throughput.py

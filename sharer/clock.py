@@ -20,5 +20,14 @@ def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def epoch_of(value: object) -> float | None:
+    """An ISO 8601 time (a platform's ``created_at``) as epoch seconds; None when it is not one."""
+    try:
+        when = parse_iso(str(value))
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
 def ms(ts: float) -> int:
     return int(ts * 1000)

@@ -68,7 +68,7 @@ class Account:
     platform: str
     api_base: str
     credentials: dict[str, Secret] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Any = field(default_factory=dict)  # the platform's typed Options (older platforms: a dict)
     template: str | None = None
     utm: dict[str, str] | None = None  # None = tagging off
     rate_limit: tuple[int, float] | None = None  # (count, per seconds); None = platform default
@@ -144,7 +144,7 @@ class Settings:
 # --- loading -------------------------------------------------------------------------------------
 
 _TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts", "media", "web",
-             "users", "workflow"}
+             "users", "workflow", "sandbox"}
 _ACCOUNT_KEYS = {
     "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
     "timezone", "slots", "min_spacing_minutes", "max_lateness_minutes", "alerts", "requires_approval",
@@ -213,7 +213,7 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         raise ConfigError(f"{p}: delivery.http_timeout ({http_timeout}) must be shorter than lease_seconds ({lease})")
     default_retry = _retry(delivery.get("retry", {}), p, "delivery.retry", RetryPolicy())
 
-    accounts_tbl = _table(raw, "accounts", p)
+    accounts_tbl = {**_demo_accounts(raw, p), **_table(raw, "accounts", p)}  # the config's own tables win
     accounts = {}
     for name, acc in accounts_tbl.items():
         accounts[name] = _account(name, acc, p, resolver, default_retry)
@@ -266,6 +266,20 @@ def _workflow(table: dict, web: dict, accounts: dict[str, Account], p: Path) -> 
                     notify, public_url.rstrip("/") if public_url else None)
 
 
+def _demo_accounts(raw: dict[str, Any], p: Path) -> dict[str, Any]:
+    """``[sandbox] demo_accounts = true``: every registered platform's demo account(s) on the sandbox."""
+    sandbox = _table(raw, "sandbox", p)
+    _no_unknown(sandbox, {"demo_accounts"}, p, "sandbox")
+    wanted = sandbox.get("demo_accounts", False)
+    if not isinstance(wanted, bool):
+        raise ConfigError(f"{p}: sandbox.demo_accounts: must be true or false")
+    if not wanted:
+        return {}
+    from .platforms import demo_accounts
+
+    return demo_accounts()
+
+
 def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, default_retry: RetryPolicy) -> Account:
     from .platforms import get_platform  # late: platforms import config types
 
@@ -291,10 +305,7 @@ def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, defaul
             raise ConfigError(f"{p}: {where}.credentials.{key}: is required for platform {platform_id!r}")
     for key, ref in creds_raw.items():
         credentials[key] = resolver.resolve(ref, f"{where}.credentials.{key}", api_base)
-    try:
-        options = platform_cls.validate_options(acc.get("options", {}))
-    except ValueError as e:
-        raise ConfigError(f"{p}: {where}.options: {e}") from None
+    options = _options(platform_cls, acc.get("options", {}), p, where)
     template = acc.get("template")
     if template is not None:
         from .compose import check_template
@@ -348,6 +359,18 @@ def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, defaul
         alert_secret=alert_secret,
         requires_approval=needs,
     )
+
+
+def _options(platform_cls: Any, raw: Any, p: Path, where: str) -> Any:
+    """The account's options parsed by its platform; a bad one names ``accounts.NAME.options.KEY``."""
+    from .platforms.spec import OptionError
+
+    try:
+        return platform_cls.parse_options(raw)
+    except OptionError as e:
+        raise ConfigError(f"{p}: {where}.options.{e.key}: {e.problem}") from None
+    except ValueError as e:
+        raise ConfigError(f"{p}: {where}.options: {e}") from None
 
 
 class _CredentialResolver:

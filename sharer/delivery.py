@@ -27,7 +27,9 @@ import json
 import logging
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from redis import exceptions as redis_errors
 
@@ -266,7 +268,7 @@ def first_attempt_at(rt: Runtime, record: Delivery) -> float:
 
 
 def _fail(rt: Runtime, record: Delivery, token: int, message: str, kind: str, post: Post | None = None) -> None:
-    fields = {"error": message, "error_kind": kind}
+    fields: dict[str, Any] = {"error": message, "error_kind": kind}
     if post is not None:
         fields["post"] = post.to_dict()
     _to(rt, record.id, "sending", "failed", message, token=token, fields=fields)
@@ -296,7 +298,8 @@ def _delivered(rt: Runtime, delivery_id: str, token: int, post: Post, receipt: R
 ALERT_ON = ("delivered", "failed", "needs_review")
 
 
-def _to(rt: Runtime, delivery_id: str, allowed, new: str | None, message: str, **kw) -> bool:
+def _to(rt: Runtime, delivery_id: str, allowed: Iterable[str] | str, new: str | None, message: str,
+        **kw: Any) -> bool:
     """A status change; a settled one also triggers the configured alert webhook."""
     result = rt.store.transition(delivery_id, allowed, new, message, **kw)
     if result.ok and new in ALERT_ON and rt.settings.alerts_configured:

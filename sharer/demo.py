@@ -1,7 +1,8 @@
 """`sharer demo` / `make demo`: the whole product on this machine, no credentials, no internet.
 
-Starts the sandbox emulators, a Celery worker and the web dashboard (``sharer web``, when the config
-has a ``[web]`` table) as child processes (stopped on exit or Ctrl-C),
+Starts the sandbox emulators, a Celery worker, beat (the scheduler) and the web dashboard (``sharer web``,
+when the config has a ``[web]`` table) as child processes (stopped on exit or Ctrl-C), all reading the
+same config file,
 shares every article in ``examples/`` to every demo account (those pointing at loopback emulators),
 shows a live status table until every delivery is settled, then prints where each post landed.
 """
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,7 +26,7 @@ from .cli import LiveTable, render_table
 from .config import is_loopback_url
 from .errors import SharerError
 from .loaders import load_article
-from .runtime import get_runtime
+from .runtime import Runtime, get_runtime
 
 EXAMPLES = Path("examples")
 # .txt articles carry no URL of their own; the demo knows where the sample page lives.
@@ -34,12 +36,14 @@ TXT_URLS = {"baic-catl-page.txt": "https://news.example.com/en/2023/03/13/baic-c
 class Children:
     """Child processes in their own process groups, all stopped together."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: str | None = None) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        # every child reads the file the demo was given (`sharer --config F demo`), not the default one
+        self.env = {**os.environ, **({"SHARER_CONFIG": str(Path(config).resolve())} if config else {})}
 
     def start(self, name: str, cmd: list[str], log: Path) -> subprocess.Popen:
         fh = open(log, "wb")
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env=self.env)
         self.procs.append((name, proc))
         return proc
 
@@ -71,7 +75,7 @@ def run_demo(config: str | None, keep: bool = False) -> int:
     if not demo_accounts:
         raise SharerError("no demo accounts (accounts with a loopback api_base) in the config")
     logs = Path(os.environ.get("SHARER_DEMO_LOGS", "/tmp"))
-    children = Children()
+    children = Children(config)
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     try:
         sandbox_urls = [a.api_base for a in rt.settings.accounts.values() if a.name in demo_accounts]
@@ -82,9 +86,13 @@ def run_demo(config: str | None, keep: bool = False) -> int:
         children.start("worker", [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-c", "2",
                                   "-n", f"demo-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
                                   "-l", "INFO"], logs / "sharer-worker.log")
+        # beat: the scheduler's 1 s dispatcher, the sweeper and the purge (so `demo --keep` runs scheduled posts)
+        children.start("beat", [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "INFO",
+                                "-s", str(logs / f"sharer-demo-beat-{os.getpid()}.db")], logs / "sharer-beat.log")
         web_url = _start_web(rt, children, logs, config)
         _wait_for(lambda: all(_port_open(u) for u in sandbox_urls), 20, "the sandbox did not start")
-        click.echo(f"sandbox and worker started (logs: {logs}/sharer-sandbox.log, {logs}/sharer-worker.log)")
+        click.echo(f"sandbox, worker and beat started (logs: {logs}/sharer-sandbox.log, {logs}/sharer-worker.log, "
+                   f"{logs}/sharer-beat.log)")
         web_url = _web_ready(web_url, children, logs)
 
         shares = []
@@ -122,7 +130,7 @@ def run_demo(config: str | None, keep: bool = False) -> int:
         if web_url:
             click.echo(f"dashboard: {web_url}  (sign in as editor / demo-editor, or viewer / demo-viewer)")
         if keep:
-            click.echo("--keep: sandbox, worker and dashboard keep running; Ctrl-C to stop")
+            click.echo("--keep: sandbox, worker, beat and dashboard keep running; Ctrl-C to stop")
             while True:
                 time.sleep(3600)
         return 0 if ok else 1
@@ -138,14 +146,14 @@ PUSH_ARTICLES = ("baic-catl-zh.md", "baic-catl.json", "edge-cases.json")
 DEMO_PHONE = "demo-editor"  # the WeChat ID the sandbox "phone" preview goes to
 
 
-def _wechat_pushes(rt, accounts: list[str]) -> list[str]:
+def _wechat_pushes(rt: Runtime, accounts: list[str]) -> list[str]:
     """Demo WeChat accounts in mass or draft mode: they get the one multi-article push, not every article
     (a real account has 1 mass send a day)."""
     return [a for a in accounts if rt.settings.accounts[a].platform == "wechat"
             and rt.settings.accounts[a].options.get("publish_mode") in ("mass", "draft")]
 
 
-def _wechat_showcase(rt, accounts: list[str]) -> tuple[str, str]:
+def _wechat_showcase(rt: Runtime, accounts: list[str]) -> tuple[str, str]:
     from dataclasses import replace
 
     from .wechat_ops import mass_quota, send_to_phone
@@ -165,7 +173,7 @@ def _wechat_showcase(rt, accounts: list[str]) -> tuple[str, str]:
     return label, result.share_id
 
 
-def _start_web(rt, children: Children, logs: Path, config: str | None) -> str | None:
+def _start_web(rt: Runtime, children: Children, logs: Path, config: str | None) -> str | None:
     """`sharer web` as another child when the config has a [web] table; returns its URL."""
     if not rt.settings.web:
         return None
@@ -196,7 +204,7 @@ def _web_ready(url: str | None, children: Children, logs: Path) -> str | None:
     return url
 
 
-def _wait_for(check, timeout: float, message: str) -> None:
+def _wait_for(check: Callable[[], bool], timeout: float, message: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

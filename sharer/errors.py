@@ -21,6 +21,8 @@ Constructor arguments mirror ``.args`` so an error survives a JSON/pickle round 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SharerError(Exception):
     """Base of every error sharer raises on purpose."""
@@ -86,19 +88,20 @@ class DeliveryError(SharerError):
         self.code = None if code is None else str(code)
         self.status = status
 
-    def __reduce__(self):  # keep keyword arguments across pickling
+    def __reduce__(self) -> tuple[Any, ...]:  # keep keyword arguments across pickling
         return (_rebuild, (type(self), self.message, self.code, self.status, self.__dict__))
 
     def __str__(self) -> str:
-        parts = [self.message]
-        if self.code is not None:
+        parts = [self.message]  # the code or HTTP status once: not again when the message already says it
+        if self.code is not None and f"code {self.code}" not in self.message:
             parts.append(f"(code {self.code})")
-        elif self.status is not None:
+        elif self.code is None and self.status is not None and f"HTTP {self.status}" not in self.message:
             parts.append(f"(HTTP {self.status})")
         return " ".join(parts)
 
 
-def _rebuild(cls, message, code, status, state):
+def _rebuild(cls: type[DeliveryError], message: str, code: str | None, status: int | None,
+             state: dict[str, Any]) -> DeliveryError:
     err = cls.__new__(cls)
     Exception.__init__(err, message)
     err.__dict__.update(state)
@@ -116,7 +119,8 @@ class RateLimited(TransientError):
 
     kind = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float = 60.0, code=None, status=None):
+    def __init__(self, message: str, *, retry_after: float = 60.0, code: str | int | None = None,
+                 status: int | None = None):
         super().__init__(message, code=code, status=status)
         self.retry_after = max(0.0, float(retry_after))
 
@@ -130,7 +134,8 @@ class Ambiguous(TransientError):
 
     kind = "ambiguous"
 
-    def __init__(self, message: str, *, code=None, status=None, accepted: bool = False, check_after: float = 0.0):
+    def __init__(self, message: str, *, code: str | int | None = None, status: int | None = None,
+                 accepted: bool = False, check_after: float = 0.0):
         super().__init__(message, code=code, status=status)
         self.accepted, self.check_after = accepted, max(0.0, float(check_after))
 

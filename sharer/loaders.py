@@ -189,22 +189,22 @@ def parse_html(text: str, base_url: str | None = None, *, source: str = "<html>"
     soup = BeautifulSoup(text, "html.parser")
     meta: dict[str, list[str]] = {}
     for tag in soup.find_all("meta", content=True):
-        key = (tag.get("property") or tag.get("name") or "").strip().lower()
+        key = str(tag.get("property") or tag.get("name") or "").strip().lower()
         if key:
-            meta.setdefault(key, []).append(tag["content"].strip())
+            meta.setdefault(key, []).append(str(tag["content"]).strip())
     first = {key: values[0] for key, values in meta.items()}.get
     canonical = soup.find("link", rel="canonical", href=True)
-    page_url = first("og:url") or (canonical["href"] if canonical else None)
+    page_url = first("og:url") or (str(canonical["href"]) if canonical else None)
     page_url = urljoin(base_url, page_url) if base_url and page_url else page_url
     base = base_url or page_url or url  # a fetched page's links are relative to where it was fetched
     base_tag = soup.find("base", href=True)
-    base = urljoin(base or "", base_tag["href"]) if base_tag else base
+    base = urljoin(base or "", str(base_tag["href"])) if base_tag else base
     h1 = soup.select_one("article h1, main h1, [role=main] h1") or soup.find("h1")
     title = first("og:title") or (h1.get_text(" ", strip=True) if h1 else "")
     if not title and soup.title:
         title = soup.title.get_text(" ", strip=True)
     html_tag = soup.find("html")
-    lang = html_tag.get("lang") if html_tag else None
+    lang = str(html_tag.get("lang") or "") if html_tag else None
 
     _drop_junk(soup)
     main = _main_element(soup)
@@ -218,7 +218,7 @@ def parse_html(text: str, base_url: str | None = None, *, source: str = "<html>"
     for el in main.find_all(["a", "img"]):
         attr = "href" if el.name == "a" else "src"
         if base and el.get(attr):
-            el[attr] = urljoin(base, el[attr].strip())
+            el[attr] = urljoin(base, str(el[attr]).strip())
     image = first("og:image")
     return Article(
         title=title,

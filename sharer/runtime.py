@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
 import requests
@@ -16,6 +17,10 @@ from requests.adapters import HTTPAdapter
 from .config import Settings, load_settings
 from .store.deliveries import DeliveryStore
 from .store.keys import Keys
+
+if TYPE_CHECKING:
+    from .queue import Queue
+    from .store.schedule import ScheduleStore
 
 
 @dataclass
@@ -37,7 +42,7 @@ class Runtime:
         return DeliveryStore(self.redis, self.keys, self.settings.retention_days * 86400)
 
     @cached_property
-    def schedule(self):
+    def schedule(self) -> ScheduleStore:
         from .store.schedule import ScheduleStore
 
         return ScheduleStore(self.redis, self.keys)
@@ -63,7 +68,7 @@ class Runtime:
         return s
 
     @cached_property
-    def queue(self):
+    def queue(self) -> Queue:
         from .queue import Queue
 
         return Queue(self.settings)

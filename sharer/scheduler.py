@@ -9,6 +9,7 @@ not published silently: it becomes ``needs_review`` with an alert; so does one s
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from .runtime import Runtime
@@ -28,6 +29,8 @@ class DispatchReport:
 
 def dispatch_due(rt: Runtime, batch: int = 500, at: float | None = None) -> DispatchReport:
     report = DispatchReport()
+    # the heartbeat scheduling checks: no tick for a minute means scheduled posts would not go out
+    rt.redis.set(rt.keys.dispatcher_heartbeat, repr(time.time()), ex=86400)
     while True:
         rows = rt.schedule.dispatch(batch=batch, claim_lease=30.0,
                                     default_max_lateness=rt.settings.max_lateness, at=at)

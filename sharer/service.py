@@ -5,15 +5,17 @@ Everything here is plain Python over a ``Runtime``; no Celery, no HTTP framework
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
+from . import dedupe
 from .actor import Actor, actor_or_local
 from .article import Article
+from .dedupe import Earlier
 from .errors import ComposeError, InputError, NotFound
 from .platforms import get_platform
 from .platforms.base import Post
@@ -23,6 +25,10 @@ from .store.deliveries import CANCELLABLE, RETRYABLE, STATUSES, TERMINAL, Delive
 from .store.states import Approval
 from .timeparse import GRACE_SECONDS, When
 from .timeparse import parse_when as _parse_when
+
+if TYPE_CHECKING:
+    from .config import Account, Settings
+    from .store.shares import ShareSummary
 
 
 def new_id(prefix: str) -> str:
@@ -36,7 +42,7 @@ def preview(rt: Runtime, article: Article, accounts: list[str], overrides: dict[
     overrides = overrides or {}
     posts = []
     for name in accounts:
-        account = rt.settings.account(name)
+        account = known_account(rt, name, "to")
         platform = get_platform(account.platform)(account)
         posts.append(platform.compose(article, overrides.get(name)))
     return posts
@@ -46,30 +52,52 @@ def preview(rt: Runtime, article: Article, accounts: list[str], overrides: dict[
 class ShareResult:
     share_id: str
     deliveries: list[Delivery]
-    duplicate: bool = False  # True: an earlier share was returned instead of a new one
+    duplicate: bool = False  # True: no new share was written (an earlier one is returned)
+    # accounts skipped because they already had this article, with the earlier delivery
+    duplicates: dict[str, Earlier] = field(default_factory=dict)
+    replayed: bool = False  # True: the idempotency key was used before for this same request
+    warnings: tuple[str, ...] = ()  # e.g. scheduled while no dispatcher is running
+
+    @property
+    def duplicate_of(self) -> str | None:
+        """The earlier share this one repeats (the first skipped account's), for a "shared before" notice."""
+        return next((e.delivery.share_id for e in self.duplicates.values()), None)
+
+    def to_json(self, accounts: list[str] | None = None) -> dict:
+        """``{"share_id", "deliveries"}``: each new delivery with ``duplicate_of: null``, then each skipped
+        account's earlier delivery with ``duplicate_of`` naming it (in the requested account order)."""
+        rows = [(d.account, {**d.to_json(), "duplicate_of": None}) for d in self.deliveries]
+        rows += [(e.account, {**e.delivery.to_json(), "duplicate_of": e.to_json()})
+                 for e in self.duplicates.values()]
+        order = {a: i for i, a in enumerate(accounts or [])}
+        rows.sort(key=lambda r: order.get(r[0], len(order)))
+        return {"share_id": self.share_id, "deliveries": [r[1] for r in rows]}
 
 
 def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None = None,
-          *, idempotency_key: str | None = None, force: bool = False, at: str | datetime | None = None,
-          tz: str | None = None, next_slot: bool = False, max_lateness: float | None = None,
-          shared_by: str | None = None, actor: Actor | None = None) -> ShareResult:
+          *, idempotency_key: str | None = None, force: bool | Iterable[str] = False,
+          at: str | datetime | None = None, tz: str | None = None, next_slot: bool = False,
+          max_lateness: float | None = None, scope: str = "anonymous", shared_by: str | None = None,
+          actor: Actor | None = None) -> ShareResult:
     """Create a share with one delivery per account, then enqueue one task per delivery — or, with
     ``at`` / ``next_slot``, schedule them (status ``scheduled``; the dispatcher releases them on time).
 
     Every post is composed first, so a bad override fails here and nothing is stored; an account the
-    article itself cannot go to gets a ``failed`` (``compose``) delivery and the others are sent. Repeating a
-    trigger is safe: the same ``idempotency_key`` returns the same share, and the same article to the
-    same accounts within ``[delivery] duplicate_window_hours`` returns the existing share unless
-    ``force``. ``shared_by`` (the signed-in user, from the web app) is kept on the share record.
+    article itself cannot go to gets a ``failed`` (``compose``) delivery and the others are sent.
+    Repeating a trigger is safe: the same ``idempotency_key`` from the same caller (``scope``) returns
+    the same share (a different request under it is refused), and an account that already had this
+    article within ``[delivery] duplicate_window_hours`` is skipped and reported — unless ``force``
+    (True for every account, or the names of the accounts to send to anyway). ``shared_by`` (the
+    signed-in user, from the web app) is kept on the share record.
 
     Deliveries to accounts that need sign-off (``[workflow]``) wait in ``awaiting_approval``; the
     others go out (or are scheduled) as usual. ``actor`` is who shares (default: the local user); it is
     also ``shared_by`` when that is not given.
     """
-    from . import workflow
-
     actor = actor_or_local(actor)
     accounts = _unique_accounts(accounts)
+    for name in accounts:
+        known_account(rt, name, "to")
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
         raise InputError("idempotency_key", "must be 1 to 200 characters")
     unknown_override = set(overrides or {}) - set(accounts)
@@ -77,25 +105,63 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
         raise InputError("text", f"override for account {sorted(unknown_override)[0]!r} which is not in --to")
     if at is not None and next_slot:
         raise InputError("at", "give either a time or --next-slot, not both")
-    if max_lateness is not None and max_lateness < 0:
+    if max_lateness is not None and not (0 <= max_lateness < float("inf")):
         raise InputError("max_lateness", "must be zero or more minutes")
+    forced = set(accounts) if force is True else set(force or ())
+    unknown_forced = forced - set(accounts)
+    if unknown_forced:
+        raise InputError("force", f"account {sorted(unknown_forced)[0]!r} is not in --to")
     posts = _compose_each(rt, article, accounts, overrides)
     when = resolve_when(rt, at, tz) if at is not None else None
     share_id = new_id("sh")
-    claims = _dedupe_keys(rt, article, accounts, overrides, idempotency_key, force)
-    for key, ttl in claims:  # first writer wins; a repeat finds the earlier share id
-        if not rt.redis.set(key, share_id, nx=True, ex=int(ttl)):
-            existing = rt.redis.get(key)
-            existing_id = existing.decode() if isinstance(existing, bytes) else existing
-            if existing_id and rt.store.share(existing_id) is not None:
-                for k, _ in claims:  # release what this attempt took
-                    if rt.redis.get(k) in (share_id, share_id.encode()):
-                        rt.redis.delete(k)
-                return ShareResult(existing_id, status(rt, existing_id), duplicate=True)
-            rt.redis.set(key, share_id, ex=int(ttl))
-    deliveries = []
+    if idempotency_key is not None:
+        timing = {"at": when.epoch if when else None, "next_slot": next_slot, "max_lateness": max_lateness}
+        fingerprint = dedupe.request_fingerprint(article, accounts, overrides, timing)
+        ttl = max(rt.settings.duplicate_window, 86400.0)
+        earlier_id = dedupe.claim_key(rt, scope, idempotency_key, fingerprint, share_id, ttl)
+        if earlier_id is not None:
+            return ShareResult(earlier_id, status(rt, earlier_id), duplicate=True, replayed=True)
+    try:
+        composed = [a for a, post in zip(accounts, posts) if not isinstance(post, ComposeError)]
+        dups, taken = dedupe.claim_accounts(rt, article, composed, overrides, share_id, forced)
+    except BaseException:
+        if idempotency_key is not None:
+            dedupe.release_key(rt, scope, idempotency_key, share_id)
+        raise
+    sending = [(name, post) for name, post in zip(accounts, posts) if name not in dups]
+    if not sending:  # every account already had it: nothing new is written
+        if idempotency_key is not None:
+            dedupe.release_key(rt, scope, idempotency_key, share_id)
+        first = next(iter(dups.values())).delivery.share_id
+        return ShareResult(first, [], duplicate=True, duplicates=dups)
+    try:
+        records = _write_share(rt, share_id, article, sending, overrides, when, next_slot, max_lateness,
+                               shared_by, actor)
+    except BaseException:
+        dedupe.release_accounts(rt, taken, share_id)
+        if idempotency_key is not None:
+            dedupe.release_key(rt, scope, idempotency_key, share_id)
+        raise
+    warnings: tuple[str, ...] = ()
+    if when is not None or next_slot:
+        warning = dispatcher_warning(rt)
+        warnings = (warning,) if warning else ()
+    return ShareResult(share_id, records, duplicates=dups, warnings=warnings)
+
+
+def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tuple[str, Post | ComposeError]],
+                 overrides: dict[str, str] | None, when: When | None, next_slot: bool,
+                 max_lateness: float | None, shared_by: str | None = None, actor: Actor | None = None
+                 ) -> list[Delivery]:
+    """Store the share and its deliveries (with its audit entry), then enqueue them (now) or take their
+    slots (scheduled). Deliveries to accounts that need sign-off wait for it."""
+    from . import workflow
+
+    actor = actor_or_local(actor)
+    accounts = [name for name, _ in sending]
+    deliveries: list[dict[str, Any]] = []
     gated = workflow.needs_approval(rt, accounts)
-    for name, post in zip(accounts, posts):
+    for name, post in sending:
         if isinstance(post, ComposeError):  # recorded failed; the other accounts go ahead
             reason = post.problem
             deliveries.append({"id": new_id("dl"), "account": name, "status": "failed", "error": reason,
@@ -125,7 +191,7 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
         _alert_failed(rt, deliveries)
         if gated:
             workflow.notify(rt, "requested", share_id, actor)
-        return ShareResult(share_id, records)
+        return records
     taken: list[tuple[str, str]] = []
     try:
         for d in sendable:
@@ -143,7 +209,33 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
     _alert_failed(rt, deliveries)
     if gated:
         workflow.notify(rt, "requested", share_id, actor)
-    return ShareResult(share_id, rt.store.get_many([d["id"] for d in deliveries]))
+    return rt.store.get_many([d["id"] for d in deliveries])
+
+
+DISPATCHER_SILENCE = 60.0  # seconds without a dispatcher tick before scheduling warns
+
+
+def dispatcher_warning(rt: Runtime, now: float | None = None) -> str | None:
+    """A warning when no dispatcher (``celery -A tasks beat`` + a worker) has ticked for a minute:
+    scheduled posts would not go out."""
+    raw = rt.redis.get(rt.keys.dispatcher_heartbeat)
+    if raw is not None:
+        silent = (now or time.time()) - float(raw)
+        if silent <= DISPATCHER_SILENCE:
+            return None
+        return (f"no dispatcher has run for {silent / 60:.0f} min: scheduled posts go out only while "
+                "`celery -A tasks beat` and a worker are running")
+    return ("no dispatcher has run yet: scheduled posts go out only while `celery -A tasks beat` and a "
+            "worker are running")
+
+
+def known_account(rt: Runtime, name: str, field_name: str = "account") -> Account:
+    """The account named by the user, or an ``InputError`` blaming the field they typed it in."""
+    try:
+        return rt.settings.accounts[name]
+    except KeyError:
+        known = ", ".join(sorted(rt.settings.accounts)) or "none configured"
+        raise InputError(field_name, f"unknown account {name!r} (known: {known})") from None
 
 
 def _compose_each(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None
@@ -154,7 +246,7 @@ def _compose_each(rt: Runtime, article: Article, accounts: list[str], overrides:
     out: list[Post | ComposeError] = []
     for name in accounts:
         try:
-            [post] = preview(rt, article, [name], {name: overrides[name]} if name in (overrides or {}) else None)
+            [post] = preview(rt, article, [name], {name: overrides[name]} if overrides and name in overrides else None)
         except ComposeError as e:
             if name in (overrides or {}):
                 raise
@@ -178,32 +270,37 @@ def resolve_when(rt: Runtime, at: str | datetime, tz: str | None = None) -> When
     when = _parse_when(text, zone_name, time.time())
     horizon = rt.settings.retention_days * 86400
     if when.epoch - time.time() > horizon:
-        raise InputError("at", f"more than {rt.settings.retention_days:.0f} days ahead (the log retention)")
+        raise InputError("at", f"more than {rt.settings.retention_days:.0f} days ahead (the scheduling "
+                               "horizon is [log] retention_days)")
     return when
 
 
-def parse_when(text: str, tz: str | None, settings) -> datetime:
+def parse_when(text: str, tz: str | None, settings: Settings) -> datetime:
     """The UTC instant of an editor's time (``InputError("at", …)`` when it can't be used)."""
     return _parse_when(text, tz or settings.timezone, time.time()).utc
 
 
-def _reserve(rt: Runtime, delivery_id: str, account, when: When | None, max_lateness: float | None) -> dict:
+def _reserve(rt: Runtime, delivery_id: str, account: Account, when: When | None,
+             max_lateness: float | None) -> dict[str, Any]:
     """Take the account's slot (given time, or its next free posting slot) keeping its minimum spacing."""
     zone_name = account.timezone or rt.settings.timezone
     if when is None:
         if account.slots is None:
-            raise InputError("next_slot", f"account {account.name!r} has no posting slots configured")
+            raise InputError("next_slot", f"account {account.name!r} has no posting slots configured "
+                                          f"([accounts.{account.name}] slots)")
         candidates = account.slots.upcoming(zone_name, time.time() + GRACE_SECONDS)
         got = rt.schedule.take(account.name, delivery_id, candidates, account.min_spacing, exclusive=True)
         if got is None:
-            raise InputError("next_slot", f"account {account.name!r} has no free slot in the next 90 days")
+            raise InputError("next_slot", f"account {account.name!r} has no free slot in the next 90 days "
+                                          f"([accounts.{account.name}] slots, min_spacing_minutes)")
         when = When(datetime.fromtimestamp(got, UTC), zone_name)
     else:
         got = rt.schedule.take(account.name, delivery_id, [when.epoch], account.min_spacing, exclusive=False)
         if got is None:
             minutes = account.min_spacing / 60
             raise InputError("at", f"account {account.name!r} already has a post within {minutes:.0f} min of "
-                                   f"{when.label()} (its minimum spacing)")
+                                   f"{when.label()} (its minimum spacing: [accounts.{account.name}] "
+                                   "min_spacing_minutes)")
     lateness = max_lateness if max_lateness is not None else (
         account.max_lateness if account.max_lateness is not None else rt.settings.max_lateness)
     return {"scheduled_for": when.epoch, "timezone": when.zone, "slot_label": when.label(), "version": 0,
@@ -214,10 +311,10 @@ def schedule_list(rt: Runtime, *, account: str | None = None, start: datetime | 
                   end: datetime | None = None) -> list[Delivery]:
     """Scheduled deliveries by due time (optionally one account's, within [start, end])."""
     if account:
-        rt.settings.account(account)
+        known_account(rt, account)
     low = start.timestamp() if start else "-inf"
     high = end.timestamp() if end else "+inf"
-    ids = [i.decode() if isinstance(i, bytes) else i
+    ids = [i.decode() if isinstance(i, bytes) else str(i)
            for i in rt.redis.zrangebyscore(rt.keys.schedule, low, high, start=0, num=5000)]
     found = [d for d in rt.store.get_many(ids, with_events=False) if d.status == "scheduled"]
     return [d for d in found if not account or d.account == account]
@@ -240,10 +337,11 @@ def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = 
         if rt.schedule.take(d.account, d.id, [when.epoch], account.min_spacing, exclusive=False) is None:
             rt.schedule.take(d.account, d.id, [d.scheduled_for or when.epoch], 0, exclusive=False)
             raise InputError("at", f"account {d.account!r} already has a post within "
-                                   f"{account.min_spacing / 60:.0f} min of {when.label()}")
+                                   f"{account.min_spacing / 60:.0f} min of {when.label()} "
+                                   f"(its minimum spacing: [accounts.{d.account}] min_spacing_minutes)")
         rt.schedule.reschedule(d.id, d.account, when.epoch, when.zone, when.label(), actor=actor.name)
     record_audit(rt, AuditAction.RESCHEDULE, actor, f"rescheduled to {when.label()}", share_id,
-           data={"at": when.utc.isoformat(), "timezone": when.zone, "deliveries": [d.id for d in pending]})
+                 data={"at": when.utc.isoformat(), "timezone": when.zone, "deliveries": [d.id for d in pending]})
     return status(rt, share_id)
 
 
@@ -266,13 +364,14 @@ def log(rt: Runtime, *, status: str | None = None, account: str | None = None, s
     if status and status not in STATUSES:
         raise InputError("status", f"unknown status {status!r} (one of: {', '.join(STATUSES)})")
     if account:
-        rt.settings.account(account)
+        known_account(rt, account)
     if not 1 <= limit <= 1000:
-        raise InputError("limit", "must be between 1 and 1000")
+        raise InputError("limit", f"must be between 1 and 1000, got {limit}")
     return rt.store.query(status=status, account=account, since=since, limit=limit, cursor=cursor)
 
 
-def wait(rt: Runtime, share_id: str, timeout: float = 600.0, on_update=None, poll: float = 0.2) -> list[Delivery]:
+def wait(rt: Runtime, share_id: str, timeout: float = 600.0,
+         on_update: Callable[[list[Delivery]], object] | None = None, poll: float = 0.2) -> list[Delivery]:
     """Block until every delivery of the share is terminal (or needs an editor), or ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -312,22 +411,6 @@ def record_audit(rt: Runtime, action: AuditAction, actor: Actor, detail: str, sh
            delivery_id: str | None = None, data: dict | None = None) -> None:
     """One audit log entry (the write paths here call it; so do the CLI and web for theirs)."""
     rt.audit.record(AuditEntry(action, actor.name, actor.user, detail, share_id, delivery_id, data or {}))
-
-
-def _dedupe_keys(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None,
-                 idempotency_key: str | None, force: bool) -> list[tuple[str, float]]:
-    keys = []
-    if idempotency_key:
-        digest = hashlib.sha256(b"key\0" + idempotency_key.encode()).hexdigest()[:32]
-        keys.append((rt.keys.dedupe(digest), max(rt.settings.duplicate_window, 86400.0)))
-    if not force and rt.settings.duplicate_window > 0:
-        parts = [article.url, article.title, sorted(accounts), sorted((overrides or {}).items())]
-        if article.extra_articles:  # a multi-article push is another share than its lead alone
-            parts.append([a.url for a in article.extra_articles])
-        material = json.dumps(parts, ensure_ascii=False)
-        digest = hashlib.sha256(material.encode()).hexdigest()[:32]
-        keys.append((rt.keys.dedupe(digest), rt.settings.duplicate_window))
-    return keys
 
 
 # --- editor actions -------------------------------------------------------------------------------
@@ -401,11 +484,12 @@ def cancel(rt: Runtime, share_or_delivery_id: str, *, actor: Actor | None = None
             rt.redis.zrem(rt.keys.schedule, d.id)
             rt.schedule.release_slot(d.account, d.id)
         else:
-            kept[d.id] = rt.store.get(d.id, with_events=False).status
+            now = rt.store.get(d.id, with_events=False)
+            kept[d.id] = now.status if now else "gone"
     share_id = ds[0].share_id if ds else None
     record_audit(rt, AuditAction.CANCEL, actor, f"cancelled {len(cancelled)} of {len(ds)} deliveries", share_id,
-           share_or_delivery_id if share_or_delivery_id.startswith("dl_") else None,
-           {"cancelled": cancelled, "not_cancelled": kept})
+                 share_or_delivery_id if share_or_delivery_id.startswith("dl_") else None,
+                 {"cancelled": cancelled, "not_cancelled": kept})
     return CancelResult(cancelled, kept)
 
 
@@ -441,10 +525,10 @@ def preview_each(rt: Runtime, article: Article, accounts: list[str], overrides: 
     the whole call: a live editor shows "151/140" on that card and keeps the others."""
     out = []
     for name in _unique_accounts(accounts):
-        account = rt.settings.account(name)
+        account = known_account(rt, name, "to")
         cls = get_platform(account.platform)
         try:
-            [post] = preview(rt, article, [name], {name: overrides[name]} if name in (overrides or {}) else None)
+            [post] = preview(rt, article, [name], {name: overrides[name]} if overrides and name in overrides else None)
         except ComposeError as e:
             out.append(PreviewItem(name, account.platform, None, e.problem, e.length, e.limit, cls.unit))
             continue
@@ -454,14 +538,15 @@ def preview_each(rt: Runtime, article: Article, accounts: list[str], overrides: 
 
 def list_shares(rt: Runtime, *, status: str | None = None, account: str | None = None,
                 platform: str | None = None, since: float | None = None, until: float | None = None,
-                q: str | None = None, limit: int = 20, cursor: str | None = None):
+                q: str | None = None, limit: int = 20,
+                cursor: str | None = None) -> tuple[list[ShareSummary], str | None]:
     """Shares newest first with their deliveries, filtered; returns (shares, next_cursor)."""
     from .store.shares import CURSOR, ShareFilter, query_shares
 
     if status and status not in STATUSES:
         raise InputError("status", f"unknown status {status!r} (one of: {', '.join(STATUSES)})")
     if account:
-        rt.settings.account(account)
+        known_account(rt, account)
     if not 1 <= limit <= 200:
         raise InputError("limit", "must be between 1 and 200")
     if cursor and not CURSOR.match(cursor):
@@ -470,7 +555,7 @@ def list_shares(rt: Runtime, *, status: str | None = None, account: str | None =
     return query_shares(rt.store, flt, limit=limit, cursor=cursor)
 
 
-def get_share(rt: Runtime, share_id: str):
+def get_share(rt: Runtime, share_id: str) -> ShareSummary:
     """The share (title, url, created_at) with every delivery and its events."""
     from .store.shares import load_share
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import InputError
@@ -42,7 +42,7 @@ def local_text(instant: datetime, zone_name: str) -> str:
     return instant.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def _tzinfo(zone_name: str):
+def _tzinfo(zone_name: str) -> tzinfo:
     m = re.fullmatch(r"([+-])(\d{2}):(\d{2})", zone_name)
     if m:
         sign = 1 if m.group(1) == "+" else -1

@@ -6,11 +6,16 @@ Used by ``sharer preview --send-to`` and the dashboard's "send to my phone" butt
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .article import Article
 from .errors import InputError
 from .platforms.base import DeliveryContext
 from .platforms.wechat import PhonePreview, WeChat
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .platforms._wechat_quota import Quota
 
 MAX_SEND_TO = 200  # a WeChat ID is at most 20 characters, an openid 28; anything this long is a mistake
 
@@ -44,7 +49,7 @@ def send_to_phone(rt: Runtime, article: Article, accounts: list[str], send_to: s
     return sent
 
 
-def mass_quota(rt: Runtime, account_name: str):
+def mass_quota(rt: Runtime, account_name: str) -> Quota | None:
     """The account's mass-send quota now (``_wechat_quota.Quota``), or None if it does not mass-send."""
     from .platforms import _wechat_quota as quota
 

@@ -6,6 +6,7 @@ configured by a temporary TOML file that points every account at the in-process 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -19,6 +20,7 @@ import redis as redis_lib
 import requests
 
 from sharer.config import load_settings
+from sharer.platforms import specs
 from sharer.runtime import Runtime
 from sharer.sandbox.run import EMULATORS, emulator_class
 
@@ -58,6 +60,11 @@ def account_tables(emulators) -> str:
         'credentials = { secret = "sandbox:" }\ntimezone = "Asia/Shanghai"\n'
         'slots = { days = "mon-sun", times = ["09:00", "12:30", "18:00"] }\nmin_spacing_minutes = 240\n',
     ]
+    for pid, spec in specs().items():  # each platform's declared demo account(s), as <id>-demo…
+        for name, table in spec.demo_accounts().items():
+            out.append(_toml_table(f"{pid}-demo{name.removeprefix(f'demo-{pid}')}",
+                                   {**table, "api_base": table["api_base"].replace(
+                                       f"http://127.0.0.1:{spec.sandbox.port}", emulators[pid].url)}))
     extra = ROOT / "tests" / "accounts"
     if extra.is_dir():  # one file per platform: tests/accounts/<platform>.toml with {url} placeholders
         for f in sorted(extra.glob("*.toml")):
@@ -65,6 +72,16 @@ def account_tables(emulators) -> str:
             if pid in emulators:
                 out.append(f.read_text().replace("{url}", emulators[pid].url))
     return "\n".join(out)
+
+
+def _toml_table(name: str, table: dict) -> str:
+    """One ``[accounts.NAME]`` table (values are strings, numbers, booleans and flat tables)."""
+    def value(v) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return json.dumps(v)
+
+    return f"[accounts.{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in table.items())
 
 
 @pytest.fixture(scope="session")

@@ -12,33 +12,25 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from conftest import EXAMPLES, inject, sandbox_posts, wait_settled
+from conftest import inject, sandbox_posts, wait_settled
 from conftest import redis_dump as _redis_dump
+from harness import TXT_URL, Fault, article, ctx, faults, offline, run_fault
+from harness import publish as _publish
 
 from sharer import service
-from sharer.config import Account, Secret
 from sharer.errors import Ambiguous, ComposeError, PermanentError, RateLimited, TransientError
-from sharer.loaders import load_article
-from sharer.platforms.base import DeliveryContext
 from sharer.platforms.dingtalk import DingTalk, sign
 from sharer.text import count_utf8_bytes, graphemes
 
-TXT_URL = "https://news.example.com/en/2023/03/13/baic-catl-cooperation"
 UTM = "utm_source=dingtalk&utm_medium=social&utm_campaign=sharer"
 PIC = "https://news.example.com/images/2023/03/13/signing-ceremony.jpg"
 EN_TITLE = "BAIC GROUP and CATL established in-depth cooperation and signed Memorandum of Cooperation"
 SECRETS = ("sandbox-access_token", "sandbox-secret", "not-the-sandbox-secret")
 
 
-def article(name: str):
-    return load_article(str(EXAMPLES / name), url=TXT_URL if name.endswith(".txt") else None)
-
-
 def robot(secret: str | None = None, **options) -> DingTalk:
-    utm = {"utm_source": "dingtalk", "utm_medium": "social", "utm_campaign": "sharer"}
-    creds = {"access_token": Secret("tok"), **({"secret": Secret(secret)} if secret else {})}
-    return DingTalk(Account("dingtalk-t", "dingtalk", "http://127.0.0.1:1", credentials=creds,
-                            options=DingTalk.validate_options(options), utm=utm))
+    return offline(DingTalk, credentials={"access_token": "tok", **({"secret": secret} if secret else {})},
+                   **options)
 
 
 # --- composition -----------------------------------------------------------------------------------
@@ -126,18 +118,8 @@ def test_signed_url_carries_ms_timestamp_and_url_encoded_sign():
 
 # --- the client against the emulator ---------------------------------------------------------------
 
-def context(runtime, name: str, steps: list | None = None) -> DeliveryContext:
-    return DeliveryContext(delivery_id="dl_dingtalk_test", account=runtime.settings.account(name),
-                           session=runtime.session, timeout=5, redis=runtime.redis, keys=runtime.keys,
-                           on_step=steps.append if steps is not None else None)
-
-
 def publish(runtime, name: str, art=None, payload=None, steps=None):
-    platform = DingTalk(runtime.settings.account(name))
-    post = platform.compose(art or article("baic-catl.json"))
-    if payload is not None:
-        post = dataclasses.replace(post, payload=payload)
-    return platform.publish(post, context(runtime, name, steps))
+    return _publish(runtime, name, art, payload=payload, steps=steps)[0]
 
 
 def configure(emulator, **config) -> None:
@@ -212,26 +194,34 @@ def test_body_codes_map_to_their_classes(emulators, runtime):
     with pytest.raises(PermanentError, match="messageUrl") as info:
         publish(runtime, "dingtalk-signed", payload=no_url)
     assert info.value.code == "40035"
-    cases = [
-        (dict(kind="error", code=310000, errmsg="ip 10.1.2.3 not in whitelist"), PermanentError, "allow-list"),
-        (dict(kind="expired_token"), PermanentError, "token is not exist"),
-        (dict(kind="status", status=500, body="oops"), TransientError, "HTTP 500"),
-        (dict(kind="status", status=200, body={"ok": True}), Ambiguous, "without an error code"),
-        (dict(kind="drop"), Ambiguous, "dropped"),
-    ]
-    for fault, cls, needle in cases:
-        inject(emu, path="/robot/send", **fault)
-        with pytest.raises(cls) as info:
-            publish(runtime, "dingtalk-signed")
-        assert type(info.value) is cls and needle in str(info.value), (fault, str(info.value))
-        assert not any(s in str(info.value) for s in SECRETS)
     assert len(sandbox_posts(emu)) == 1
+
+
+FAULTS = [
+    Fault("IP not in the allow-list", "dingtalk-signed",
+          dict(kind="error", code=310000, errmsg="ip 10.1.2.3 not in whitelist"), PermanentError, "allow-list",
+          path="/robot/send", exact=True),
+    Fault("token does not exist", "dingtalk-signed", dict(kind="expired_token"), PermanentError,
+          "token is not exist", path="/robot/send", exact=True),
+    Fault("500 is transient", "dingtalk-signed", dict(kind="status", status=500, body="oops"), TransientError,
+          "HTTP 500", path="/robot/send", exact=True),
+    Fault("200 without a code", "dingtalk-signed", dict(kind="status", status=200, body={"ok": True}), Ambiguous,
+          "without an error code", path="/robot/send", exact=True),
+    Fault("dropped connection", "dingtalk-signed", dict(kind="drop"), Ambiguous, "dropped", path="/robot/send",
+          exact=True),
+]
+
+
+@faults(FAULTS)
+def test_transport_and_body_faults(case, emulators, runtime):
+    err = run_fault(case, emulators, runtime)
+    assert not any(s in str(err) for s in SECRETS)
 
 
 def test_find_existing_cannot_tell(runtime):
     platform = DingTalk(runtime.settings.account("dingtalk-signed"))
     with pytest.raises(Ambiguous, match="no way to look"):
-        platform.find_existing(platform.compose(article("baic-catl.json")), context(runtime, "dingtalk-signed"))
+        platform.find_existing(platform.compose(article("baic-catl.json")), ctx(runtime, "dingtalk-signed"))
 
 
 # --- end to end through the worker -----------------------------------------------------------------

@@ -11,32 +11,23 @@ import time
 
 import pytest
 import requests
-from conftest import EXAMPLES, inject, sandbox_posts, wait_settled
+from conftest import inject, sandbox_posts, wait_settled
 from conftest import redis_dump as _redis_dump
+from harness import TXT_URL, Fault, article, ctx, faults, offline, run_fault
+from harness import publish as _publish
 
 from sharer import service
-from sharer.config import Account, Secret
 from sharer.errors import Ambiguous, ComposeError, PermanentError, RateLimited, TransientError
-from sharer.loaders import load_article
-from sharer.platforms.base import DeliveryContext
 from sharer.platforms.feishu import Feishu, sign
 from sharer.text import graphemes
 
-TXT_URL = "https://news.example.com/en/2023/03/13/baic-catl-cooperation"
 UTM = "utm_source=feishu&utm_medium=social&utm_campaign=sharer"
 SECRETS = ("sandbox-hook_token", "sandbox-secret", "not-the-sandbox-secret")
 HOOK = "/open-apis/bot/v2/hook/"
 
 
-def article(name: str):
-    return load_article(str(EXAMPLES / name), url=TXT_URL if name.endswith(".txt") else None)
-
-
 def bot(secret: bool = False, **options) -> Feishu:
-    utm = {"utm_source": "feishu", "utm_medium": "social", "utm_campaign": "sharer"}
-    creds = {"hook_token": Secret("t"), **({"secret": Secret("s")} if secret else {})}
-    return Feishu(Account("feishu-t", "feishu", "http://127.0.0.1:1", credentials=creds,
-                          options=Feishu.validate_options(options), utm=utm))
+    return offline(Feishu, credentials={"hook_token": "t", **({"secret": "s"} if secret else {})}, **options)
 
 
 def body_size(payload: dict) -> int:
@@ -127,17 +118,8 @@ def test_sign_is_hmac_keyed_by_timestamp_and_secret_over_an_empty_message():
 
 # --- the client against the emulator ---------------------------------------------------------------
 
-def context(runtime, name: str) -> DeliveryContext:
-    return DeliveryContext(delivery_id="dl_feishu_test", account=runtime.settings.account(name),
-                           session=runtime.session, timeout=5, redis=runtime.redis, keys=runtime.keys)
-
-
 def publish(runtime, name: str, art=None, payload=None):
-    platform = Feishu(runtime.settings.account(name))
-    post = platform.compose(art or article("baic-catl.json"))
-    if payload is not None:
-        post = dataclasses.replace(post, payload=payload)
-    return platform.publish(post, context(runtime, name))
+    return _publish(runtime, name, art, payload=payload)[0]
 
 
 def configure(emulator, **config) -> None:
@@ -198,26 +180,31 @@ def test_body_codes_map_to_their_classes(emulators, runtime):
         with pytest.raises(PermanentError) as info:
             publish(runtime, "feishu-signed", payload=payload)
         assert info.value.code == "9499" and needle in str(info.value)
-
-    cases = [
-        (dict(kind="error", code=19022), PermanentError, "allow-list"),
-        (dict(kind="expired_token"), PermanentError, "incoming webhook access token invalid"),
-        (dict(kind="status", status=503, body={"code": 0}), TransientError, "HTTP 503"),
-        (dict(kind="status", status=200, body="<html/>"), Ambiguous, "without an error code"),
-    ]
-    for fault, cls, needle in cases:
-        inject(emu, path=HOOK, **fault)
-        with pytest.raises(cls) as info:
-            publish(runtime, "feishu-signed")
-        assert type(info.value) is cls and needle in str(info.value), (fault, str(info.value))
-        assert not any(s in str(info.value) for s in SECRETS)
     assert len(sandbox_posts(emu)) == 1
+
+
+FAULTS = [
+    Fault("IP not allowed", "feishu-signed", dict(kind="error", code=19022), PermanentError, "allow-list",
+          path=HOOK, exact=True),
+    Fault("token invalid", "feishu-signed", dict(kind="expired_token"), PermanentError,
+          "incoming webhook access token invalid", path=HOOK, exact=True),
+    Fault("503 is transient", "feishu-signed", dict(kind="status", status=503, body={"code": 0}), TransientError,
+          "HTTP 503", path=HOOK, exact=True),
+    Fault("200 without a code", "feishu-signed", dict(kind="status", status=200, body="<html/>"), Ambiguous,
+          "without an error code", path=HOOK, exact=True),
+]
+
+
+@faults(FAULTS)
+def test_transport_and_body_faults(case, emulators, runtime):
+    err = run_fault(case, emulators, runtime)
+    assert not any(s in str(err) for s in SECRETS)
 
 
 def test_find_existing_cannot_tell(runtime):
     platform = Feishu(runtime.settings.account("feishu-signed"))
     with pytest.raises(Ambiguous, match="no way to look"):
-        platform.find_existing(platform.compose(article("baic-catl.json")), context(runtime, "feishu-signed"))
+        platform.find_existing(platform.compose(article("baic-catl.json")), ctx(runtime, "feishu-signed"))
 
 
 # --- end to end through the worker -----------------------------------------------------------------

@@ -8,20 +8,18 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from conftest import EXAMPLES, inject, sandbox_posts, wait_settled
+from conftest import inject, sandbox_posts, wait_settled
 from conftest import redis_dump as _redis_dump
+from harness import TXT_URL, Fault, article, ctx, faults, offline, run_fault
+from harness import publish as _publish
 
 from sharer import service
 from sharer.article import Article
-from sharer.config import Account
 from sharer.errors import Ambiguous, AuthExpired, ComposeError, PermanentError, RateLimited, TransientError
-from sharer.loaders import load_article
-from sharer.platforms.base import DeliveryContext
 from sharer.platforms.mastodon import Mastodon, count_status, hashtag
 from sharer.sandbox.mastodon import status_length
 from sharer.text import graphemes
 
-TXT_URL = "https://news.example.com/en/2023/03/13/baic-catl-cooperation"
 UTM = "utm_source=mastodon&utm_medium=social&utm_campaign=sharer"
 EN_TITLE = "BAIC GROUP and CATL established in-depth cooperation and signed Memorandum of Cooperation"
 EN_SUMMARY = ("BAIC GROUP and CATL signed a business cooperation and advanced technology strategic cooperation "
@@ -32,14 +30,8 @@ EDGE_TITLE = ("🚗⚡ New NEV platform: 1,000 km range, 10-minute charging — 
 SECRETS = ("sandbox-access_token", "not-the-sandbox-secret")
 
 
-def article(name: str) -> Article:
-    return load_article(str(EXAMPLES / name), url=TXT_URL if name.endswith(".txt") else None)
-
-
 def masto(**options) -> Mastodon:
-    utm = {"utm_source": "mastodon", "utm_medium": "social", "utm_campaign": "sharer"}
-    return Mastodon(Account("mastodon-t", "mastodon", "http://127.0.0.1:1", options=Mastodon.validate_options(options),
-                            utm=utm))
+    return offline(Mastodon, **options)
 
 
 # --- composition -----------------------------------------------------------------------------------
@@ -117,23 +109,14 @@ def test_override_exactly_at_the_limit_is_accepted_and_one_more_is_refused(emula
 def test_options_are_validated():
     for bad in ({"visibility": "friends"}, {"max_characters": 0}, {"max_characters": 12.5}, {"nope": 1}):
         with pytest.raises(ValueError):
-            Mastodon.validate_options(bad)
+            Mastodon.parse_options(bad)
 
 
 # --- client against the emulator ------------------------------------------------------------------
 
-def ctx(runtime, name: str, steps: list | None = None, delivery_id: str = "dl_mastodon_test") -> DeliveryContext:
-    return DeliveryContext(delivery_id=delivery_id, account=runtime.settings.account(name),
-                           session=runtime.session, timeout=5, redis=runtime.redis, keys=runtime.keys,
-                           media_rewrite=runtime.settings.media_rewrite,
-                           on_step=steps.append if steps is not None else None)
-
-
 def publish(runtime, name: str, art: Article | None = None, *, steps: list | None = None,
             delivery_id: str = "dl_mastodon_test"):
-    platform = Mastodon(runtime.settings.account(name))
-    post = platform.compose(art or article("baic-catl-page.txt"))
-    return platform.publish(post, ctx(runtime, name, steps, delivery_id)), post
+    return _publish(runtime, name, art, steps=steps, delivery_id=delivery_id, default="baic-catl-page.txt")
 
 
 def calls(emulator, fragment: str) -> list[dict]:
@@ -253,27 +236,26 @@ def test_rate_limit_reset_is_read_as_iso_8601(emulators, runtime, fresh_cache):
     assert 100 <= e.value.retry_after <= 120
 
 
-def test_error_classes(emulators, runtime, fresh_cache):
-    emu = emulators["mastodon"]
-    with pytest.raises(AuthExpired) as e:
-        publish(runtime, "mastodon-badtoken")
-    assert "The access token is invalid" in str(e.value) and not any(s in str(e.value) for s in SECRETS)
-    inject(emu, path="/api/v1/statuses", kind="expired_token")
-    with pytest.raises(AuthExpired):
-        publish(runtime, "mastodon-main")
-    requests.post(emu.url + "/_sandbox/reset", timeout=5)
-    for code, needle in ((403, "This action is not allowed"), (404, "Record not found"),
-                         (422, "Text character limit of 500 exceeded")):
-        inject(emu, path="/api/v1/statuses", kind="error", code=code)
-        with pytest.raises(PermanentError) as e:
-            publish(runtime, "mastodon-main")
-        assert needle in str(e.value) and e.value.status == code
-    for code in (500, 502, 503, 504):
-        inject(emu, path="/api/v1/statuses", kind="error", code=code)
-        with pytest.raises(TransientError) as e:
-            publish(runtime, "mastodon-main")
-        assert not isinstance(e.value, Ambiguous)  # retry is safe with the Idempotency-Key
-    assert sandbox_posts(emu) == []
+TXT = {"default": "baic-catl-page.txt"}  # no image: the status POST is the first write
+FAULTS = [
+    Fault("a wrong token is auth", "mastodon-badtoken", None, AuthExpired, "The access token is invalid", publish=TXT),
+    Fault("a revoked token is auth", "mastodon-main", {"kind": "expired_token"}, AuthExpired,
+          "re-authorise the app", path="/api/v1/statuses", publish=TXT),
+    *(Fault(f"{code} is refused", "mastodon-main", {"kind": "error", "code": code}, PermanentError, needle,
+            path="/api/v1/statuses", status=code, publish=TXT)
+      for code, needle in ((403, "This action is not allowed"), (404, "Record not found"),
+                           (422, "Text character limit of 500 exceeded"))),
+    # retry is safe with the Idempotency-Key, even after a gateway error
+    *(Fault(f"{code} is transient", "mastodon-main", {"kind": "error", "code": code}, TransientError,
+            path="/api/v1/statuses", check=lambda e: not isinstance(e, Ambiguous), publish=TXT)
+      for code in (500, 502, 503, 504)),
+]
+
+
+@faults(FAULTS)
+def test_error_classes(case, emulators, runtime, fresh_cache):
+    err = run_fault(case, emulators, runtime)
+    assert not any(s in str(err) for s in SECRETS)
 
 
 def test_find_existing_matches_the_tagged_url(emulators, runtime, fresh_cache):
@@ -318,3 +300,39 @@ def test_worker_fails_a_rejected_status_and_no_secret_is_stored_or_logged(emulat
     for secret in SECRETS:
         assert secret not in dump
 
+
+
+# --- several images ----------------------------------------------------------------------------------
+
+def test_up_to_four_images_lead_first_with_their_alt_text(emulators, runtime, fresh_cache):
+    emu = emulators["mastodon"]
+    body = "".join(f'<p>p{i}</p><img src="{emu.url}/_sandbox/images/b{i}.png" alt="picture {i}">' for i in range(5))
+    art = article("baic-catl.json", image=f"{emu.url}/_sandbox/images/lead.jpg", body_html=body)
+    one = masto().compose(art)
+    assert one.media == (art.image,) and len(one.media_offered) == 3 and "more_media" not in one.payload
+    post = Mastodon(runtime.settings.account("mastodon-album")).compose(art)
+    assert post.media == (art.image, *(f"{emu.url}/_sandbox/images/b{i}.png" for i in range(3)))
+    assert post.media_offered == ()  # four is Mastodon's most: the fifth is not offered
+    assert post.payload["media"] == {"url": art.image, "description": art.title}
+    assert [m["description"] for m in post.payload["more_media"]] == ["picture 0", "picture 1", "picture 2"]
+    receipt, _ = publish(runtime, "mastodon-album", art)
+    [status] = sandbox_posts(emu)
+    assert status["id"] == receipt.post_id and len(status["media_ids"]) == 4
+    assert len(calls(emu, "POST /api/v2/media")) == 4
+    with pytest.raises(ValueError, match="images"):
+        Mastodon.parse_options({"images": 5})
+
+
+def test_a_retry_does_not_upload_the_images_again(emulators, runtime, fresh_cache):
+    emu = emulators["mastodon"]
+    body = "".join(f'<img src="{emu.url}/_sandbox/images/b{i}.png">' for i in range(2))
+    art = article("baic-catl.json", image=f"{emu.url}/_sandbox/images/lead.jpg", body_html=body)
+    inject(emu, path="/api/v1/statuses", kind="status", status=503, body={"error": "busy"})
+    platform = Mastodon(runtime.settings.account("mastodon-album"))
+    post = platform.compose(art)
+    context = ctx(runtime, "mastodon-album")
+    with pytest.raises(TransientError):
+        platform.publish(post, context)
+    assert {k for k in context.state if k.startswith("media_id")} == {"media_id", "media_id_1", "media_id_2"}
+    platform.publish(post, context)  # the worker's retry keeps ctx.state
+    assert len(calls(emu, "POST /api/v2/media")) == 3 and len(sandbox_posts(emu)[0]["media_ids"]) == 3

@@ -7,8 +7,10 @@ import hmac
 import json
 
 from conftest import EXAMPLES, inject, run_cli, sandbox_posts, wait_settled
+from harness import Fault, faults, run_fault
 
 from sharer import service
+from sharer.errors import Ambiguous, AuthExpired, PermanentError, RateLimited, TransientError
 from sharer.loaders import load_article
 from sharer.sandbox.webhook import SANDBOX_SECRET
 
@@ -51,6 +53,8 @@ def test_share_to_two_webhooks_is_delivered_once_each_and_signed(emulators, runt
 
     status = run_cli(["status", out["share_id"], "--json"], base_env)
     assert status.returncode == 0
+    # share --json adds duplicate_of (null: sent by this share) to the DELIVERY objects status shows
+    assert all(d.pop("duplicate_of") is None for d in deliveries)
     assert json.loads(status.stdout)["deliveries"] == deliveries
 
 
@@ -181,3 +185,31 @@ def test_retention_purge_removes_old_records_and_their_index_entries(runtime):
     assert removed >= 1
     assert store.get("dl_old") is None and store.share("sh_old") is None
     assert "dl_old" not in store.ids_in_status("queued")
+
+
+# --- the webhook client against the receiver, one row per answer (the shared HTTP table) --------------
+
+WEBHOOK_FAULTS = [
+    Fault("500 is retried", "hook-a", {"kind": "status", "status": 500, "body": {"error": "boom"}},
+          TransientError, "receiver answered HTTP 500: boom", exact=True, status=500),
+    Fault("503 is retried", "hook-a", {"kind": "status", "status": 503, "body": "busy"}, TransientError,
+          "HTTP 503", exact=True),
+    Fault("502 may have been received", "hook-a", {"kind": "status", "status": 502, "body": "bad gateway"},
+          Ambiguous, "HTTP 502", exact=True),
+    Fault("429 waits for Retry-After", "hook-a",
+          {"kind": "status", "status": 429, "body": {"error": "slow down"}, "headers": {"Retry-After": "7"}},
+          RateLimited, "slow down", check=lambda e: getattr(e, "retry_after", None) == 7.0),
+    Fault("a wrong secret is refused", "hook-bad", None, AuthExpired, "signature does not match", status=401),
+    Fault("a redirect is not followed blindly", "hook-a",
+          {"kind": "status", "status": 301, "body": "", "headers": {"Location": "http://elsewhere.example/"}},
+          PermanentError, "HTTP 301", exact=True),
+    Fault("404 is refused", "hook-a", {"kind": "status", "status": 404, "body": {"message": "no such hook"}},
+          PermanentError, "no such hook", exact=True),
+    Fault("a dropped connection may have been received", "hook-a", {"kind": "drop"}, Ambiguous, "dropped"),
+    Fault("dropped after the post was made", "hook-a", {"kind": "drop_after"}, Ambiguous, "dropped", posts=1),
+]
+
+
+@faults(WEBHOOK_FAULTS)
+def test_webhook_answers_map_to_their_error_classes(case, emulators, runtime):
+    run_fault(case, emulators, runtime)

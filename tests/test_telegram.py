@@ -7,21 +7,19 @@ import re
 
 import pytest
 import requests
-from conftest import EXAMPLES, inject, sandbox_posts, wait_settled
+from conftest import inject, sandbox_posts, wait_settled
 from conftest import redis_dump as _redis_dump
+from harness import TXT_URL, Fault, article, ctx, faults, offline, publish, run_fault
 
 from sharer import service
 from sharer.article import Article
-from sharer.config import Account
 from sharer.errors import Ambiguous, ComposeError, PermanentError, RateLimited, TransientError
-from sharer.loaders import load_article
 from sharer.platforms.base import DeliveryContext
 from sharer.platforms.telegram import Telegram, html_problem, visible
 from sharer.redact import redact
 from sharer.sandbox.telegram import parse_html_text
 from sharer.text import count_utf16
 
-TXT_URL = "https://news.example.com/en/2023/03/13/baic-catl-cooperation"
 UTM = "utm_source=telegram&amp;utm_medium=social&amp;utm_campaign=sharer"
 EN_TITLE = "BAIC GROUP and CATL established in-depth cooperation and signed Memorandum of Cooperation"
 EN_SUMMARY = ("BAIC GROUP and CATL signed a business cooperation and advanced technology strategic cooperation "
@@ -31,14 +29,8 @@ SECRETS = ("sandbox-bot_token", "not-the-sandbox-secret")
 ALLOWED = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "blockquote"}
 
 
-def article(name: str) -> Article:
-    return load_article(str(EXAMPLES / name), url=TXT_URL if name.endswith(".txt") else None)
-
-
 def bot(**options) -> Telegram:
-    utm = {"utm_source": "telegram", "utm_medium": "social", "utm_campaign": "sharer"}
-    opts = Telegram.validate_options({"chat_id": "@sharer_news", **options})
-    return Telegram(Account("telegram-t", "telegram", "http://127.0.0.1:1", options=opts, utm=utm))
+    return offline(Telegram, **{"chat_id": "@sharer_news", **options})
 
 
 def tags_in(markup: str) -> set[str]:
@@ -167,8 +159,8 @@ def test_overrides_are_validated_never_cut():
 def test_options_are_validated():
     for bad in ({}, {"chat_id": "news"}, {"chat_id": 1.5}, {"chat_id": "@sharer_news", "public_username": "a b"}):
         with pytest.raises(ValueError):
-            Telegram.validate_options(bad)
-    assert Telegram.validate_options({"chat_id": "-100123"})["chat_id"] == -100123
+            Telegram.parse_options(bad)
+    assert Telegram.parse_options({"chat_id": "-100123"}).chat_id == -100123
 
 
 def test_bot_token_in_a_url_path_is_redacted():
@@ -177,21 +169,6 @@ def test_bot_token_in_a_url_path_is_redacted():
 
 
 # --- client against the emulator ------------------------------------------------------------------
-
-def ctx(runtime, name: str, steps: list | None = None) -> DeliveryContext:
-    return DeliveryContext(delivery_id="dl_telegram_test", account=runtime.settings.account(name),
-                           session=runtime.session, timeout=5, redis=runtime.redis, keys=runtime.keys,
-                           media_rewrite=runtime.settings.media_rewrite,
-                           on_step=steps.append if steps is not None else None)
-
-
-def publish(runtime, name: str, art: Article | None = None, steps: list | None = None, **replace):
-    platform = Telegram(runtime.settings.account(name))
-    post = platform.compose(art or article("baic-catl.json"))
-    if replace:
-        post = dataclasses.replace(post, payload={**post.payload, **replace})
-    return platform.publish(post, ctx(runtime, name, steps)), post
-
 
 def with_image(emulator, name: str = "baic-catl.json", image: str = "photo.jpg") -> Article:
     return dataclasses.replace(article(name), image=f"{emulator.url}/_sandbox/images/{image}")
@@ -245,7 +222,7 @@ def test_migrated_group_is_followed_once_and_reported(emulators, runtime):
     requests.post(emulators["telegram"].url + "/_sandbox/chats", timeout=5,
                   json={"id": -400000002, "type": "group", "title": "G", "migrate_to_chat_id": -1001000000001})
     account = runtime.settings.account("telegram-migrated")
-    account = dataclasses.replace(account, options={**account.options, "chat_id": -400000002})
+    account = dataclasses.replace(account, options=dataclasses.replace(account.options, chat_id=-400000002))
     platform = Telegram(account)
     receipt = platform.publish(platform.compose(article("baic-catl.json")),
                                DeliveryContext("dl_t2", account, runtime.session, timeout=5))
@@ -265,22 +242,25 @@ def test_429_retry_after_is_honoured(emulators, runtime):
     assert len(sandbox_posts(emulators["telegram"])) == 1
 
 
-def test_rejections_are_permanent(emulators, runtime):
-    too_long = "x" * 4097
-    cases = [
-        ("telegram-text", {"text": too_long}, "message is too long"),
-        ("telegram-text", {"text": "<p>para</p>"}, "can't parse entities: Unsupported start tag \"p\""),
-        ("telegram-text", {"text": "AT&T"}, "can't parse entities"),
-        ("telegram-text", {"text": "<b>x</i>"}, "can't parse entities"),
-        ("telegram-channel", {"caption": "c" * 1025}, "message caption is too long"),
-        ("telegram-nochat", {}, "chat not found"),
-        ("telegram-not-member", {}, "bot is not a member"),
-    ]
-    for name, replace, needle in cases:
-        with pytest.raises(PermanentError) as e:
-            publish(runtime, name, **replace)
-        assert needle in str(e.value), (name, str(e.value))
-    assert sandbox_posts(emulators["telegram"]) == []
+REJECTIONS = [  # the emulator refuses what the real Bot API refuses; none of it is retried
+    Fault("text too long", "telegram-text", None, PermanentError, "message is too long",
+          publish={"text": "x" * 4097}),
+    Fault("a tag Telegram lacks", "telegram-text", None, PermanentError,
+          "can't parse entities: Unsupported start tag \"p\"", publish={"text": "<p>para</p>"}),
+    Fault("a bare ampersand", "telegram-text", None, PermanentError, "can't parse entities",
+          publish={"text": "AT&T"}),
+    Fault("unbalanced tags", "telegram-text", None, PermanentError, "can't parse entities",
+          publish={"text": "<b>x</i>"}),
+    Fault("caption too long", "telegram-channel", None, PermanentError, "message caption is too long",
+          publish={"caption": "c" * 1025}),
+    Fault("no such chat", "telegram-nochat", None, PermanentError, "chat not found"),
+    Fault("not a member", "telegram-not-member", None, PermanentError, "bot is not a member"),
+]
+
+
+@faults(REJECTIONS)
+def test_rejections_are_permanent(case, emulators, runtime):
+    run_fault(case, emulators, runtime)
 
 
 def test_bad_or_revoked_token_is_permanent_and_never_shown(emulators, runtime):
@@ -294,19 +274,23 @@ def test_bad_or_revoked_token_is_permanent_and_never_shown(emulators, runtime):
     assert "revoked" in str(e.value) and "sandbox-bot_token" not in str(e.value)
 
 
-def test_server_errors_are_transient_and_a_dropped_answer_is_ambiguous(emulators, runtime):
-    emu = emulators["telegram"]
-    for fault in ({"kind": "error", "code": 500}, {"kind": "error", "code": 502},
-                  {"kind": "status", "status": 503, "body": {"ok": False, "error_code": 503}}):
-        inject(emu, path="/sendMessage", **fault)
-        with pytest.raises(TransientError) as e:
-            publish(runtime, "telegram-text")
-        assert not isinstance(e.value, Ambiguous)
-    inject(emu, path="/sendMessage", kind="drop_after")
-    with pytest.raises(Ambiguous) as e:
-        publish(runtime, "telegram-text")
-    assert "sandbox-bot_token" not in str(e.value)
-    assert len(sandbox_posts(emu)) == 1  # it did go out: only reconciliation could tell, and it cannot
+SERVER_FAULTS = [  # the Bot API's own 5xx happen before the message is sent: plainly transient
+    Fault("500", "telegram-text", {"kind": "error", "code": 500}, TransientError, path="/sendMessage",
+          check=lambda e: not isinstance(e, Ambiguous)),
+    Fault("502", "telegram-text", {"kind": "error", "code": 502}, TransientError, path="/sendMessage",
+          check=lambda e: not isinstance(e, Ambiguous)),
+    Fault("503 status", "telegram-text", {"kind": "status", "status": 503, "body": {"ok": False, "error_code": 503}},
+          TransientError, path="/sendMessage", check=lambda e: not isinstance(e, Ambiguous)),
+    # it did go out: only reconciliation could tell, and it cannot
+    Fault("answer dropped after sending", "telegram-text", {"kind": "drop_after"}, Ambiguous, path="/sendMessage",
+          posts=1),
+]
+
+
+@faults(SERVER_FAULTS)
+def test_server_errors_are_transient_and_a_dropped_answer_is_ambiguous(case, emulators, runtime):
+    err = run_fault(case, emulators, runtime)
+    assert "sandbox-bot_token" not in str(err)
 
 
 def test_find_existing_cannot_tell(runtime):
@@ -353,3 +337,63 @@ def test_worker_fails_a_bad_token_and_no_secret_is_stored_or_logged(emulators, r
     for secret in SECRETS:
         assert secret not in dump
 
+
+
+# --- several images: an album (sendMediaGroup) -------------------------------------------------------
+
+def with_body_images(base: str, n: int, name: str = "baic-catl.json") -> Article:
+    """The article with a lead image and ``n`` more in its body (one of them twice, one not http)."""
+    body = "".join(f'<p>para {i}</p><img src="{base}/_sandbox/images/body{i}.jpg" alt="body {i}">' for i in range(n))
+    body += f'<img src="{base}/_sandbox/images/body0.jpg"><img src="data:image/png;base64,AAAA">'
+    return article(name, image=f"{base}/_sandbox/images/lead.jpg", body_html=body)
+
+
+def test_one_image_by_default_and_the_others_are_offered():
+    art = with_body_images("https://e.com", 3)
+    post = bot().compose(art)
+    assert post.payload["method"] == "sendPhoto" and post.payload["photo"] == "https://e.com/_sandbox/images/lead.jpg"
+    assert post.media == ("https://e.com/_sandbox/images/lead.jpg",)
+    assert post.media_offered == tuple(f"https://e.com/_sandbox/images/body{i}.jpg" for i in range(3))
+    assert post.to_dict()["media_offered"] == list(post.media_offered)
+    no_photo = bot(photo=False).compose(art)
+    assert no_photo.media == () and len(no_photo.media_offered) == 4 and no_photo.payload["method"] == "sendMessage"
+
+
+def test_an_album_takes_the_lead_then_body_images_caption_on_the_first():
+    art = with_body_images("https://e.com", 3)
+    post = bot(images=3).compose(art)
+    assert post.payload["method"] == "sendMediaGroup" and "photo" not in post.payload and post.limit == 1024
+    first, *rest = post.payload["media"]
+    assert first == {"type": "photo", "media": "https://e.com/_sandbox/images/lead.jpg", "caption": post.text,
+                     "parse_mode": "HTML"}
+    assert rest == [{"type": "photo", "media": f"https://e.com/_sandbox/images/body{i}.jpg"} for i in range(2)]
+    assert post.media == tuple(m["media"] for m in post.payload["media"])
+    assert post.media_offered == ("https://e.com/_sandbox/images/body2.jpg",)
+    lone = bot(images=3).compose(article("baic-catl.json"))  # one image only: a plain photo post
+    assert lone.payload["method"] == "sendPhoto" and lone.media_offered == ()
+    with pytest.raises(ValueError, match="images"):
+        Telegram.parse_options({"chat_id": "@sharer_news", "images": 11})
+
+
+def test_album_by_url_and_by_upload_against_the_emulator(emulators, runtime):
+    emu = emulators["telegram"]
+    receipt, post = publish(runtime, "telegram-album", with_body_images(emu.url, 4))
+    assert receipt.post_id == "1" and receipt.url == "https://t.me/sharer_news/1"
+    steps: list[str] = []
+    receipt, _ = publish(runtime, "telegram-album-upload", with_body_images(emu.url, 2), steps=steps)
+    assert receipt.post_id == "4"  # the first album used message ids 1-3
+    by_url, upload = sandbox_posts(emu)
+    assert by_url["method"] == "sendMediaGroup" and by_url["photo_source"] == list(post.media)
+    assert by_url["caption"] == visible(post.text) and len(by_url["photo_source"]) == 3
+    assert upload["photo_source"] == ["upload"] * 3 and len(steps) == 3 and "for upload" in steps[0]
+
+
+def test_album_rejections_are_permanent(emulators, runtime):
+    emu = emulators["telegram"]
+    art = with_body_images(emu.url, 2)
+    with pytest.raises(PermanentError, match="wrong number of media"):
+        publish(runtime, "telegram-album", art, media=[{"type": "photo", "media": f"{emu.url}/_sandbox/images/a.jpg"}])
+    with pytest.raises(PermanentError, match="caption is too long"):
+        publish(runtime, "telegram-album", art, media=[{"type": "photo", "media": post_media, "caption": "c" * 1025}
+                                                       for post_media in (f"{emu.url}/_sandbox/images/a.jpg",) * 2])
+    assert sandbox_posts(emu) == []

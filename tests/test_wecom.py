@@ -7,19 +7,16 @@ import json
 
 import pytest
 import requests
-from conftest import EXAMPLES, inject, sandbox_posts, wait_settled
+from conftest import inject, sandbox_posts, wait_settled
 from conftest import redis_dump as _redis_dump
+from harness import TXT_URL, Fault, article, ctx, faults, offline, publish, run_fault
 
 from sharer import service
 from sharer.compose import tag_url
-from sharer.config import Account
 from sharer.errors import Ambiguous, ComposeError, PermanentError, RateLimited, TransientError
-from sharer.loaders import load_article
-from sharer.platforms.base import DeliveryContext
 from sharer.platforms.wecom import WeCom
 from sharer.text import count_utf8_bytes, graphemes
 
-TXT_URL = "https://news.example.com/en/2023/03/13/baic-catl-cooperation"
 UTM = "utm_source=wecom&utm_medium=social&utm_campaign=sharer"
 EN_URL = f"{TXT_URL}?{UTM}"
 ZH_URL = f"https://news.example.com/zh/2023/03/13/baic-catl-cooperation?{UTM}"
@@ -33,13 +30,8 @@ ZH_SUMMARY = ("3月13日，北汽集团与宁德时代签署业务合作及先�
 SECRETS = ("sandbox-key", "not-the-sandbox-secret")
 
 
-def article(name: str):
-    return load_article(str(EXAMPLES / name), url=TXT_URL if name.endswith(".txt") else None)
-
-
 def robot(**options) -> WeCom:
-    utm = {"utm_source": "wecom", "utm_medium": "social", "utm_campaign": "sharer"}
-    return WeCom(Account("wecom-t", "wecom", "http://127.0.0.1:1", options=WeCom.validate_options(options), utm=utm))
+    return offline(WeCom, **options)
 
 
 def is_whole_prefix(cut: str, original: str) -> bool:
@@ -156,45 +148,15 @@ def test_options_are_checked():
 
 # --- the client against the emulator ---------------------------------------------------------------
 
-def context(runtime, name: str, steps: list | None = None) -> DeliveryContext:
-    return DeliveryContext(delivery_id="dl_wecom_test", account=runtime.settings.account(name),
-                           session=runtime.session, timeout=5, redis=runtime.redis, keys=runtime.keys,
-                           on_step=steps.append if steps is not None else None)
-
-
-def publish(runtime, name: str, art=None, text=None, payload=None):
-    account = runtime.settings.account(name)
-    platform = WeCom(account)
-    post = platform.compose(art or article("baic-catl.json"), text)
-    if payload is not None:
-        post = dataclasses.replace(post, payload=payload)
-    return platform.publish(post, context(runtime, name))
-
-
 def test_publish_news_markdown_and_text(emulators, runtime):
     for name in ("wecom-news", "wecom-markdown", "wecom-text"):
-        receipt = publish(runtime, name)
+        receipt, _ = publish(runtime, name)
         assert receipt.post_id is None and receipt.url is None
         assert "no message id" in receipt.note
     posts = sandbox_posts(emulators["wecom"])
     assert [p["msgtype"] for p in posts] == ["news", "markdown", "text"]
     assert posts[0]["body"] == robot().compose(article("baic-catl.json")).payload
     assert EN_URL in posts[2]["text"]
-
-
-def test_unknown_key_is_permanent_93000_without_the_key(emulators, runtime):
-    with pytest.raises(PermanentError) as info:
-        publish(runtime, "wecom-badkey")
-    err = info.value
-    assert err.code == "93000" and "invalid webhook url" in str(err)
-    assert not any(s in str(err) for s in SECRETS)
-    assert sandbox_posts(emulators["wecom"]) == []
-
-
-def test_removed_robot_is_permanent(emulators, runtime):
-    inject(emulators["wecom"], kind="expired_token")
-    with pytest.raises(PermanentError, match="invalid webhook url"):
-        publish(runtime, "wecom-news")
 
 
 def test_bad_fields_are_caught_by_the_emulator_as_40058(emulators, runtime):
@@ -223,26 +185,34 @@ def test_over_20_a_minute_is_rate_limited_for_60s(emulators, runtime):
     assert len(sandbox_posts(emulators["wecom"])) == 2
 
 
-def test_http_and_body_failures_map_to_their_classes(emulators, runtime):
-    emu = emulators["wecom"]
-    cases = [
-        (dict(kind="status", status=500, body={"errmsg": "system busy"}), TransientError, "HTTP 500"),
-        (dict(kind="status", status=502, body="bad gateway"), Ambiguous, "HTTP 502"),
-        (dict(kind="status", status=200, body="<html>maintenance</html>"), Ambiguous, "without an error code"),
-        (dict(kind="error", code=60020, errmsg="not allow to access from your ip"), PermanentError, "60020"),
-        (dict(kind="drop"), Ambiguous, "dropped"),
-    ]
-    for fault, cls, needle in cases:
-        inject(emu, path="/cgi-bin/webhook/send", **fault)
-        with pytest.raises(cls) as info:
-            publish(runtime, "wecom-news")
-        assert type(info.value) is cls and needle in str(info.value), (fault, str(info.value))
+FAULTS = [  # transport and body failures, each read by the shared HTTP table or WeCom's code table
+    Fault("500 is transient", "wecom-news", dict(kind="status", status=500, body={"errmsg": "system busy"}),
+          TransientError, "HTTP 500", exact=True),
+    Fault("502 may have posted", "wecom-news", dict(kind="status", status=502, body="bad gateway"),
+          Ambiguous, "HTTP 502", exact=True),
+    Fault("200 without a code may have posted", "wecom-news",
+          dict(kind="status", status=200, body="<html>maintenance</html>"), Ambiguous, "without an error code",
+          exact=True),
+    Fault("an unknown code is permanent", "wecom-news",
+          dict(kind="error", code=60020, errmsg="not allow to access from your ip"), PermanentError, "60020",
+          exact=True),
+    Fault("a dropped connection may have posted", "wecom-news", dict(kind="drop"), Ambiguous, "dropped",
+          exact=True),
+    Fault("the wrong key is 93000", "wecom-badkey", None, PermanentError, "invalid webhook url", code="93000"),
+    Fault("a removed robot is 93000", "wecom-news", dict(kind="expired_token"), PermanentError,
+          "invalid webhook url"),
+]
+
+
+@faults(FAULTS)
+def test_http_and_body_failures_map_to_their_classes(case, emulators, runtime):
+    run_fault(case, emulators, runtime)
 
 
 def test_find_existing_cannot_tell(runtime):
     platform = WeCom(runtime.settings.account("wecom-news"))
     with pytest.raises(Ambiguous, match="no way to look"):
-        platform.find_existing(platform.compose(article("baic-catl.json")), context(runtime, "wecom-news"))
+        platform.find_existing(platform.compose(article("baic-catl.json")), ctx(runtime, "wecom-news"))
 
 
 # --- end to end through the worker -----------------------------------------------------------------

@@ -2,18 +2,19 @@
 
 They all take one JSON POST to a webhook whose URL carries the secret, answer HTTP 200 with an error
 code in the body, and return no message id or URL. Kept small: byte-limited fields, the link label,
-and the one POST that turns transport problems into our error classes and hands back (code, message).
+and the one POST that turns transport problems into our error classes and reads the body code
+through the bot's own ``ErrorTable``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from ..errors import Ambiguous
 from ..text import count_utf8_bytes, trim
-from .base import DeliveryContext, error_for_status, json_body, send, short
+from .base import DeliveryContext
+from .http import DEFAULT_TABLE, ErrorTable, json_body, send, short
 
 
 def fit_bytes(text: str, limit: int, what: str, warnings: list[str]) -> str:
@@ -22,27 +23,6 @@ def fit_bytes(text: str, limit: int, what: str, warnings: list[str]) -> str:
     if result.trimmed:
         warnings.append(f"{what} trimmed to {limit} bytes (was {count_utf8_bytes(text)})")
     return result.text
-
-
-def fit_summary(size: Callable[[str], int], summary: str, limit: int,
-                count: Callable[[str], int] = count_utf8_bytes) -> str:
-    """The summary, trimmed grapheme-safe just enough that ``size(summary) <= limit`` ("" if nothing fits).
-
-    ``size`` measures the whole message built around the summary, so the title and the link stay whole.
-    """
-    excess = size(summary) - limit
-    if excess <= 0:
-        return summary
-    budget = count(summary) - excess
-    for _ in range(8):  # escaping or collapsed blank lines shift the overhead a little: converge
-        if budget <= 0:
-            break
-        cut = trim(summary, budget, count=count).text
-        excess = size(cut) - limit
-        if excess <= 0:
-            return cut
-        budget -= excess
-    return ""
 
 
 def read_more(lang: str | None) -> str:
@@ -61,12 +41,12 @@ def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def post_json(ctx: DeliveryContext, title: str, url: str, body: dict[str, Any],
-              code_keys: tuple[str, ...] = ("errcode",), msg_keys: tuple[str, ...] = ("errmsg",)) -> tuple[int, str]:
-    """POST ``body``; return the body's (code, redacted message) for the platform to map.
+def post_json(ctx: DeliveryContext, title: str, url: str, body: dict[str, Any], table: ErrorTable,
+              code_keys: tuple[str, ...] = ("errcode",), msg_keys: tuple[str, ...] = ("errmsg",)) -> str:
+    """POST ``body``; code 0 returns the (redacted) message, any other code raises through ``table``.
 
-    An HTTP error without a body code, and any 5xx, is mapped by status here. A 200 without a readable
-    code is ``Ambiguous``: the bot may well have posted the message.
+    An HTTP error without a body code, and any 5xx, is read by status (the shared table). A 200
+    without a readable code is ``Ambiguous``: the bot may well have posted the message.
     """
     resp = send(ctx, "POST", url, data=encode(body), headers={"Content-Type": "application/json; charset=utf-8"})
     data = json_body(resp)
@@ -74,11 +54,14 @@ def post_json(ctx: DeliveryContext, title: str, url: str, body: dict[str, Any],
     code = _int(next((data[k] for k in code_keys if k in data), None))
     if resp.status_code != 200 and (code in (None, 0) or resp.status_code >= 500):
         detail = message or short(resp.text)
-        raise error_for_status(resp, ctx.redact(f"{title} answered HTTP {resp.status_code}: {detail}"), code=code)
+        raise DEFAULT_TABLE.for_response(resp, ctx.redact(f"{title} answered HTTP {resp.status_code}: {detail}"),
+                                         code=code)
     if code is None:
         raise Ambiguous(ctx.redact(f"{title} answered HTTP 200 without an error code: {short(resp.text)}"),
                         status=200)
-    return code, message
+    if code != 0:
+        raise table.for_code(code, message)
+    return message
 
 
 def _int(value: Any) -> int | None:

@@ -1,29 +1,29 @@
-"""What every platform module provides, and the HTTP-to-error mapping written once.
+"""What every platform provides: the ``Platform`` base over a declared ``PlatformSpec``, and the
+``Post`` / ``Receipt`` / ``DeliveryContext`` types it works with.
 
-A platform is one class: ``compose`` is pure (article in, ``Post`` out; preview and delivery call the
-same one); ``publish`` does the I/O and returns a ``Receipt`` or raises one of ``sharer.errors``.
+A platform is one class with a ``spec``: ``compose`` is pure (article in, ``Post`` out; preview and
+delivery call the same one); ``publish`` does the I/O (through ``sharer.platforms.http``) and returns
+a ``Receipt`` or raises one of ``sharer.errors``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import requests
 
-from ..errors import (
-    Ambiguous,
-    AuthExpired,
-    ComposeError,
-    DeliveryError,
-    PermanentError,
-    RateLimited,
-    TransientError,
-)
+from ..errors import Ambiguous, ComposeError, PermanentError
 from ..redact import redact
+from ..store.tokens import Grant, SharedToken
+from .http import error_for_status, json_body, parse_retry_after, send, short
+from .spec import Credentials, Demo, Idempotency, Limits, Options, PlatformSpec, RateLimit, Sandbox
+
+__all__ = [  # the names platform modules import from here (the http helpers kept for older modules)
+    "Credentials", "DeliveryContext", "Demo", "Idempotency", "Limits", "Options", "Platform", "PlatformSpec",
+    "Post", "RateLimit", "Receipt", "Sandbox", "error_for_status", "json_body", "parse_retry_after", "send", "short",
+]
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -45,15 +45,19 @@ class Post:
     limit: int
     unit: str
     warnings: tuple[str, ...] = ()
+    media: tuple[str, ...] = ()          # image URLs attached, in order (preview shows them)
+    media_offered: tuple[str, ...] = ()  # the article's other images this platform could attach
 
     def to_dict(self) -> dict[str, Any]:
         # shallow on purpose: compose builds a fresh payload per call (asdict's deep copy cost 0.1 ms)
         return {"platform": self.platform, "account": self.account, "text": self.text, "payload": self.payload,
-                "length": self.length, "limit": self.limit, "unit": self.unit, "warnings": list(self.warnings)}
+                "length": self.length, "limit": self.limit, "unit": self.unit, "warnings": list(self.warnings),
+                "media": list(self.media), "media_offered": list(self.media_offered)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Post:
-        return cls(**{**d, "warnings": tuple(d.get("warnings", ()))})
+        return cls(**{**d, "warnings": tuple(d.get("warnings", ())), "media": tuple(d.get("media", ())),
+                      "media_offered": tuple(d.get("media_offered", ()))})
 
 
 # How far a platform's clock (its ``created_at``) may differ from ours: a lookup must reach back this
@@ -86,8 +90,8 @@ class DeliveryContext:
     redis: Redis | None = None
     keys: Keys | None = None
     state: dict[str, Any] = field(default_factory=dict)  # survives retries (e.g. thread part ids)
-    on_step: Callable[[str], None] | None = None
-    on_state: Callable[[dict[str, Any]], None] | None = None
+    on_step: Callable[[str], object] | None = None
+    on_state: Callable[[dict[str, Any]], object] | None = None
     media_rewrite: dict[str, str] = field(default_factory=dict)  # [media] rewrite, see sharer.media
     # reconciliation: the earliest moment this delivery's post can have been made (the first attempt's
     # start, epoch s; None = unknown), and whether the platform answered "duplicate" (the post to find
@@ -110,30 +114,79 @@ class DeliveryContext:
     def redact(self, text: str | None) -> str:
         return redact(text, self.secrets())
 
+    def shared_token(self, fetch: Callable[[str | None], Grant], *, seed: str = "",
+                     refresh_token: str | None = None, margin: float = 300.0) -> SharedToken:
+        """The account's access token shared by all workers (``sharer.store.tokens``): the platform
+        gives only ``fetch(refresh_token) -> Grant``. Needs the worker's Redis."""
+        if self.redis is None or self.keys is None:
+            raise PermanentError(f"account {self.account.name}: a shared access token needs Redis")
+        lock = max(30.0, 3 * self.timeout)  # longer than one token call can take
+        return SharedToken(self.redis, self.keys.token(self.account.name), self.keys.token_lock(self.account.name),
+                           fetch, seed=seed, refresh_token=refresh_token, margin=margin, lock_seconds=lock,
+                           wait_seconds=lock + 5, on_refresh=self.step)
 
-class Platform:
-    """Base class: declare the class attributes, implement ``compose`` and ``publish``."""
 
+
+OptionsT = TypeVar("OptionsT")
+
+
+class Platform(Generic[OptionsT]):
+    """Base class: declare ``spec``, implement ``compose`` and ``publish``.
+
+    The class attributes below are read from the spec (``__init_subclass__``), so code that asks a
+    platform class for ``id``, ``limit`` or ``rate_limit`` keeps working. A class declared the older
+    way (the attributes themselves, ``option_defaults`` + ``validate_options``) gets a spec built
+    from them, so the registry can treat every platform alike until it is ported.
+    """
+
+    spec: ClassVar[PlatformSpec]
     id: ClassVar[str]
     title: ClassVar[str]
     default_api_base: ClassVar[str] = ""
     required_credentials: ClassVar[tuple[str, ...]] = ()
     optional_credentials: ClassVar[tuple[str, ...]] = ()
-    option_defaults: ClassVar[dict[str, Any]] = {}
+    option_defaults: ClassVar[dict[str, Any]] = {}  # older modules only; a spec has typed ``options``
     default_template: ClassVar[str] = "{title}\n\n{summary}\n\n{url}"
     limit: ClassVar[int] = 0
     unit: ClassVar[str] = "characters"
-    idempotent: ClassVar[bool] = False  # has a real idempotency key (Mastodon)
-    # documented posting limit (count, per seconds) shared by all workers; [accounts.X] rate_limit overrides
+    idempotent: ClassVar[bool] = False
     rate_limit: ClassVar[tuple[int, float] | None] = None
-    sandbox_port: ClassVar[int] = 0  # port of its emulator under `sharer sandbox`
+    sandbox_port: ClassVar[int] = 0
+    _typed_options: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "spec" in cls.__dict__:
+            spec = cls.spec
+            cls.id, cls.title, cls.default_api_base = spec.id, spec.title, spec.api_base
+            cls.required_credentials, cls.optional_credentials = spec.credentials.required, spec.credentials.optional
+            cls.default_template, cls.limit, cls.unit = spec.template, spec.limits.length, spec.limits.unit
+            cls.idempotent, cls.rate_limit, cls.sandbox_port = spec.idempotent, spec.rate_limit, spec.sandbox.port
+            cls._typed_options = True
+        elif "id" in cls.__dict__:
+            cls.spec = PlatformSpec(
+                id=cls.id, title=cls.title, api_base=cls.default_api_base,
+                limits=Limits(cls.limit, cls.unit), template=cls.default_template,
+                credentials=Credentials(cls.required_credentials, cls.optional_credentials),
+                rate_limit=RateLimit(*cls.rate_limit) if cls.rate_limit else None,
+                idempotency=Idempotency.KEY if cls.idempotent else Idempotency.NONE,
+                sandbox=Sandbox(f"sharer.sandbox.{cls.id}:{cls.__name__}Emulator", cls.sandbox_port),
+                demo=(),  # its demo account is written out in config/sharer.toml
+            )
 
     def __init__(self, account: Account):
         self.account = account
 
     @classmethod
+    def parse_options(cls, raw: Any) -> Any:
+        """The account's ``options`` table checked: the spec's typed options (older modules: a dict)."""
+        if cls._typed_options:
+            return cls.spec.options.parse(raw, cls.spec.id)
+        return cls.validate_options(raw)
+
+    @classmethod
     def validate_options(cls, raw: Any) -> dict[str, Any]:
-        """Check ``options`` against ``option_defaults`` (same keys, same types)."""
+        """Older modules: check ``options`` against ``option_defaults`` (same keys, same types)."""
         if not isinstance(raw, dict):
             raise ValueError("must be a table")
         out = dict(cls.option_defaults)
@@ -148,8 +201,8 @@ class Platform:
         return out
 
     @property
-    def options(self) -> dict[str, Any]:
-        return self.account.options
+    def options(self) -> OptionsT:
+        return cast(OptionsT, self.account.options)
 
     @property
     def template(self) -> str:
@@ -200,76 +253,3 @@ def _same_kind(value: Any, default: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, type(default))
 
-
-# --- HTTP, written once ---------------------------------------------------------------------------
-
-def send(ctx: DeliveryContext, method: str, url: str, *, idempotent: bool = False, **kwargs: Any) -> requests.Response:
-    """One HTTP call with the account's timeout; network failures become our error classes.
-
-    A failure before the request left (refused, DNS, connect timeout) is plainly transient. A failure
-    after it may have been received (read timeout, connection dropped) is ``Ambiguous`` unless the
-    call is ``idempotent`` (a read, or a write with an idempotency key).
-    """
-    kwargs.setdefault("timeout", (min(5.0, ctx.timeout), ctx.timeout))
-    try:
-        return ctx.session.request(method, url, **kwargs)
-    except requests.ConnectTimeout:
-        raise TransientError("could not connect to the platform (timeout)") from None
-    except requests.ReadTimeout:
-        cls = TransientError if idempotent else Ambiguous
-        raise cls("no answer from the platform before the timeout; the request may have been received") from None
-    except requests.ConnectionError as e:
-        text = repr(e)
-        before_send = any(s in text for s in ("NewConnectionError", "Connection refused", "NameResolution",
-                                               "Failed to resolve", "Max retries exceeded"))
-        if before_send and "RemoteDisconnected" not in text and "Connection aborted" not in text:
-            raise TransientError("could not connect to the platform") from None
-        cls = TransientError if idempotent else Ambiguous
-        raise cls("the connection was dropped; the request may have been received") from None
-    except requests.RequestException as e:
-        raise TransientError(ctx.redact(f"HTTP request failed: {type(e).__name__}")) from None
-
-
-def error_for_status(resp: requests.Response, message: str, *, code: Any = None,
-                     retry_after: float | None = None) -> DeliveryError:
-    """The generic mapping of an HTTP status to an error class. ``message`` must be redacted."""
-    status = resp.status_code
-    if status == 429:
-        return RateLimited(message, retry_after=retry_after if retry_after is not None else
-                           parse_retry_after(resp.headers.get("Retry-After"), 60.0), code=code, status=status)
-    if status in (502, 504):
-        return Ambiguous(message, code=code, status=status)
-    if status >= 500 or status == 408:
-        return TransientError(message, code=code, status=status)
-    if status == 401:
-        return AuthExpired(message, code=code, status=status)
-    return PermanentError(message, code=code, status=status)
-
-
-def parse_retry_after(value: str | None, default: float) -> float:
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from datetime import datetime
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-        except (TypeError, ValueError):
-            return default
-
-
-def json_body(resp: requests.Response) -> dict[str, Any]:
-    """The response's JSON object, or {} when it has none (errors often have HTML bodies)."""
-    try:
-        data = resp.json()
-    except (ValueError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {"_": data}
-
-
-def short(text: str, n: int = 300) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= n else text[: n - 1] + "…"

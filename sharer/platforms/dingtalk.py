@@ -22,18 +22,46 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from ..article import Article
-from ..compose import tag_url
+from ..compose import fit, tag_url
 from ..errors import DeliveryError, PermanentError, RateLimited
 from ..text import count_utf8_bytes
-from ._bots import fit_bytes, fit_summary, post_json, read_more
+from ._bots import fit_bytes, post_json, read_more
 from .base import DeliveryContext, Platform, Post, Receipt
+from .http import ErrorTable, Rule
+from .spec import Credentials, Limits, OptionError, Options, PlatformSpec, RateLimit, Sandbox
 
 MSGTYPES = ("link", "markdown")
 NOTE = "DingTalk robot: the webhook returns no message id and a group message has no public URL"
+
+
+def _security(message: str) -> str:
+    """310000 covers every security setting; its errmsg says which one refused."""
+    low = message.lower()
+    hint = ("the message contains none of the robot's keywords" if "keyword" in low else
+            "the signature does not match: check the signing secret" if "sign not match" in low else
+            "the timestamp was rejected: check this server's clock" if "timestamp" in low else
+            "this server's IP address is not in the robot's allow-list" if "whitelist" in low else
+            "the robot's security settings refused the message")
+    return f"DingTalk: {hint}: {message}"
+
+
+# DingTalk's body codes (fact sheet §11); the message is already redacted.
+ERRORS = ErrorTable(
+    codes={
+        130101: Rule(RateLimited, "DingTalk: sending too fast; the robot is throttled for 10 minutes: {message}",
+                     retry_after=600.0),
+        310000: Rule(PermanentError, _security),
+        300001: Rule(PermanentError, "DingTalk: the access token does not exist (wrong token or robot removed): "
+                                     "{message}"),
+    },
+    other_code=Rule(PermanentError, "DingTalk refused the message: {message}"),
+)
 
 
 def sign(timestamp_ms: int, secret: str) -> str:
@@ -50,32 +78,34 @@ def markdown_text(article: Article, summary: str, url: str) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-class DingTalk(Platform):
-    id = "dingtalk"
-    title = "DingTalk robot"
-    default_api_base = "https://oapi.dingtalk.com"
-    required_credentials = ("access_token",)
-    optional_credentials = ("secret",)
-    option_defaults: ClassVar[dict[str, Any]] = {"msgtype": "link", "max_text_bytes": 4096}
-    limit = 4096
-    unit = "bytes"
-    sandbox_port = 8908
-    rate_limit: ClassVar[tuple[int, float]] = (20, 60.0)  # over 20/min throttles the robot for 10 minutes
+@dataclass(frozen=True)
+class DingTalkOptions(Options):
+    msgtype: str = "link"       # link card or markdown
+    max_text_bytes: int = 4096  # content size limit (unverified: configurable)
 
-    @classmethod
-    def validate_options(cls, raw: Any) -> dict[str, Any]:
-        out = super().validate_options(raw)
-        if out["msgtype"] not in MSGTYPES:
-            raise ValueError(f"msgtype: must be one of {', '.join(MSGTYPES)}, got {out['msgtype']!r}")
-        if not isinstance(out["max_text_bytes"], int) or out["max_text_bytes"] < 256:
-            raise ValueError("max_text_bytes: must be an integer of at least 256")
-        return out
+    def check(self) -> DingTalkOptions:
+        if self.msgtype not in MSGTYPES:
+            raise OptionError("msgtype", f"must be one of {', '.join(MSGTYPES)}, got {self.msgtype!r}")
+        if self.max_text_bytes < 256:
+            raise OptionError("max_text_bytes", "must be an integer of at least 256")
+        return self
+
+
+class DingTalk(Platform[DingTalkOptions]):
+    spec = PlatformSpec(
+        id="dingtalk", title="DingTalk robot", api_base="https://oapi.dingtalk.com",
+        limits=Limits(4096, "bytes", count_utf8_bytes),
+        options=DingTalkOptions,
+        credentials=Credentials(required=("access_token",), optional=("secret",)),
+        rate_limit=RateLimit(20, 60.0),  # over 20/min throttles the robot for 10 minutes
+        sandbox=Sandbox("sharer.sandbox.dingtalk:DingTalkEmulator", 8908),
+    )
 
     def compose(self, article: Article, text: str | None = None) -> Post:
         """``link``: the summary is the card text; ``markdown``: heading, summary, picture, link."""
         url = tag_url(article.url, self.account.utm)
-        kind = self.options["msgtype"]
-        limit = int(self.options["max_text_bytes"])
+        kind = self.options.msgtype
+        limit = self.options.max_text_bytes
         warnings: list[str] = []
         if text is not None:
             self.check_override(text, count_utf8_bytes(text), limit)
@@ -83,12 +113,14 @@ class DingTalk(Platform):
         elif kind == "link":  # DingTalk requires a non-empty card text: fall back to the title
             body = fit_bytes(article.summary or article.title, limit, "link text", warnings)
         else:
-            summary = fit_summary(lambda s: count_utf8_bytes(markdown_text(article, s, url)), article.summary, limit)
-            if summary != article.summary:
+            def render(v: Mapping[str, str]) -> str:
+                return markdown_text(article, v["summary"], url)
+
+            fitted = fit(render, {"summary": article.summary}, count=count_utf8_bytes, limit=limit,
+                         drop_order=("summary",))
+            if fitted.changed("summary"):
                 warnings.append(f"summary trimmed so the markdown text fits {limit} bytes")
-            body = markdown_text(article, summary, url)
-            if count_utf8_bytes(body) > limit:
-                body = fit_bytes(body, limit, "markdown text", warnings)
+            body = fitted.text if fitted.fits else fit_bytes(fitted.text, limit, "markdown text", warnings)
         if kind == "link":
             card = {"title": article.title, "text": body, "messageUrl": url}
             if article.image:
@@ -107,33 +139,13 @@ class DingTalk(Platform):
         return f"{self.account.api_base}/robot/send?{urlencode(query)}"
 
     def publish(self, post: Post, ctx: DeliveryContext) -> Receipt:
-        for attempt in (1, 2):
-            code, message = post_json(ctx, "DingTalk", self._url(), post.payload)
-            if code == 0:
-                return Receipt(None, None, NOTE)
-            if (code == 310000 and "invalid timestamp" in message.lower() and attempt == 1
+        try:
+            post_json(ctx, "DingTalk", self._url(), post.payload, ERRORS)
+        except DeliveryError as e:
+            if not (e.code == "310000" and "invalid timestamp" in e.message.lower()
                     and self.account.has_secret("secret")):
-                # Nothing was posted; a fresh timestamp once is safe (a skewed clock fails again).
-                ctx.step("DingTalk rejected the timestamp; retrying once with a fresh one")
-                continue
-            break
-        raise error_for(code, message)
-
-
-def error_for(code: int, message: str) -> DeliveryError:
-    """DingTalk's body codes (fact sheet §11). ``message`` is already redacted."""
-    if code == 130101:
-        return RateLimited(f"DingTalk: sending too fast; the robot is throttled for 10 minutes: {message}",
-                           retry_after=600.0, code=code)
-    if code == 310000:
-        low = message.lower()
-        hint = ("the message contains none of the robot's keywords" if "keyword" in low else
-                "the signature does not match: check the signing secret" if "sign not match" in low else
-                "the timestamp was rejected: check this server's clock" if "timestamp" in low else
-                "this server's IP address is not in the robot's allow-list" if "whitelist" in low else
-                "the robot's security settings refused the message")
-        return PermanentError(f"DingTalk: {hint}: {message}", code=code)
-    if code == 300001:
-        return PermanentError(f"DingTalk: the access token does not exist (wrong token or robot removed): {message}",
-                              code=code)
-    return PermanentError(f"DingTalk refused the message: {message}", code=code)
+                raise
+            # Nothing was posted; a fresh timestamp once is safe (a skewed clock fails again).
+            ctx.step("DingTalk rejected the timestamp; retrying once with a fresh one")
+            post_json(ctx, "DingTalk", self._url(), post.payload, ERRORS)
+        return Receipt(None, None, NOTE)

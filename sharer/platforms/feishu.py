@@ -20,18 +20,41 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from ..article import Article
-from ..compose import tag_url
-from ..errors import ComposeError, DeliveryError, PermanentError, RateLimited
-from ._bots import fit_summary, json_size, post_json, read_more
+from ..compose import fit, tag_url, with_summary
+from ..errors import ComposeError, PermanentError, RateLimited
+from ..text import count_utf8_bytes
+from ._bots import json_size, post_json, read_more
 from .base import DeliveryContext, Platform, Post, Receipt
+from .http import ErrorTable, Rule
+from .spec import Credentials, Limits, OptionError, Options, PlatformSpec, RateLimit, Sandbox
 
 LOCALES = ("zh_cn", "en_us", "ja_jp")
 SIGN_RESERVE = 80  # bytes the timestamp and sign fields add to the body: ,"timestamp":"…","sign":"…"
 NOTE = "Feishu bot: the webhook returns no message id and a group message has no public URL"
+
+
+def _refused(hint: str) -> Rule:
+    return Rule(PermanentError, f"Feishu: {hint}: {{message}}")
+
+
+# Feishu's body codes (fact sheet §10); the message is already redacted.
+ERRORS = ErrorTable(
+    codes={
+        11232: Rule(RateLimited, "Feishu: frequency limited: {message}", retry_after=60.0),
+        19021: _refused("the signature was rejected (sign mismatch, or the timestamp is more than 1 h off): "
+                        "check the signing secret and this server's clock"),
+        19022: _refused("this server's IP address is not in the bot's allow-list"),
+        19024: _refused("the message contains none of the bot's keywords"),
+        9499: _refused("bad request (malformed or too big)"),
+    },
+    other_code=_refused("the message was refused"),
+)
 
 
 def sign(timestamp: str, secret: str) -> str:
@@ -40,26 +63,28 @@ def sign(timestamp: str, secret: str) -> str:
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
 
 
-class Feishu(Platform):
-    id = "feishu"
-    title = "Feishu/Lark bot"
-    default_api_base = "https://open.feishu.cn"
-    required_credentials = ("hook_token",)
-    optional_credentials = ("secret",)
-    option_defaults: ClassVar[dict[str, Any]] = {"locale": "zh_cn", "max_body_bytes": 20480}
-    limit = 20480
-    unit = "bytes"
-    sandbox_port = 8907
-    rate_limit: ClassVar[tuple[int, float]] = (5, 1.0)  # 5 requests/s per bot (also 100/min)
+@dataclass(frozen=True)
+class FeishuOptions(Options):
+    locale: str = "zh_cn"         # the post's language key: zh_cn, en_us or ja_jp
+    max_body_bytes: int = 20480   # request body limit (unverified: configurable)
 
-    @classmethod
-    def validate_options(cls, raw: Any) -> dict[str, Any]:
-        out = super().validate_options(raw)
-        if out["locale"] not in LOCALES:
-            raise ValueError(f"locale: must be one of {', '.join(LOCALES)}, got {out['locale']!r}")
-        if not isinstance(out["max_body_bytes"], int) or out["max_body_bytes"] < 1024:
-            raise ValueError("max_body_bytes: must be an integer of at least 1024")
-        return out
+    def check(self) -> FeishuOptions:
+        if self.locale not in LOCALES:
+            raise OptionError("locale", f"must be one of {', '.join(LOCALES)}, got {self.locale!r}")
+        if self.max_body_bytes < 1024:
+            raise OptionError("max_body_bytes", "must be an integer of at least 1024")
+        return self
+
+
+class Feishu(Platform[FeishuOptions]):
+    spec = PlatformSpec(
+        id="feishu", title="Feishu/Lark bot", api_base="https://open.feishu.cn",
+        limits=Limits(20480, "bytes", count_utf8_bytes),
+        options=FeishuOptions,
+        credentials=Credentials(required=("hook_token",), optional=("secret",)),
+        rate_limit=RateLimit(5, 1.0),  # 5 requests/s per bot (also 100/min)
+        sandbox=Sandbox("sharer.sandbox.feishu:FeishuEmulator", 8907),
+    )
 
     def _payload(self, article: Article, summary: str, url: str) -> dict[str, Any]:
         lines: list[list[dict[str, str]]] = []
@@ -67,12 +92,12 @@ class Feishu(Platform):
             lines.append([{"tag": "text", "text": summary}])
         lines.append([{"tag": "a", "text": read_more(article.lang), "href": url}])
         return {"msg_type": "post",
-                "content": {"post": {self.options["locale"]: {"title": article.title, "content": lines}}}}
+                "content": {"post": {self.options.locale: {"title": article.title, "content": lines}}}}
 
     def compose(self, article: Article, text: str | None = None) -> Post:
         """The summary (or the editor's text) as the body line; the body size counts toward 20 KB."""
         url = tag_url(article.url, self.account.utm)
-        limit = int(self.options["max_body_bytes"])
+        limit = self.options.max_body_bytes
         reserve = SIGN_RESERVE if self.account.has_secret("secret") else 0
 
         def size(s: str) -> int:
@@ -86,11 +111,17 @@ class Feishu(Platform):
                                                       f"Feishu accepts at most {limit}")
             summary = text
         else:
-            summary = fit_summary(size, article.summary, limit)
-            if size(summary) > limit:
+            article = with_summary(article, warnings)  # never a post with only a link
+            def body(v: Mapping[str, str]) -> str:
+                return v["summary"]
+
+            fitted = fit(body, {"summary": article.summary}, count=size, limit=limit, drop_order=("summary",),
+                         field_count=count_utf8_bytes)
+            summary = fitted.values["summary"]
+            if not fitted.fits:
                 raise ComposeError(self.account.name, f"even without a summary the message body is "
                                                       f"{size(summary)} bytes; Feishu accepts at most {limit}")
-            if summary != article.summary:
+            if fitted.changed("summary"):
                 warnings.append(f"summary trimmed so the message body fits {limit} bytes")
         payload = self._payload(article, summary, url)
         return Post(self.id, self.account.name, summary, payload, size(summary), limit, self.unit, tuple(warnings))
@@ -101,22 +132,6 @@ class Feishu(Platform):
             timestamp = str(int(time.time()))
             body = {"timestamp": timestamp, "sign": sign(timestamp, self.account.secret("secret")), **body}
         url = f"{self.account.api_base}/open-apis/bot/v2/hook/{quote(self.account.secret('hook_token'), safe='')}"
-        code, message = post_json(ctx, "Feishu", url, body, code_keys=("code", "StatusCode"),
-                                  msg_keys=("msg", "StatusMessage"))
-        if code == 0:
-            return Receipt(None, None, NOTE)
-        raise error_for(code, message)
-
-
-def error_for(code: int, message: str) -> DeliveryError:
-    """Feishu's body codes (fact sheet §10). ``message`` is already redacted."""
-    if code == 11232:
-        return RateLimited(f"Feishu: frequency limited: {message}", retry_after=60.0, code=code)
-    hint = {
-        19021: "the signature was rejected (sign mismatch, or the timestamp is more than 1 h off): "
-               "check the signing secret and this server's clock",
-        19022: "this server's IP address is not in the bot's allow-list",
-        19024: "the message contains none of the bot's keywords",
-        9499: "bad request (malformed or too big)",
-    }.get(code, "the message was refused")
-    return PermanentError(f"Feishu: {hint}: {message}", code=code)
+        post_json(ctx, "Feishu", url, body, ERRORS, code_keys=("code", "StatusCode"),
+                  msg_keys=("msg", "StatusMessage"))
+        return Receipt(None, None, NOTE)

@@ -22,26 +22,25 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, ClassVar
-
-import regex
+from typing import Any
 
 from ..article import Article
-from ..compose import article_values, render_template, tag_url
-from ..errors import Ambiguous, AuthExpired, ComposeError, DeliveryError, PermanentError, RateLimited, TransientError
+from ..clock import epoch_of
+from ..compose import article_values, choose_images, fit, hashtag, render_template, tag_url
+from ..errors import Ambiguous, AuthExpired, ComposeError, DeliveryError, PermanentError, TransientError
 from ..media import fetch_image
-from ..text import count_graphemes, trim
-from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
+from ..text import count_mastodon as count_status
+from ..text import trim
+from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt
+from .http import ErrorTable, Rule, iso_reset_in, json_body, send, short
+from .spec import Credentials, Idempotency, Limits, OptionError, Options, PlatformSpec, RateLimit, Sandbox
 
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 DESCRIPTION_LIMIT = 1500
-# Mastodon's MENTION_RE: ``@user@domain`` is counted as ``@user`` (the domain is free).
-_MENTION_RE = regex.compile(r"(?<![=/\w])@(\w+(?:[\w.-]+\w+)?)@[\w.-]+\w+", regex.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -50,119 +49,101 @@ class InstanceLimits:
     url_weight: int
 
 
-def count_status(text: str, url_weight: int = 23) -> int:
-    """Mastodon's StatusLengthValidator: graphemes, each URL = ``url_weight``, mentions without domain."""
-    return count_graphemes(_MENTION_RE.sub(r"@\1", text), url_weight=url_weight)
+# 401 is a revoked or wrong token (Mastodon tokens do not expire on their own); other 4xx are refusals.
+ERRORS = ErrorTable(statuses={
+    401: Rule(AuthExpired, "{message} — re-authorise the app and update credentials.access_token"),
+})
 
 
-def hashtag(tag: str) -> str | None:
-    """``power battery`` → ``#PowerBattery``; None when the tag has symbols a hashtag cannot hold (C++)."""
-    words = re.split(r"[\s\-_.·/]+", tag.strip())
-    if not all(regex.fullmatch(r"[\w\p{M}]+", w) for w in words if w):
-        return None
-    body = "".join(w[:1].upper() + w[1:] for w in words if w)
-    if not body or body.isdigit():
-        return None
-    return "#" + body
+@dataclass(frozen=True)
+class MastodonOptions(Options):
+    visibility: str = "public"
+    language: str = ""                  # ISO 639; empty = the article's lang
+    max_characters: int = 500           # the instance's limit (checked against /api/v2/instance at delivery)
+    characters_reserved_per_url: int = 23
+    hashtags: bool = True               # {hashtags}: #CamelCase from the article tags, while they fit
+    image: bool = True                  # attach the article image
+    images: int = 1                     # attach up to this many: the lead image, then the body's (max 4)
+    image_description: str = ""         # alt text; empty = the article title
+    max_image_bytes: int = 16_000_000   # unverified (instance-dependent): configurable
+    media_poll_attempts: int = 20
+    media_poll_interval: float = 1.0
+    instance_cache_seconds: int = 86400
 
-
-def _reset_seconds(value: str | None, default: float) -> float:
-    """Seconds until an ISO-8601 ``X-RateLimit-Reset`` (e.g. ``2026-11-25T21:45:00.000000Z``)."""
-    if not value:
-        return default
-    try:
-        reset = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return default
-    if reset.tzinfo is None:
-        reset = reset.replace(tzinfo=UTC)
-    return max(0.0, (reset - datetime.now(UTC)).total_seconds())
-
-
-class Mastodon(Platform):
-    id = "mastodon"
-    title = "Mastodon"
-    default_api_base = "https://mastodon.social"
-    required_credentials = ("access_token",)
-    option_defaults: ClassVar[dict[str, Any]] = {
-        "visibility": "public",
-        "language": "",                  # ISO 639; empty = the article's lang
-        "max_characters": 500,           # the instance's limit (checked against /api/v2/instance at delivery)
-        "characters_reserved_per_url": 23,
-        "hashtags": True,                # {hashtags}: #CamelCase from the article tags, while they fit
-        "image": True,                   # attach the article image
-        "image_description": "",         # alt text; empty = the article title
-        "max_image_bytes": 16_000_000,   # unverified (instance-dependent): configurable
-        "media_poll_attempts": 20,
-        "media_poll_interval": 1.0,
-        "instance_cache_seconds": 86400,
-    }
-    default_template = "{title}\n\n{summary}\n\n{url}\n\n{hashtags}"
-    limit = 500
-    unit = "characters"
-    idempotent = True
-    sandbox_port = 8905
-    rate_limit: ClassVar[tuple[int, float]] = (300, 300.0)  # 300 requests / 5 min per account
-
-    @classmethod
-    def validate_options(cls, raw: Any) -> dict[str, Any]:
-        out = super().validate_options(raw)
-        if out["visibility"] not in VISIBILITIES:
-            raise ValueError(f"visibility: must be one of {', '.join(VISIBILITIES)}, got {out['visibility']!r}")
+    def check(self) -> MastodonOptions:
+        if self.visibility not in VISIBILITIES:
+            raise OptionError("visibility", f"must be one of {', '.join(VISIBILITIES)}, got {self.visibility!r}")
+        if not 1 <= self.images <= Mastodon.spec.limits.media:
+            raise OptionError("images", f"must be 1 to {Mastodon.spec.limits.media}, got {self.images}")
         for key in ("max_characters", "characters_reserved_per_url", "max_image_bytes", "media_poll_attempts"):
-            if int(out[key]) != out[key] or out[key] < 1:
-                raise ValueError(f"{key}: must be a positive whole number")
-        return out
+            if getattr(self, key) < 1:
+                raise OptionError(key, "must be a positive whole number")
+        return self
+
+
+class Mastodon(Platform[MastodonOptions]):
+    spec = PlatformSpec(
+        id="mastodon", title="Mastodon", api_base="https://mastodon.social",
+        limits=Limits(500, "characters", count_status, media=4, media_bytes=16_000_000, media_types=MEDIA_TYPES),
+        options=MastodonOptions,
+        credentials=Credentials(required=("access_token",)),
+        template="{title}\n\n{summary}\n\n{url}\n\n{hashtags}",
+        rate_limit=RateLimit(300, 300.0),  # 300 requests / 5 min per account
+        idempotency=Idempotency.KEY,       # Idempotency-Key = the delivery id
+        sandbox=Sandbox("sharer.sandbox.mastodon:MastodonEmulator", 8905),
+    )
 
     # --- compose (pure) ---------------------------------------------------------------------------
 
     def count(self, text: str) -> int:
-        return count_status(text, int(self.options["characters_reserved_per_url"]))
+        return count_status(text, self.options.characters_reserved_per_url)
 
     def compose(self, article: Article, text: str | None = None) -> Post:
         url = tag_url(article.url, self.account.utm)
-        limit = int(self.options["max_characters"])
+        limit = self.options.max_characters
         warnings: list[str] = []
         if text is not None:
             status = text.strip()
             self.check_override(status, self.count(status), limit)
         else:
             status = self._render(article, url, limit, warnings)
-        payload: dict[str, Any] = {"status": status, "visibility": self.options["visibility"]}
-        language = self.options["language"] or article.lang
+        payload: dict[str, Any] = {"status": status, "visibility": self.options.visibility}
+        language = self.options.language or article.lang
         if language:
             payload["language"] = language
-        # Not wire fields: the image to upload (its media id joins the status at delivery) and the
+        # Not wire fields: the images to upload (their media ids join the status at delivery) and the
         # tagged article URL that find_existing looks for.
-        payload["media"] = None
-        if self.options["image"] and article.image:
-            alt = self.options["image_description"] or article.title
-            payload["media"] = {"url": article.image, "description": trim(alt, DESCRIPTION_LIMIT).text}
+        attached, offered = choose_images(article, self.options.images if self.options.image else 0,
+                                          self.spec.limits.media)
+        media = [{"url": i.url, "description": trim((self.options.image_description if n == 0 else "") or i.alt,
+                                                    DESCRIPTION_LIMIT).text} for n, i in enumerate(attached)]
+        payload["media"] = media[0] if media else None
+        if len(media) > 1:
+            payload["more_media"] = media[1:]
         payload["article_url"] = url
         return Post(self.id, self.account.name, status, payload, self.count(status), limit, self.unit,
-                    tuple(warnings))
+                    tuple(warnings), tuple(i.url for i in attached), offered)
 
     def _render(self, article: Article, url: str, limit: int, warnings: list[str]) -> str:
-        values = article_values(article, url)
+        values = {**article_values(article, url), "hashtags": ""}
 
-        def render(title: str, summary: str, tags: str = "") -> str:
-            return render_template(self.template, {**values, "title": title, "summary": summary, "hashtags": tags})
+        def render(v: Mapping[str, str]) -> str:
+            return render_template(self.template, v)
 
-        title, summary = article.title, article.summary
-        if self.count(render(title, summary)) > limit:
-            summary = trim(summary, limit, count=lambda s: self.count(render(title, s))).text
-            warnings.append("summary trimmed to fit the status limit" if summary else "summary left out")
-            if self.count(render(title, summary)) > limit:
-                title = trim(title, limit, count=lambda t: self.count(render(t, summary))).text
-                warnings.append("title trimmed to fit the status limit")
-        status = render(title, summary)
-        if self.count(status) > limit:
-            raise ComposeError(self.account.name, f"the template alone is {self.count(status)} characters; "
-                                f"the limit is {limit}")
-        if self.options["hashtags"] and not warnings:  # a trimmed summary gets the room, not hashtags
+        fitted = fit(render, values, count=self.count, limit=limit, drop_order=("summary", "title"))
+        if fitted.changed("summary"):
+            warnings.append("summary trimmed to fit the status limit" if "summary" in fitted.cut else
+                            "summary left out")
+        if fitted.changed("title"):
+            warnings.append("title trimmed to fit the status limit")
+        if not fitted.fits:
+            raise ComposeError(self.account.name, f"the template alone is {fitted.length} characters; "
+                               f"the limit is {limit}")
+        status = fitted.text
+        if self.options.hashtags and not warnings:  # a trimmed summary gets the room, not hashtags
             chosen: list[str] = []
             for tag in dict.fromkeys(t for t in map(hashtag, article.tags) if t):
-                candidate = render(title, summary, " ".join([*chosen, tag]))
+                candidate = render({**fitted.values, "hashtags": " ".join([*chosen, tag])})
                 if self.count(candidate) > limit:
                     warnings.append(f"hashtags from {tag} on left out: no room")
                     break
@@ -179,9 +160,9 @@ class Mastodon(Platform):
         self._check_instance_limit(post, ctx)
         body: dict[str, Any] = {k: post.payload[k] for k in ("status", "visibility", "language")
                                 if post.payload.get(k)}
-        media = post.payload.get("media")
+        media = [m for m in [post.payload.get("media"), *post.payload.get("more_media", ())] if m]
         if media:
-            body["media_ids"] = [self._media_id(media, ctx)]
+            body["media_ids"] = [self._media_id(m, ctx, n) for n, m in enumerate(media)]
         headers = {**self._headers(ctx), "Idempotency-Key": ctx.delivery_id}
         # idempotent=True: with the Idempotency-Key, a repeat of this POST returns the status the first
         # one made instead of making a second, so a read timeout or a dropped connection is safe to retry
@@ -197,9 +178,9 @@ class Mastodon(Platform):
 
     def instance_limits(self, ctx: DeliveryContext) -> InstanceLimits | None:
         """The instance's status limit, cached in Redis; None when the instance does not say."""
-        key = ctx.keys.cache(self.account.name, "instance") if ctx.redis is not None and ctx.keys else None
-        if key:
-            cached = ctx.redis.get(key)
+        r, key = ctx.redis, ctx.keys.cache(self.account.name, "instance") if ctx.keys else None
+        if r is not None and key:
+            cached = r.get(key)
             if cached:
                 raw = json.loads(cached)
                 return InstanceLimits(int(raw["max_characters"]), int(raw["url_weight"]))
@@ -210,9 +191,9 @@ class Mastodon(Platform):
         statuses = (json_body(resp).get("configuration") or {}).get("statuses") or {}
         limits = InstanceLimits(int(statuses.get("max_characters") or 500),
                                 int(statuses.get("characters_reserved_per_url") or 23))
-        if key:
-            ctx.redis.set(key, json.dumps({"max_characters": limits.max_characters, "url_weight": limits.url_weight}),
-                          ex=max(1, int(self.options["instance_cache_seconds"])))
+        if r is not None and key:
+            r.set(key, json.dumps({"max_characters": limits.max_characters, "url_weight": limits.url_weight}),
+                          ex=max(1, self.options.instance_cache_seconds))
         return limits
 
     def _check_instance_limit(self, post: Post, ctx: DeliveryContext) -> None:
@@ -226,12 +207,13 @@ class Mastodon(Platform):
                 f"options.max_characters = {limits.max_characters} for account {self.account.name!r} in the "
                 "config so posts are composed to fit", code="instance_limit")
 
-    def _media_id(self, media: dict[str, Any], ctx: DeliveryContext) -> str:
-        """Upload the image once per delivery (the id survives retries in ``ctx.state``), wait until processed."""
-        if ctx.state.get("media_id"):
-            return str(ctx.state["media_id"])
+    def _media_id(self, media: dict[str, Any], ctx: DeliveryContext, n: int = 0) -> str:
+        """Upload image ``n`` once per delivery (the id survives retries in ``ctx.state``), wait until processed."""
+        saved = "media_id" if n == 0 else f"media_id_{n}"
+        if ctx.state.get(saved):
+            return str(ctx.state[saved])
         base = self.account.api_base
-        image = fetch_image(ctx, media["url"], max_bytes=int(self.options["max_image_bytes"]), allowed=MEDIA_TYPES)
+        image = fetch_image(ctx, media["url"], max_bytes=self.options.max_image_bytes, allowed=MEDIA_TYPES)
         # A repeated upload only leaves an unattached attachment (the instance cleans those up): safe to retry.
         resp = send(ctx, "POST", f"{base}/api/v2/media", idempotent=True, headers=self._headers(ctx),
                     files={"file": (image.filename, image.data, image.content_type)},
@@ -244,14 +226,14 @@ class Mastodon(Platform):
             ctx.step(f"image uploaded as media {media_id}; waiting for the instance to process it")
             self._wait_processed(media_id, ctx)
         ctx.step(f"image ready (media {media_id})")
-        ctx.state["media_id"] = media_id
+        ctx.state[saved] = media_id
         ctx.save_state()
         return media_id
 
     def _wait_processed(self, media_id: str, ctx: DeliveryContext) -> None:
-        attempts = int(self.options["media_poll_attempts"])
+        attempts = self.options.media_poll_attempts
         for _ in range(attempts):
-            time.sleep(float(self.options["media_poll_interval"]))
+            time.sleep(self.options.media_poll_interval)
             resp = send(ctx, "GET", f"{self.account.api_base}/api/v1/media/{media_id}", idempotent=True,
                         headers=self._headers(ctx))
             if resp.status_code == 200 and json_body(resp).get("url"):
@@ -265,27 +247,22 @@ class Mastodon(Platform):
         status = resp.status_code
         detail = data.get("error") or short(resp.text) or f"HTTP {status}"
         message = ctx.redact(f"Mastodon {what} failed (HTTP {status}): {short(str(detail))}")
-        if status == 429:
-            wait = _reset_seconds(resp.headers.get("X-RateLimit-Reset"), 300.0)
-            return RateLimited(message, retry_after=wait, status=status)
-        if status == 401:
-            return AuthExpired(message + " — re-authorise the app and update credentials.access_token",
-                               status=status)
-        if status in (403, 404, 410, 422):
-            return PermanentError(message, status=status)
-        if status >= 500 and retry_safe:
-            return TransientError(message, status=status)
-        return error_for_status(resp, message)
+        wait = iso_reset_in(resp.headers.get("X-RateLimit-Reset"), 300.0) if status == 429 else None
+        return ERRORS.for_response(resp, message, retry_after=wait, retry_safe=retry_safe)
 
     # --- reconciliation ---------------------------------------------------------------------------
 
-    def check_credentials(self, ctx: DeliveryContext) -> str:
+    def _me(self, ctx: DeliveryContext) -> dict[str, Any]:
         """``verify_credentials``: the token works and names the account (a read)."""
         resp = send(ctx, "GET", f"{self.account.api_base}/api/v1/accounts/verify_credentials", idempotent=True,
                     headers=self._headers(ctx))
         me = json_body(resp)
         if resp.status_code != 200 or me.get("id") is None:
             raise self._error(ctx, "verify_credentials", resp, me)
+        return me
+
+    def check_credentials(self, ctx: DeliveryContext) -> str:
+        me = self._me(ctx)
         return f"signed in as @{me.get('acct') or me.get('username') or '?'}"
 
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
@@ -294,11 +271,7 @@ class Mastodon(Platform):
         (Re-POSTing with the same Idempotency-Key within the hour is the other way to reconcile: the
         instance answers with the original status instead of making a new one.)
         """
-        base, headers = self.account.api_base, self._headers(ctx)
-        resp = send(ctx, "GET", f"{base}/api/v1/accounts/verify_credentials", idempotent=True, headers=headers)
-        me = json_body(resp)
-        if resp.status_code != 200 or me.get("id") is None:
-            raise self._error(ctx, "verify_credentials", resp, me)
+        base, headers, me = self.account.api_base, self._headers(ctx), self._me(ctx)
         resp = send(ctx, "GET", f"{base}/api/v1/accounts/{me['id']}/statuses", idempotent=True, headers=headers,
                     params={"limit": 40, "exclude_replies": "true"})
         if resp.status_code != 200:
@@ -317,15 +290,9 @@ class Mastodon(Platform):
         # "absent" needs proof (see Platform.find_existing): the page held the whole timeline, or
         # its oldest status predates the first attempt
         rows = statuses if isinstance(statuses, list) else []
-        oldest = _created(rows[-1]) if rows else None
+        oldest = epoch_of(rows[-1].get("created_at")) if rows and isinstance(rows[-1], dict) else None
         since = None if ctx.window_start is None else ctx.window_start - CLOCK_SLACK
         if len(rows) < 40 or (since is not None and oldest is not None and oldest < since):
             return None
         raise Ambiguous("the newest 40 statuses do not reach back to the first attempt; the status may be further down")
 
-
-def _created(status: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(status.get("created_at")).replace("Z", "+00:00")).timestamp()
-    except (ValueError, AttributeError):
-        return None

@@ -9,12 +9,9 @@ numeric id of a public channel set ``public_username`` so receipts carry a ``t.m
 Quirks:
 - The token travels in the URL path, so every message is redacted (``/bot<token>`` is masked by
   ``sharer.redact`` even when the value is unknown). Tokens never expire: a 401 means revoked or mistyped.
-- ``parse_mode=HTML``: only b/strong, i/em, u/ins, s/strike/del, a href, code, pre, blockquote are kept;
-  other body tags are unwrapped to their text, paragraphs become blank lines, ``<br>`` a newline,
-  images are dropped; & < > are escaped outside tags (and " inside attribute values).
+- ``parse_mode=HTML`` (rendering in ``_telegram_html``: the allowed tags, escaping, paragraph fitting).
 - Limits count what the reader sees (after entity parsing) in UTF-16 units: 4096 for a text message,
-  1024 for a photo caption. Generated text is trimmed at paragraph level, then the first paragraph that
-  does not fit is trimmed as plain text and re-escaped, so no tag or entity is ever cut.
+  1024 for a photo caption.
 - A group upgraded to a supergroup answers 400 with ``parameters.migrate_to_chat_id``: the call is
   retried once on the new id and the receipt tells the editor to update ``chat_id``.
 - No idempotency and bots cannot read channel history: ``find_existing`` cannot tell (Ambiguous).
@@ -22,240 +19,72 @@ Quirks:
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-from bs4 import BeautifulSoup, NavigableString, Tag
+from typing import Any
 
 from ..article import Article
-from ..compose import article_values, render_template, tag_url
-from ..errors import Ambiguous, ComposeError, PermanentError, RateLimited, TransientError
+from ..compose import article_values, choose_images, render_template, tag_url
+from ..errors import Ambiguous, ComposeError, PermanentError, TransientError
 from ..media import fetch_image, rewrite
 from ..text import count_utf16, trim
-from .base import DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, parse_retry_after, send, short
+from ._telegram_html import Block, body_blocks, escape_attr, escape_text, fill, html_problem, visible, visible_len
+from .base import DeliveryContext, Platform, Post, Receipt
+from .http import ErrorTable, Rule, json_body, send, short
+from .spec import Credentials, Demo, Limits, OptionError, Options, PlatformSpec, RateLimit, Sandbox
+
+__all__ = ["Telegram", "TelegramOptions", "html_problem", "visible", "visible_len"]
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+ALBUM_LIMIT = 10  # sendMediaGroup takes 2–10 items
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
-INLINE_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "a"})
-ALLOWED_TAGS = INLINE_TAGS | {"pre", "blockquote"}
-BLOCK_TAGS = frozenset({
-    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "figure",
-    "figcaption", "table", "thead", "tbody", "tfoot", "tr", "caption", "hr", "pre", "blockquote",
-})
-MIN_PARTIAL = 24  # a trimmed last paragraph shorter than this is not worth showing
-_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[^<>]*?)?)\s*/?>")
-_ENTITY_RE = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});")
 _USERNAME_RE = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
-_SENTINEL = "\x00"
+
+# Telegram's answers. Tokens never expire, so a 401 is a wrong or revoked token: re-authorising will
+# not come from a refresh. Its 5xx (502/504 too) come from the Bot API server itself, before the
+# message is sent: plainly transient.
+ERRORS = ErrorTable(
+    statuses={
+        401: Rule(PermanentError),  # with its account-specific hint from _error
+    },
+    gateway=TransientError,
+    rate_limit_default=30.0,
+)
 
 
-def escape_text(text: str) -> str:
-    """Text outside tags: & < > become entities (all Telegram needs)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def escape_attr(text: str) -> str:
-    """A value that may land in an attribute too: also " → &quot; (valid in text as well)."""
-    return escape_text(text).replace('"', "&quot;")
-
-
-def visible(markup: str) -> str:
-    """What the reader sees once Telegram has parsed the entities: tags gone, entities decoded."""
-    return html.unescape(_TAG_RE.sub("", markup))
-
-
-def visible_len(markup: str) -> int:
+def _count_markup(markup: str) -> int:
+    """What Telegram counts: the UTF-16 units the reader sees."""
     return count_utf16(visible(markup))
 
 
-def html_problem(markup: str) -> str | None:
-    """Why Telegram would answer "can't parse entities" (unknown tag, unbalanced tags, bare &)."""
-    stack: list[str] = []
-    pos = 0
-    while pos < len(markup):
-        ch = markup[pos]
-        if ch == "<":
-            m = _TAG_RE.match(markup, pos)
-            if not m:
-                return f"a bare '<' at character {pos} (write &lt;)"
-            closing, name = m.group(1), m.group(2).lower()
-            if name not in ALLOWED_TAGS:
-                return f"unsupported tag <{name}>"
-            if closing:
-                if not stack or stack[-1] != name:
-                    return f"unbalanced </{name}>"
-                stack.pop()
-            else:
-                stack.append(name)
-            pos = m.end()
-        elif ch == "&":
-            m = _ENTITY_RE.match(markup, pos)
-            if not m:
-                return f"a bare '&' at character {pos} (write &amp;)"
-            pos = m.end()
-        elif ch == ">":
-            return f"a bare '>' at character {pos} (write &gt;)"
-        else:
-            pos += 1
-    return f"<{stack[-1]}> is never closed" if stack else None
-
-
-# --- article body → Telegram HTML blocks -----------------------------------------------------------
-
 @dataclass(frozen=True)
-class Block:
-    """One paragraph: balanced Telegram HTML and the text a reader sees (what counts)."""
+class TelegramOptions(Options):
+    chat_id: int | str | None = None   # required: "@channelusername" or a numeric id (int)
+    public_username: str = ""          # for t.me links when chat_id is numeric
+    disable_notification: bool = False
+    link_preview: bool = True
+    photo: bool = True                 # send the article image with a caption (sendPhoto)
+    images: int = 1                    # up to this many: 2+ images go as an album (sendMediaGroup, max 10)
+    upload_photo: bool = False         # download the image and upload it instead of passing its URL
+    include_body: bool = False         # {summary} expands to the summary followed by the article body
+    max_photo_bytes: int = 10_000_000  # upload limit, unverified: configurable
 
-    markup: str
-    text: str
-    kind: str = "p"  # "li" blocks follow each other with one newline, others with a blank line
-
-
-class _Body:
-    """Walks sanitised article HTML and collects blocks; unknown tags are unwrapped to their text."""
-
-    def __init__(self, in_quote: bool = False):
-        self.blocks: list[Block] = []
-        self.line: list[tuple[str, str]] = []  # ("text", s) | ("br", "\n") | ("tag", markup)
-        self.kind = "p"
-        self.in_quote = in_quote
-
-    def flush(self) -> None:
-        parts: list[tuple[str, str]] = []
-        after_space = True
-        for kind, value in self.line:
-            if kind == "br":
-                _rstrip_parts(parts)
-                if any(k == "text" and v for k, v in parts):
-                    parts.append(("text", "\n"))
-                after_space = True
-            elif kind == "text":
-                value = value.lstrip(" ") if after_space else value
-                if value:
-                    parts.append(("text", value))
-                    after_space = value.endswith((" ", "\n"))
-            else:
-                parts.append((kind, value))
-        _rstrip_parts(parts)
-        text = "".join(v for k, v in parts if k == "text")
-        markup = "".join(escape_text(v) if k == "text" else v for k, v in parts)
-        markup = _drop_empty_tags(markup)
-        if text.strip():
-            self.blocks.append(Block(markup, text, self.kind))
-        self.line, self.kind = [], "p"
-
-    def walk(self, node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if type(child) is NavigableString:  # not comments, CDATA, doctype
-                    self.line.append(("text", re.sub(r"\s+", " ", str(child))))
-                continue
-            if not isinstance(child, Tag):
-                continue
-            name = child.name.lower()
-            if name == "br":
-                self.line.append(("br", "\n"))
-            elif name in ("img", "script", "style"):
-                continue
-            elif name == "pre":
-                self.flush()
-                text = child.get_text().strip("\n")
-                if text.strip():
-                    self.blocks.append(Block(f"<pre>{escape_text(text)}</pre>", text))
-            elif name == "blockquote" and not self.in_quote:
-                self.flush()
-                inner = _Body(in_quote=True)
-                inner.walk(child)
-                inner.flush()
-                if inner.blocks:
-                    text = "\n".join(b.text for b in inner.blocks)
-                    markup = "\n".join(b.markup for b in inner.blocks)
-                    self.blocks.append(Block(f"<blockquote>{markup}</blockquote>", text))
-            elif name in BLOCK_TAGS:
-                self.flush()
-                if name == "li":
-                    self.kind = "li"
-                    self.line.append(("text", "• "))
-                self.walk(child)
-                self.flush()
-            elif name in INLINE_TAGS and not child.find(list(BLOCK_TAGS | {"br"})):
-                open_tag = _open_tag(name, child)
-                if open_tag is None:
-                    self.walk(child)
-                    continue
-                self.line.append(("tag", open_tag))
-                self.walk(child)
-                self.line.append(("tag", f"</{name}>"))
-            else:  # span, sub, sup, mark, td…: keep the text only
-                self.walk(child)
-                if name in ("td", "th", "dt"):
-                    self.line.append(("text", " "))
-
-
-def _open_tag(name: str, node: Tag) -> str | None:
-    if name != "a":
-        return f"<{name}>"
-    href = str(node.get("href") or "")
-    if not re.match(r"(?i)(https?|mailto):", href):
-        return None  # a link without a usable target keeps its text
-    return f'<a href="{escape_attr(href)}">'
-
-
-def _rstrip_parts(parts: list[tuple[str, str]]) -> None:
-    """Remove trailing spaces/newlines from the text at the end (possibly inside closing tags)."""
-    for i in range(len(parts) - 1, -1, -1):
-        kind, value = parts[i]
-        if kind != "text":
-            if value.startswith("</"):
-                continue
-            return
-        stripped = value.rstrip(" \n")
-        parts[i] = (kind, stripped)
-        if stripped:
-            return
-
-
-def _drop_empty_tags(markup: str) -> str:
-    pattern = re.compile(r"<([a-z]+)(?: [^<>]*)?></\1>")
-    while True:
-        reduced = pattern.sub("", markup)
-        if reduced == markup:
-            return markup
-        markup = reduced
-
-
-def body_blocks(body_html: str) -> list[Block]:
-    """The article body as Telegram HTML paragraphs."""
-    walker = _Body()
-    walker.walk(BeautifulSoup(body_html or "", "html.parser"))
-    walker.flush()
-    return walker.blocks
-
-
-def fit_blocks(blocks: list[Block], budget: int) -> tuple[str, list[str]]:
-    """Whole blocks while they fit ``budget`` (UTF-16 units), then the next one trimmed as plain text."""
-    out: list[str] = []
-    used, prev, notes = 0, None, []
-    for i, block in enumerate(blocks):
-        sep = "" if prev is None else ("\n" if prev.kind == block.kind == "li" else "\n\n")
-        need = count_utf16(sep) + count_utf16(block.text)
-        if used + need <= budget:
-            out.append(sep + block.markup)
-            used += need
-            prev = block
-            continue
-        room = budget - used - count_utf16(sep)
-        if room >= MIN_PARTIAL or (prev is None and room > 0):
-            cut = trim(block.text, room, count=count_utf16).text
-            if cut:
-                out.append(sep + escape_text(cut))
-        notes.append(f"text trimmed to fit: {i} of {len(blocks)} paragraphs (summary and body) kept whole")
-        break
-    return "".join(out), notes
+    def check(self) -> TelegramOptions:
+        chat = self.chat_id
+        if isinstance(chat, str) and re.fullmatch(r"-?\d+", chat):
+            chat = int(chat)
+        if chat is None:
+            raise OptionError("chat_id", 'is required ("@channelusername" or the numeric chat id)')
+        if isinstance(chat, str) and not _USERNAME_RE.match(chat):
+            raise OptionError("chat_id", f'must be "@channelusername" or a numeric id, got {chat!r}')
+        if not 1 <= self.images <= ALBUM_LIMIT:
+            raise OptionError("images", f"must be 1 to {ALBUM_LIMIT}, got {self.images}")
+        name = self.public_username.lstrip("@")
+        if name and not _USERNAME_RE.match("@" + name):
+            raise OptionError("public_username", f"not a Telegram username: {self.public_username!r}")
+        return self.normalised(chat_id=chat, public_username=name)
 
 
 # --- the platform ----------------------------------------------------------------------------------
@@ -266,49 +95,25 @@ class _Migrated(Exception):
         self.new_chat_id = new_chat_id
 
 
-class Telegram(Platform):
-    id = "telegram"
-    title = "Telegram"
-    default_api_base = "https://api.telegram.org"
-    required_credentials = ("bot_token",)
-    option_defaults: ClassVar[dict[str, Any]] = {
-        "chat_id": None,             # required: "@channelusername" or a numeric id (int)
-        "public_username": "",       # for t.me links when chat_id is numeric
-        "disable_notification": False,
-        "link_preview": True,
-        "photo": True,               # send the article image with a caption (sendPhoto)
-        "upload_photo": False,       # download the image and upload it instead of passing its URL
-        "include_body": False,       # {summary} expands to the summary followed by the article body
-        "max_photo_bytes": 10_000_000,  # upload limit, unverified: configurable
-    }
-    default_template = "<b>{title}</b>\n\n{summary}\n\n{url}"
-    limit = TEXT_LIMIT
-    unit = "UTF-16 units"
-    sandbox_port = 8904
-    rate_limit: ClassVar[tuple[int, float]] = (20, 60.0)  # Bot FAQ: ≤20 messages/min per group
-
-    @classmethod
-    def validate_options(cls, raw: Any) -> dict[str, Any]:
-        out = super().validate_options(raw)
-        chat = out["chat_id"]
-        if isinstance(chat, str) and re.fullmatch(r"-?\d+", chat):
-            out["chat_id"] = chat = int(chat)
-        if chat is None:
-            raise ValueError('chat_id: is required ("@channelusername" or the numeric chat id)')
-        if isinstance(chat, bool) or not isinstance(chat, (int, str)) or (
-                isinstance(chat, str) and not _USERNAME_RE.match(chat)):
-            raise ValueError(f'chat_id: must be "@channelusername" or a numeric id, got {chat!r}')
-        name = out["public_username"].lstrip("@")
-        if name and not _USERNAME_RE.match("@" + name):
-            raise ValueError(f"public_username: not a Telegram username: {out['public_username']!r}")
-        out["public_username"] = name
-        return out
+class Telegram(Platform[TelegramOptions]):
+    spec = PlatformSpec(
+        id="telegram", title="Telegram", api_base="https://api.telegram.org",
+        limits=Limits(TEXT_LIMIT, "UTF-16 units", _count_markup, media=ALBUM_LIMIT, media_bytes=10_000_000,
+                      media_types=PHOTO_TYPES),
+        options=TelegramOptions,
+        credentials=Credentials(required=("bot_token",)),
+        template="<b>{title}</b>\n\n{summary}\n\n{url}",
+        rate_limit=RateLimit(20, 60.0),  # Bot FAQ: ≤20 messages/min per group
+        sandbox=Sandbox("sharer.sandbox.telegram:TelegramEmulator", 8904),
+        demo=(Demo(options={"chat_id": "@sharer_news"}),),
+    )
 
     # --- compose (pure) ---------------------------------------------------------------------------
 
     def compose(self, article: Article, text: str | None = None) -> Post:
         url = tag_url(article.url, self.account.utm)
-        photo = article.image if self.options["photo"] and article.image else None
+        attached, offered = choose_images(article, self.options.images if self.options.photo else 0, ALBUM_LIMIT)
+        photo = attached[0].url if attached else None
         limit = CAPTION_LIMIT if photo else TEXT_LIMIT
         warnings: list[str] = []
         if text is not None:
@@ -325,30 +130,35 @@ class Telegram(Platform):
             markup = self._render(article, url, limit, warnings)
             length = visible_len(markup)
         payload: dict[str, Any] = {"method": "sendPhoto" if photo else "sendMessage",
-                                   "chat_id": self.options["chat_id"]}
-        if photo:
+                                   "chat_id": self.options.chat_id}
+        if len(attached) > 1:  # an album: the caption rides on the first photo
+            payload["method"] = "sendMediaGroup"
+            first = {"caption": markup, "parse_mode": "HTML"}
+            payload["media"] = [{"type": "photo", "media": i.url, **(first if n == 0 else {})}
+                                for n, i in enumerate(attached)]
+        elif photo:
             payload.update({"photo": photo, "caption": markup, "parse_mode": "HTML"})
-            if self.options["upload_photo"]:
-                payload["upload_photo"] = True  # not a wire field: publish uploads the image as "photo"
         else:
             payload.update({"text": markup, "parse_mode": "HTML",
-                            "link_preview_options": {"is_disabled": not self.options["link_preview"]}})
-        payload["disable_notification"] = self.options["disable_notification"]
-        return Post(self.id, self.account.name, markup, payload, length, limit, self.unit, tuple(warnings))
+                            "link_preview_options": {"is_disabled": not self.options.link_preview}})
+        if photo and self.options.upload_photo:
+            payload["upload_photo"] = True  # not a wire field: publish uploads the image(s)
+        payload["disable_notification"] = self.options.disable_notification
+        return Post(self.id, self.account.name, markup, payload, length, limit, self.unit, tuple(warnings),
+                    tuple(i.url for i in attached), offered)
 
     def _render(self, article: Article, url: str, limit: int, warnings: list[str]) -> str:
         values = {k: escape_attr(v) for k, v in article_values(article, url).items()}
+        # a title too long for the message is trimmed to fit (as every platform does), never refused
+        room = limit - visible_len(render_template(self.template, {**values, "title": "", "summary": ""}))
+        if room > 0 and count_utf16(article.title) > room:
+            values["title"] = escape_attr(trim(article.title, room, count=count_utf16).text)
+            warnings.append(f"title trimmed to fit {limit} {self.unit}")
         blocks = [Block(escape_text(article.summary), article.summary)] if article.summary else []
-        if self.options["include_body"]:
+        if self.options.include_body:
             blocks += body_blocks(article.body_html)
-        skeleton = render_template(self.template, {**values, "summary": _SENTINEL if blocks else ""})
-        pieces = skeleton.split(_SENTINEL)
-        out = skeleton
-        if len(pieces) > 1:
-            budget = (limit - visible_len("".join(pieces))) // (len(pieces) - 1)
-            middle, notes = fit_blocks(blocks, budget) if budget > 0 else ("", ["summary left out: no room"])
-            warnings.extend(notes)
-            out = middle.join(pieces) if middle else render_template(self.template, {**values, "summary": ""})
+        out, notes = fill(self.template, values, blocks, limit)
+        warnings.extend(notes)
         problem = html_problem(out)
         if problem:
             raise ComposeError(self.account.name, f"the template gives invalid Telegram HTML: {problem}")
@@ -363,15 +173,15 @@ class Telegram(Platform):
         fields = dict(post.payload)
         method = fields.pop("method")
         upload = fields.pop("upload_photo", False)
-        files = None
+        files: dict[str, Any] = {}
+        into = files if upload else None
         if method == "sendPhoto":
+            fields["photo"] = self._photo(ctx, fields["photo"], "photo", into)
             if upload:
-                image = fetch_image(ctx, fields.pop("photo"), max_bytes=int(self.options["max_photo_bytes"]),
-                                    allowed=PHOTO_TYPES)
-                files = {"photo": (image.filename, image.data, image.content_type)}
-                ctx.step(f"image downloaded ({len(image.data)} bytes) for upload")
-            else:  # Telegram downloads it, as we would: the same [media] rewrite applies
-                fields["photo"] = rewrite(fields["photo"], ctx.media_rewrite)
+                del fields["photo"]  # the upload is the multipart part named "photo"
+        elif method == "sendMediaGroup":
+            fields["media"] = [{**item, "media": self._photo(ctx, item["media"], f"photo{n}", into)}
+                               for n, item in enumerate(fields["media"])]
         notes = []
         try:
             result = self._call(ctx, method, fields, files)
@@ -392,9 +202,19 @@ class Telegram(Platform):
             notes.append(url_note)
         return Receipt(str(message_id), url, "; ".join(notes) or None)
 
+    def _photo(self, ctx: DeliveryContext, url: str, name: str, files: dict[str, Any] | None) -> str:
+        """The photo as Telegram will take it: its URL (Telegram downloads it, as we would: the same
+        [media] rewrite applies), or — when uploading — downloaded into ``files`` and named."""
+        if files is None:
+            return rewrite(url, ctx.media_rewrite)
+        image = fetch_image(ctx, url, max_bytes=self.options.max_photo_bytes, allowed=PHOTO_TYPES)
+        files[name] = (image.filename, image.data, image.content_type)
+        ctx.step(f"image downloaded ({len(image.data)} bytes) for upload")
+        return f"attach://{name}"
+
     def post_url(self, chat: dict[str, Any], message_id: Any, chat_id: int | str) -> tuple[str | None, str | None]:
         """``t.me`` link: public by username, ``t.me/c/…`` (members only) for private supergroups/channels."""
-        username = self.options["public_username"] or chat.get("username")
+        username = self.options.public_username or chat.get("username")
         if not username and isinstance(chat_id, str) and chat_id.startswith("@"):
             username = chat_id[1:]
         if username:
@@ -404,7 +224,8 @@ class Telegram(Platform):
             return f"https://t.me/c/{numeric[4:]}/{message_id}", "private chat link: opens for members only"
         return None, "a basic group or private chat message has no link"
 
-    def _call(self, ctx: DeliveryContext, method: str, fields: dict[str, Any], files: dict | None) -> dict[str, Any]:
+    def _call(self, ctx: DeliveryContext, method: str, fields: dict[str, Any],
+              files: dict[str, Any] | None) -> dict[str, Any]:
         url = f"{self.account.api_base}/bot{self.account.secret('bot_token')}/{method}"
         if files:
             form = {k: json.dumps(v) if isinstance(v, (dict, list, bool)) else str(v) for k, v in fields.items()}
@@ -412,13 +233,16 @@ class Telegram(Platform):
         else:
             resp = send(ctx, "POST", url, json=fields)
         data = json_body(resp)
-        if resp.status_code == 200 and data.get("ok") is True and isinstance(data.get("result"), dict):
-            return data["result"]
+        result = data.get("result")
+        if isinstance(result, list) and result:  # an album answers each of its messages: the first leads
+            result = result[0]
+        if resp.status_code == 200 and data.get("ok") is True and isinstance(result, dict):
+            return result
         raise self._error(ctx, method, resp, data)
 
     def _error(self, ctx: DeliveryContext, method: str, resp: Any, data: dict[str, Any]) -> Exception:
         status = resp.status_code
-        params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+        params: dict[str, Any] = data["parameters"] if isinstance(data.get("parameters"), dict) else {}
         code = data.get("error_code") or status
         detail = ctx.redact(short(str(data.get("description") or resp.text or f"HTTP {status}")))
         message = f"Telegram {method} failed: {detail}"
@@ -426,23 +250,14 @@ class Telegram(Platform):
             return _Migrated(int(params["migrate_to_chat_id"]))
         if status == 200:
             return Ambiguous(f"Telegram {method} answered HTTP 200 without a result: {detail}", status=200)
-        if status == 429:
-            retry = params.get("retry_after")
-            wait = float(retry) if isinstance(retry, (int, float)) else parse_retry_after(
-                resp.headers.get("Retry-After"), 30.0)
-            return RateLimited(message, retry_after=wait, code=code, status=status)
         if status == 401:
-            return PermanentError(f"{message} — the bot token for account {self.account.name!r} is wrong or was "
-                                  "revoked (Telegram tokens do not expire); fix credentials.bot_token",
-                                  code=code, status=status)
-        if status == 403:
-            return PermanentError(f"{message} — is the bot a member (an admin, for a channel) of chat "
-                                  f"{self.options['chat_id']}?", code=code, status=status)
-        if status in (400, 404):
-            return PermanentError(message, code=code, status=status)
-        if status >= 500:
-            return TransientError(message, code=code, status=status)
-        return error_for_status(resp, message, code=code)
+            message += (f" — the bot token for account {self.account.name!r} is wrong or was revoked (Telegram "
+                        "tokens do not expire); fix credentials.bot_token")
+        elif status == 403:
+            message += f" — is the bot a member (an admin, for a channel) of chat {self.options.chat_id}?"
+        retry = params.get("retry_after")  # else the Retry-After header, else 30 s
+        wait = float(retry) if isinstance(retry, (int, float)) else None
+        return ERRORS.for_response(resp, message, code=code, retry_after=wait)
 
     def check_credentials(self, ctx: DeliveryContext) -> str:
         """``getMe``: the bot token works (it cannot tell whether the bot may still post in the chat)."""

@@ -2,7 +2,9 @@
 
 Headers sent: ``X-Sharer-Signature: sha256=<hex of HMAC(secret, raw body)>``, ``X-Sharer-Delivery``
 (the delivery id; a receiver can de-duplicate on it) and ``X-Sharer-Timestamp``. A 2xx answer means
-delivered; its JSON ``id`` and ``url`` (if any) are recorded.
+delivered; its JSON ``id`` and ``url`` (if any) are recorded. Any other answer is read by the shared
+HTTP table (``sharer.platforms.http``): 429/5xx retried, 502/504 reconciled, redirects (never followed)
+and 4xx refused.
 """
 
 from __future__ import annotations
@@ -11,26 +13,35 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from ..article import Article
 from ..compose import article_values, render_template, tag_url
-from ..errors import PermanentError
-from .base import DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
+from ..text import count_chars
+from .base import DeliveryContext, Platform, Post, Receipt
+from .http import DEFAULT_TABLE, json_body, send, short
+from .spec import Credentials, Demo, Limits, Options, PlatformSpec, Sandbox
 
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class Webhook(Platform):
-    id = "webhook"
-    title = "Webhook"
-    default_api_base = ""
-    required_credentials = ("secret",)
-    limit = 100_000
-    unit = "characters"
-    sandbox_port = 8900
-    option_defaults = {"include_body": True}
+@dataclass(frozen=True)
+class WebhookOptions(Options):
+    include_body: bool = True  # send the article's sanitised HTML body as ``body_html``
+
+
+class Webhook(Platform[WebhookOptions]):
+    spec = PlatformSpec(
+        id="webhook", title="Webhook",
+        limits=Limits(100_000, "characters", count_chars),
+        options=WebhookOptions,
+        credentials=Credentials(required=("secret",)),
+        sandbox=Sandbox("sharer.sandbox.webhook:WebhookEmulator", 8900),
+        demo=(Demo(path="/hooks/newsroom"), Demo(suffix="-2", path="/hooks/intranet")),
+    )
 
     def compose(self, article: Article, text: str | None = None) -> Post:
         url = tag_url(article.url, self.account.utm)
@@ -39,7 +50,7 @@ class Webhook(Platform):
             body_text = text
         else:
             body_text = render_template(self.template, article_values(article, url))
-        payload = {
+        payload: dict[str, Any] = {
             "title": article.title,
             "url": url,
             "summary": article.summary,
@@ -49,7 +60,7 @@ class Webhook(Platform):
             "lang": article.lang,
             "published_at": article.published_at.isoformat() if article.published_at else None,
         }
-        if self.options["include_body"]:
+        if self.options.include_body:
             payload["body_html"] = article.body_html
         return Post(self.id, self.account.name, body_text, payload, len(body_text), self.limit, self.unit)
 
@@ -61,15 +72,13 @@ class Webhook(Platform):
             "X-Sharer-Delivery": ctx.delivery_id,
             "X-Sharer-Timestamp": str(int(time.time())),
         }
-        resp = send(ctx, "POST", self.account.api_base, data=body, headers=headers)
+        # A redirect is refused, not followed: following would re-send the signed post somewhere else
+        # (or turn it into a GET). The receiver's URL belongs in the config.
+        resp = send(ctx, "POST", self.account.api_base, data=body, headers=headers, allow_redirects=False)
+        data = json_body(resp)
         if 200 <= resp.status_code < 300:
-            data = json_body(resp)
             post_id = data.get("id")
             return Receipt(str(post_id) if post_id is not None else None, data.get("url"))
-        data = json_body(resp)
         detail = data.get("error") or data.get("message") or resp.text
-        message = ctx.redact(f"receiver answered HTTP {resp.status_code}: {short(str(detail))}")
-        err = error_for_status(resp, message)
-        if resp.status_code in (301, 302, 303, 307, 308):
-            raise PermanentError(message, status=resp.status_code)
-        raise err
+        raise DEFAULT_TABLE.for_response(resp, ctx.redact(f"receiver answered HTTP {resp.status_code}: "
+                                                          f"{short(str(detail))}"))

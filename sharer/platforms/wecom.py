@@ -15,15 +15,18 @@ Quirks:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from ..article import Article
-from ..compose import article_values, render_template, tag_url
-from ..errors import DeliveryError, PermanentError, RateLimited
+from ..compose import article_values, fit, render_template, tag_url, with_summary
+from ..errors import PermanentError, RateLimited
 from ..text import count_utf8_bytes
-from ._bots import fit_bytes, fit_summary, post_json, read_more
+from ._bots import fit_bytes, post_json, read_more
 from .base import DeliveryContext, Platform, Post, Receipt
+from .http import ErrorTable, Rule
+from .spec import Credentials, Limits, OptionError, Options, PlatformSpec, RateLimit, Sandbox
 
 TITLE_BYTES = 128
 DESCRIPTION_BYTES = 512
@@ -32,6 +35,18 @@ TEXT_BYTES = 2048
 MSGTYPES = ("news", "markdown", "text")
 NOTE = "WeCom group robot: the webhook returns no message id and a group message has no public URL"
 
+# WeCom's body codes (fact sheet §9); the message is already redacted.
+ERRORS = ErrorTable(
+    codes={
+        # api freq out of limit (unverified for webhooks): the window is a minute
+        45009: Rule(RateLimited, "WeCom: too many messages for this robot: {message}", retry_after=60.0),
+        93000: Rule(PermanentError, "WeCom: invalid webhook url — the key is wrong or the robot was removed "
+                                    "from the group: {message}"),
+        40058: Rule(PermanentError, "WeCom rejected a field of the message: {message}"),
+    },
+    other_code=Rule(PermanentError, "WeCom refused the message: {message}"),
+)
+
 
 def markdown_content(title: str, summary: str, url: str, lang: str | None) -> str:
     """Title as a heading, the summary, then the link (WeCom's markdown subset)."""
@@ -39,29 +54,32 @@ def markdown_content(title: str, summary: str, url: str, lang: str | None) -> st
     return "\n\n".join(p for p in parts if p)
 
 
-class WeCom(Platform):
-    id = "wecom"
-    title = "WeCom group robot"
-    default_api_base = "https://qyapi.weixin.qq.com"
-    required_credentials = ("key",)
-    option_defaults: ClassVar[dict[str, Any]] = {"msgtype": "news"}
-    default_template = "{title}\n\n{summary}\n\n{url}"  # used by msgtype "text" only
-    limit = DESCRIPTION_BYTES
-    unit = "bytes"
-    sandbox_port = 8906
-    rate_limit: ClassVar[tuple[int, float]] = (20, 60.0)  # 20 messages/min per robot (for the limiter)
+@dataclass(frozen=True)
+class WeComOptions(Options):
+    msgtype: str = "news"  # news card, markdown or text
 
-    @classmethod
-    def validate_options(cls, raw: Any) -> dict[str, Any]:
-        out = super().validate_options(raw)
-        if out["msgtype"] not in MSGTYPES:
-            raise ValueError(f"msgtype: must be one of {', '.join(MSGTYPES)}, got {out['msgtype']!r}")
-        return out
+    def check(self) -> WeComOptions:
+        if self.msgtype not in MSGTYPES:
+            raise OptionError("msgtype", f"must be one of {', '.join(MSGTYPES)}, got {self.msgtype!r}")
+        return self
+
+
+class WeCom(Platform[WeComOptions]):
+    spec = PlatformSpec(
+        id="wecom", title="WeCom group robot", api_base="https://qyapi.weixin.qq.com",
+        limits=Limits(DESCRIPTION_BYTES, "bytes", count_utf8_bytes),
+        options=WeComOptions,
+        credentials=Credentials(required=("key",)),
+        template="{title}\n\n{summary}\n\n{url}",  # used by msgtype "text" only
+        rate_limit=RateLimit(20, 60.0),  # 20 messages/min per robot (for the limiter)
+        sandbox=Sandbox("sharer.sandbox.wecom:WeComEmulator", 8906),
+    )
 
     def compose(self, article: Article, text: str | None = None) -> Post:
         url = tag_url(article.url, self.account.utm)
-        kind = self.options["msgtype"]
+        kind = self.options.msgtype
         warnings: list[str] = []
+        article = with_summary(article, warnings)  # never an empty card
         if kind == "news":
             limit = DESCRIPTION_BYTES
             if text is not None:
@@ -80,38 +98,28 @@ class WeCom(Platform):
                 self.check_override(text, count_utf8_bytes(text), limit)
                 body = text
             else:
-                if kind == "markdown":
-                    def render(s: str) -> str:
-                        return markdown_content(article.title, s, url, article.lang)
-                else:
-                    def render(s: str) -> str:
-                        return render_template(self.template, {**article_values(article, url), "summary": s})
-                summary = fit_summary(lambda s: count_utf8_bytes(render(s)), article.summary, limit)
-                body = render(summary)
-                if summary != article.summary:
-                    warnings.append(f"summary trimmed so the {kind} content fits {limit} bytes")
-                if count_utf8_bytes(body) > limit:  # a template with long fixed parts: cut the whole
-                    body = fit_bytes(body, limit, f"{kind} content", warnings)
+                body = self._fitted(article, url, kind, limit, warnings)
             payload = {"msgtype": kind, kind: {"content": body}}
         return Post(self.id, self.account.name, body, payload, count_utf8_bytes(body), limit, self.unit,
                     tuple(warnings))
 
+    def _fitted(self, article: Article, url: str, kind: str, limit: int, warnings: list[str]) -> str:
+        values = article_values(article, url)
+        if kind == "markdown":
+            def render(v: Any) -> str:
+                return markdown_content(article.title, v["summary"], url, article.lang)
+        else:
+            def render(v: Any) -> str:
+                return render_template(self.template, v)
+        fitted = fit(render, values, count=count_utf8_bytes, limit=limit, drop_order=("summary",))
+        if fitted.changed("summary"):
+            warnings.append(f"summary trimmed so the {kind} content fits {limit} bytes")
+        if not fitted.fits:  # a template with long fixed parts: cut the whole
+            return fit_bytes(fitted.text, limit, f"{kind} content", warnings)
+        return fitted.text
+
     def publish(self, post: Post, ctx: DeliveryContext) -> Receipt:
         query = urlencode({"key": self.account.secret("key")})
         url = f"{self.account.api_base}/cgi-bin/webhook/send?{query}"
-        code, message = post_json(ctx, "WeCom", url, post.payload)
-        if code == 0:
-            return Receipt(None, None, NOTE)
-        raise error_for(code, message)
-
-
-def error_for(code: int, message: str) -> DeliveryError:
-    """WeCom's body codes (fact sheet §9). ``message`` is already redacted."""
-    if code == 45009:  # api freq out of limit (unverified for webhooks): the window is a minute
-        return RateLimited(f"WeCom: too many messages for this robot: {message}", retry_after=60.0, code=code)
-    if code == 93000:
-        return PermanentError(f"WeCom: invalid webhook url — the key is wrong or the robot was removed from "
-                              f"the group: {message}", code=code)
-    if code == 40058:
-        return PermanentError(f"WeCom rejected a field of the message: {message}", code=code)
-    return PermanentError(f"WeCom refused the message: {message}", code=code)
+        post_json(ctx, "WeCom", url, post.payload, ERRORS)
+        return Receipt(None, None, NOTE)

@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 JSON = dict[str, Any]
+Handler = Callable[..., Any]
 
 
 @dataclass
@@ -65,11 +66,12 @@ class Request:
         if not ctype.startswith("multipart/form-data"):
             return {}
         msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + self.body)
-        out = {}
+        out: dict[str, tuple[str | None, str, bytes]] = {}
         for part in msg.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            if name:
-                out[name] = (part.get_filename(), part.get_content_type(), part.get_payload(decode=True) or b"")
+            if isinstance(name, str) and name:
+                data = part.get_payload(decode=True)
+                out[name] = (part.get_filename(), part.get_content_type(), data if isinstance(data, bytes) else b"")
         return out
 
     def arg(self, name: str) -> str | None:
@@ -97,9 +99,9 @@ class Drop(Exception):
     """Close the connection without answering."""
 
 
-def route(method: str, pattern: str) -> Callable:
-    def mark(fn: Callable) -> Callable:
-        fn._route = (method, re.compile("^" + pattern + "$"))
+def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    def mark(fn: Handler) -> Handler:
+        fn._route = (method, re.compile("^" + pattern + "$"))  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -130,6 +132,7 @@ class Emulator:
 
     platform = "base"
     config_schema: dict[str, type] = {}
+    config: JSON  # set by reset_state() in emulators that declare config_schema
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.lock = threading.RLock()
@@ -158,7 +161,7 @@ class Emulator:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> Emulator:
         self.thread = threading.Thread(target=self.httpd.serve_forever, name=f"sandbox-{self.platform}",

@@ -150,7 +150,8 @@ class TelegramEmulator(Emulator):
         except ValueError:
             return self._fail(400, "Bad Request: can't parse JSON")
         handler = {"getme": self.get_me, "getchat": self.get_chat, "sendmessage": self.send_message,
-                   "sendphoto": self.send_photo}.get(req.params["method"].lower())
+                   "sendphoto": self.send_photo, "sendmediagroup": self.send_media_group}.get(
+                       req.params["method"].lower())
         if handler is None:
             return self._fail(404, "Not Found")
         return handler(req, args)
@@ -175,9 +176,10 @@ class TelegramEmulator(Emulator):
         if photo is not None:
             data = photo[2]
         elif isinstance(args.get("photo"), str) and args["photo"]:
-            data = self._download(args["photo"])
-            if isinstance(data, Response):
-                return data
+            downloaded = self._download(args["photo"])
+            if isinstance(downloaded, Response):
+                return downloaded
+            data = downloaded
         else:
             return self._fail(400, "Bad Request: there is no photo in the request")
         if not (data.startswith(b"\xff\xd8\xff") or data.startswith(b"\x89PNG\r\n\x1a\n")
@@ -188,6 +190,45 @@ class TelegramEmulator(Emulator):
                  "photo_source": "upload" if photo is not None else args["photo"]}
         return self._send(req, args, "caption", str(args.get("caption") or ""), 1024,
                           "message caption is too long", extra)
+
+    def send_media_group(self, req: Request, args: JSON) -> Response:
+        """2–10 photos as one album; the caption is the first item's. Answers every message made."""
+        items = args.get("media")
+        if not isinstance(items, list) or not 2 <= len(items) <= 10:
+            return self._fail(400, "Bad Request: wrong number of media in the album: must be 2-10")
+        files, sources, sizes = req.files(), [], []
+        for item in items:
+            if not isinstance(item, dict) or item.get("type") != "photo" or not isinstance(item.get("media"), str):
+                return self._fail(400, "Bad Request: can't parse InputMedia: media type must be photo here")
+            ref = item["media"]
+            if ref.startswith("attach://"):
+                part = files.get(ref.removeprefix("attach://"))
+                if part is None:
+                    return self._fail(400, f"Bad Request: file {ref} not found in the request")
+                data, source = part[2], "upload"
+            else:
+                downloaded = self._download(ref)
+                if isinstance(downloaded, Response):
+                    return downloaded
+                data, source = downloaded, ref
+            if data and not (data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")) or data[8:12] == b"WEBP"):
+                return self._fail(400, "Bad Request: IMAGE_PROCESS_FAILED")
+            sources.append(source)
+            sizes.append(len(data))
+        first = items[0]
+        extra = {"photo_source": sources, "media_group_id": f"sb{int(time.time() * 1000)}",
+                 "photo": [{"file_id": f"AgAC-sandbox-{sizes[0]}", "file_unique_id": f"sb{sizes[0]}",
+                            "file_size": sizes[0], "width": 64, "height": 36}]}
+        resp = self._send(req, {**args, "parse_mode": first.get("parse_mode")}, "caption",
+                          str(first.get("caption") or ""), 1024, "message caption is too long", extra)
+        if resp.status != 200:
+            return resp
+        head = resp.body["result"]
+        with self.lock:  # the album's other photos are messages of their own
+            counter = self.message_ids[head["chat"]["id"]]
+            rest = [{**{k: v for k, v in head.items() if k != "caption"}, "message_id": next(counter)}
+                    for _ in items[1:]]
+        return self._ok([head, *rest])
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -230,6 +271,7 @@ class TelegramEmulator(Emulator):
                 "disable_notification": _flag(args.get("disable_notification")),
                 "link_preview_options": args.get("link_preview_options"),
                 **({"photo_source": extra["photo_source"]} if extra else {}),
+                **({"media_group_id": extra["media_group_id"]} if extra and "media_group_id" in extra else {}),
             })
         return self._ok(message)
 
@@ -242,7 +284,7 @@ class TelegramEmulator(Emulator):
             return data
         args: JSON = dict(req.query)
         args.update(req.form())
-        for key in ("link_preview_options", "reply_parameters", "reply_markup"):
+        for key in ("link_preview_options", "reply_parameters", "reply_markup", "media"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         return args
@@ -255,11 +297,11 @@ class TelegramEmulator(Emulator):
                         return chat
             else:
                 try:
-                    chat = self.chats.get(int(chat_id))
+                    found = self.chats.get(int(chat_id))
                 except (TypeError, ValueError):
-                    chat = None
-                if chat:
-                    return chat
+                    found = None
+                if found:
+                    return found
         if chat_id in (None, ""):
             return self._fail(400, "Bad Request: chat_id is empty")
         return self._fail(400, "Bad Request: chat not found")

@@ -84,7 +84,7 @@ class WeComEmulator(Emulator):
                 return self._err(45009, MESSAGES[45009])
             window.append(now)
             self.record_post({"id": f"wecom-{next(self.ids)}", "msgtype": msgtype, "body": body,
-                              "text": _visible_text(msgtype, body[msgtype])})
+                              "text": _visible_text(str(msgtype), body[msgtype])})
         return Response(200, {"errcode": 0, "errmsg": "ok"})
 
     # --- per msgtype validation: the problem, or None ----------------------------------------------

@@ -19,10 +19,10 @@ from ..clock import iso, ms, now
 from . import lua
 from .keys import Keys
 from .records import Delivery, ShareRecord
-from .states import CANCELLABLE, RETRYABLE, STATUSES, TERMINAL, Status
+from .states import CANCELLABLE, EXPLAINED, RETRYABLE, STATUSES, TERMINAL, Status
 
-__all__ = ["CANCELLABLE", "RETRYABLE", "STATUSES", "TERMINAL", "Claim", "ClaimOutcome", "Decision", "Delivery",
-           "DeliveryStore", "Outcome", "Result", "ShareRecord", "Status"]
+__all__ = ["CANCELLABLE", "EXPLAINED", "RETRYABLE", "STATUSES", "TERMINAL", "Claim", "ClaimOutcome", "Decision",
+           "Delivery", "DeliveryStore", "Outcome", "Result", "ShareRecord", "Status"]
 
 
 
@@ -146,7 +146,7 @@ class DeliveryStore:
             st = Status(d.pop("status", status))
             member = f"{member_ms}:{d['id']}"
             ev = json.dumps({"at": created, "status": st, "attempt": 0, "message": text, "actor": actor})
-            fields = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": st,
+            fields: dict[Any, Any] = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": st,
                       "attempts": 0, "created_at": created, "updated_at": created, "idx": member}
             fields = {k: v for k, v in fields.items() if v != ""}
             pipe.hset(self.k.delivery(d["id"]), mapping=fields)

@@ -74,5 +74,10 @@ class Keys:
         return f"{self.prefix}:audit"
 
     @property
+    def dispatcher_heartbeat(self) -> str:
+        """String: epoch seconds of the dispatcher's last tick (scheduling warns when it goes quiet)."""
+        return f"{self.prefix}:heartbeat:dispatcher"
+
+    @property
     def events_channel(self) -> str:
         return f"{self.prefix}:events"

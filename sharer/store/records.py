@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import iso
-from .states import Approval, Status
+from .states import EXPLAINED, Approval, Status
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class ApprovalInfo:
                    h.get("previous_text") or None)
 
     def to_json(self) -> dict[str, Any]:
+        error, note = self.explained()
         return {"state": str(self.state), "version": self.version, "submitted_by": self.submitted_by,
                 "submitted_at": self.submitted_at, "decided_by": self.decided_by, "decided_at": self.decided_at,
                 "reason": self.reason, "edited": self.edited}
@@ -93,7 +94,7 @@ class Delivery:
             v = h.get(k)
             return v if v not in (None, "") else None
 
-        return cls(
+        d = cls(
             id=h["id"], share_id=h["share_id"], account=h["account"], platform=h["platform"],
             status=Status(h["status"]), attempts=int(h.get("attempts", 0)), created_at=h["created_at"],
             updated_at=h.get("updated_at", h["created_at"]),
@@ -114,13 +115,55 @@ class Delivery:
             state=json.loads(h["state"]) if opt("state") else {},
             events=[_event(e) for e in events or []],
         )
+        if d.events:  # read for showing (CLI, API, dashboard): every non-delivered status says why
+            d.error, d.note = d.explained()
+        return d
+
+    def status_message(self) -> str | None:
+        """The message of the event that set the current status (e.g. why it needs review)."""
+        found = None
+        for ev in reversed(self.events):
+            if ev.get("status") != self.status:
+                break
+            found = ev.get("message") or found
+        return found
+
+    def explained(self) -> tuple[str | None, str | None]:
+        """``(error, note)`` as shown to a user: a status other than delivered always says why. Where the
+        record holds neither (lateness, an editor's cancel), the event that set the status does."""
+        error, note = self.error, self.note
+        if self.status in EXPLAINED and not error and not note:
+            message = self.status_message()
+            if self.status in ("failed", "unknown", "retrying"):
+                error = message
+            else:
+                note = message
+        return error, note
+
+    def reason(self) -> str:
+        """One line for the WHERE / WHY column: where it landed, or why not (yet)."""
+        a = self.approval
+        if a is not None and self.status == Status.REJECTED:
+            return f"v{a.version} rejected by {a.decided_by}: {a.reason}"
+        if a is not None and self.status == Status.AWAITING_APPROVAL:
+            return f"v{a.version} waiting for approval (submitted by {a.submitted_by})"
+        error, note = self.explained()
+        if self.status == "delivered":
+            if self.already_posted and note:  # nothing new was published: say so, with the earlier post
+                return f"{note} (nothing new published)"
+            return self.post_url or note or ""
+        if self.status in ("queued", "sending"):  # in flight: the latest step ("waiting for ...")
+            latest = self.events[-1].get("message") if self.events else None
+            return "" if latest in (None, self.status) else str(latest)
+        return error or note or ""
 
     def to_json(self) -> dict[str, Any]:
+        error, note = self.explained()
         return {
             "id": self.id, "share_id": self.share_id, "account": self.account, "platform": self.platform,
             "status": self.status, "attempts": self.attempts, "post_id": self.post_id,
-            "post_url": self.post_url, "error": self.error, "error_kind": self.error_kind,
-            "note": self.note, "already_posted": self.already_posted, "overdue": self.overdue,
+            "post_url": self.post_url, "error": error, "error_kind": self.error_kind,
+            "note": note, "already_posted": self.already_posted, "overdue": self.overdue,
             "scheduled_for": iso(self.scheduled_for) if self.scheduled_for is not None else None,
             "timezone": self.timezone, "lag_seconds": self.lag_seconds,
             "created_at": self.created_at, "updated_at": self.updated_at,

@@ -163,7 +163,7 @@ class ScheduleStore:
         self.r.zadd(self.k.schedule, {delivery_id: until})
 
 
-def _s(v) -> str:
+def _s(v: object) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 

@@ -32,6 +32,8 @@ STATUSES: tuple[Status, ...] = (S.QUEUED, S.SCHEDULED, S.SENDING, S.RETRYING, S.
                                 S.UNKNOWN, S.NEEDS_REVIEW, S.AWAITING_APPROVAL, S.REJECTED)
 CANCELLABLE: tuple[Status, ...] = (S.QUEUED, S.SCHEDULED, S.RETRYING, S.AWAITING_APPROVAL, S.REJECTED)
 RETRYABLE: tuple[Status, ...] = (S.FAILED, S.NEEDS_REVIEW)
+# statuses that always carry a reason (``error`` or ``note``) in the JSON and the tables
+EXPLAINED: tuple[Status, ...] = (S.FAILED, S.CANCELLED, S.NEEDS_REVIEW, S.UNKNOWN, S.RETRYING, S.REJECTED)
 
 # current -> the statuses it may move to. A move to the same status (a field update, an event, a
 # reschedule) is always allowed and not listed.

@@ -61,6 +61,15 @@ def count_graphemes(text: str, url_weight: int | None = None) -> int:
     return len(spans) * url_weight + sum(grapheme_len(piece) for piece in _outside(text, spans))
 
 
+# Mastodon's MENTION_RE: ``@user@domain`` is counted as ``@user`` (the domain is free).
+_REMOTE_MENTION_RE = regex.compile(r"(?<![=/\w])@(\w+(?:[\w.-]+\w+)?)@[\w.-]+\w+", regex.IGNORECASE)
+
+
+def count_mastodon(text: str, url_weight: int = 23) -> int:
+    """Mastodon's StatusLengthValidator: graphemes, each URL = ``url_weight``, mentions without domain."""
+    return count_graphemes(_REMOTE_MENTION_RE.sub(r"@\1", text), url_weight=url_weight)
+
+
 def count_weibo(text: str, url_weight: int = 11) -> int:
     """Weibo units: ``ceil`` of half a unit per Latin-1 UTF-16 unit, one per other unit, URLs fixed.
 

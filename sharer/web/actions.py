@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,9 +19,11 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from .. import service
+from ..article import Article
 from ..errors import ArticleError, ComposeError, ConfigError, InputError
 from ..loaders import MAX_BYTES, load_article
 from ..platforms import get_platform
+from ..runtime import Runtime
 from ..store.audit import AuditAction, AuditEntry
 from . import i18n, present, previews
 from .auth import Ctx, PageEditor, PageReader, WebContext, checked_form
@@ -78,11 +81,11 @@ async def login(request: Request, ctx: Ctx) -> Response:
     ctx.limiter.reset(user, ip)
     audit_sign_in(ctx, known.name, ip, ok=True)
     session = ctx.sessions.create(known.name)
-    resp = RedirectResponse(nxt, 303)
-    resp.set_cookie(SESSION_COOKIE, session.id, max_age=int(ctx.web.session_seconds), httponly=True,
+    done = RedirectResponse(nxt, 303)
+    done.set_cookie(SESSION_COOKIE, session.id, max_age=int(ctx.web.session_seconds), httponly=True,
                     samesite="lax", secure=request.url.scheme == "https", path="/")
-    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    return resp
+    done.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return done
 
 
 def audit_sign_in(ctx: WebContext, user: str, ip: str, ok: bool) -> None:
@@ -124,7 +127,7 @@ async def load(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     return compose_page(ctx, request, who, article=article.to_dict(), notice=loaded(article.title))
 
 
-async def _load_upload(upload: UploadFile, url: str | None):
+async def _load_upload(upload: UploadFile, url: str | None) -> Article:
     name = Path(upload.filename or "article").name
     data = await upload.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
@@ -154,6 +157,7 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     article["tags"] = [t.strip() for t in (one.get("tags") or "").split(",") if t.strip()]
     accounts = form.get("accounts", [])
     texts = {k[5:]: v for k, v in one.items() if k.startswith("text.") and k[5:] in accounts}
+    state: dict[str, Any]
     state = {"accounts": accounts, "texts": texts, "when": one.get("when", "now"), "at": one.get("at", ""),
              "tz": one.get("tz", ""), "force": one.get("force") == "1",
              "idempotency_key": one.get("idempotency_key") or None}
@@ -176,7 +180,7 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
             return confirm_page(ctx, request, who, art, accounts, texts, state, at, form)
         result = service.share(ctx.rt, art, accounts, texts or None, idempotency_key=state["idempotency_key"],
                                force=state["force"], at=at, tz=state["tz"] or None, next_slot=when == "next_slot",
-                               shared_by=who.user.name, actor=who.actor)
+                               shared_by=who.user.name, scope=f"user:{who.user.name}", actor=who.actor)
     except BAD as e:
         return compose_page(ctx, request, who, article=article, form=state, error=error_message(e), status=422)
     # an earlier share returned (same key or same article): say so on the share page. Results may also
@@ -191,8 +195,9 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     return RedirectResponse(f"/shares/{result.share_id}{query}", 303)
 
 
-def confirm_page(ctx, request: Request, who, art, accounts: list[str], texts: dict[str, str], state: dict[str, Any],
-                 at: str | None, form: dict[str, list[str]]) -> Response:
+def confirm_page(ctx: Ctx, request: Request, who: PageEditor, art: Article, accounts: list[str],
+                 texts: dict[str, str], state: dict[str, Any], at: str | None,
+                 form: dict[str, list[str]]) -> Response:
     """What will happen, before it happens; the posts are composed (and validated) exactly as they will be sent."""
     rt = ctx.rt
     items = service.preview_each(rt, art, accounts, texts or None)
@@ -219,7 +224,7 @@ def confirm_page(ctx, request: Request, who, art, accounts: list[str], texts: di
                   dedupes=rt.settings.duplicate_window > 0)
 
 
-def recent_shares(rt, art, accounts: list[str]) -> list[dict[str, Any]]:
+def recent_shares(rt: Runtime, art: Article, accounts: list[str]) -> list[dict[str, Any]]:
     """Shares of the same article URL to any of these accounts within ``[delivery] duplicate_window_hours``."""
     window = rt.settings.duplicate_window or 86400.0  # detection off: still say what went out today
     found, _ = service.list_shares(rt, since=time.time() - window, q=None, limit=200)
@@ -234,7 +239,8 @@ def recent_shares(rt, art, accounts: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-async def _delivery_action(request: Request, ctx, who, delivery_id: str, action) -> Response:
+async def _delivery_action(request: Request, ctx: Ctx, who: PageEditor, delivery_id: str,
+                           action: Callable[[dict[str, str]], object]) -> Response:
     form = await checked_form(request, who)
     d = service.delivery(ctx.rt, delivery_id)
     try:

@@ -6,7 +6,7 @@ record's current status does not allow 409; anonymous 401; a viewer writing 403.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,11 +20,14 @@ from .auth import Ctx, Editor, Reader
 from .views import account_rows, article_from, known_accounts, parse_bound, preview_json
 
 router = APIRouter(prefix="/api", tags=["api"])
-ERRORS = {401: {"model": s.Problem, "description": "not signed in"},
+Responses = dict[int | str, dict[str, Any]]
+ERRORS: Responses = {401: {"model": s.Problem, "description": "not signed in"},
           403: {"model": s.Problem, "description": "not allowed (the role, four-eyes, or a missing CSRF header)"},
           422: {"model": s.Problem, "description": "invalid input: names the field and the reason"}}
-NOT_FOUND = {404: {"model": s.Problem, "description": "no such share or delivery"}}
-CONFLICT = {409: {"model": s.Problem, "description": "not possible in the record's current status"}}
+NOT_FOUND: Responses = {404: {"model": s.Problem, "description": "no such share or delivery"}}
+CONFLICT: Responses = {409: {"model": s.Problem, "description": "not possible in the record's current status"}}
+KEY_CONFLICT: Responses = {
+    409: {"model": s.Problem, "description": "Idempotency-Key already used for a different request"}}
 
 
 @router.get("/me", response_model=s.Me, responses=ERRORS)
@@ -71,13 +74,18 @@ def phone_preview(body: s.PhonePreviewRequest, ctx: Ctx, who: Editor) -> JSONRes
 
 
 @router.post("/shares", response_model=s.ShareCreated, status_code=201,
-             responses={**ERRORS, 200: {"model": s.ShareCreated, "description": "an earlier share returned"}})
+             responses={**ERRORS, **KEY_CONFLICT,
+                        200: {"model": s.ShareCreated, "description": "an earlier share returned"}})
 def create_share(body: s.ShareRequest, ctx: Ctx, who: Editor,
                  idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
                  ) -> JSONResponse:
     """Share an article now, at a time (``at`` + ``tz``), or at each account's next free slot.
 
-    With an ``Idempotency-Key`` header the same key always returns the same share (200, duplicate).
+    With an ``Idempotency-Key`` header (scoped to the signed-in user) the same key with the same request
+    returns the same share (200, ``duplicate``); with a different request it is refused (409, naming the
+    first share). An account that already had this article within the duplicate window is not sent
+    again: its entry in ``deliveries`` is the earlier delivery with ``duplicate_of`` set. ``warnings``
+    says e.g. that no dispatcher is running for a scheduled share.
     """
     rt = ctx.rt
     article = article_from(body.article.model_dump())
@@ -86,9 +94,8 @@ def create_share(body: s.ShareRequest, ctx: Ctx, who: Editor,
         raise InputError("Idempotency-Key", "must not be empty")
     result = service.share(rt, article, accounts, body.texts or None, idempotency_key=idempotency_key,
                            force=body.force, at=body.at or None, tz=body.tz or None, next_slot=body.next_slot,
-                           shared_by=who.user.name, actor=who.actor)
-    data = {"share_id": result.share_id, "duplicate": result.duplicate,
-            "deliveries": [d.to_json() for d in result.deliveries]}
+                           shared_by=who.user.name, scope=f"user:{who.user.name}", actor=who.actor)
+    data = {**result.to_json(accounts), "duplicate": result.duplicate, "warnings": list(result.warnings)}
     return JSONResponse(data, status_code=200 if result.duplicate else 201)
 
 

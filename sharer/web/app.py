@@ -35,7 +35,7 @@ from .users import Tokens
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("sharer.web")
-CONFLICT_FIELDS = ("delivery", "share")  # InputErrors about a record's current status, not the input
+CONFLICT_FIELDS = ("delivery", "share", "idempotency_key")  # a record's state, not the input: 409
 # img-src allows remote images: previews show the post's pictures from where the platform will fetch them
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https: http:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")

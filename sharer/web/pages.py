@@ -172,7 +172,8 @@ def compose_preview(body: PreviewRequest, request: Request, ctx: Ctx, who: Reade
     accounts = known_accounts(rt, body.accounts)
     known_accounts(rt, list(body.texts), "texts")
     out = preview_json(service.preview_each(rt, article, accounts, body.texts or None))
-    macro = ctx.templates.env.get_template("_look.html").make_module({}).draw
+    # a template macro: jinja's module type does not declare it, hence getattr
+    macro = getattr(ctx.templates.env.get_template("_look.html").make_module({}), "draw")  # noqa: B009
     for p in out:
         p["look"] = str(macro(previews.look(p, rt.settings.media_rewrite, rt.settings.accounts[p["account"]].options),
                               p["account"])) if p["payload"] is not None else ""
@@ -202,7 +203,8 @@ def _shares_query(ctx: WebContext, params: dict[str, str], tz: str) -> dict[str,
 @router.get("/shares")
 def shares(request: Request, ctx: Ctx, who: PageReader) -> Response:
     params = dict(request.query_params)
-    error, items, next_cursor, status = None, [], None, 200
+    items: list[Any] = []
+    error, next_cursor, status = None, None, 200
     try:
         items, next_cursor = service.list_shares(ctx.rt, limit=20, **_shares_query(ctx, params, user_tz(ctx, who)))
     except InputError as e:

@@ -7,6 +7,7 @@ not worth a config review, and it must follow the user to any browser they sign 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redis import Redis
@@ -53,7 +54,7 @@ class PrefsStore:
         key = self._key(user)
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(key)
-        fields = {k: v for k, v in (("language", language), ("timezone", timezone)) if v}
+        fields: dict[Any, Any] = {k: v for k, v in (("language", language), ("timezone", timezone)) if v}
         if fields:
             pipe.hset(key, mapping=fields)
         pipe.execute()

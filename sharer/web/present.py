@@ -151,7 +151,7 @@ def values(ctx: Any, request: Request, who: Any) -> dict[str, Any]:
            "prefs": prefs, "languages": i18n.LANGUAGES,
            "when": lambda ts, part=0: i18n.when(ts, tz, part), "ago": i18n.relative, "duration": i18n.duration,
            "word": word, "explain": explain, "human_seconds": credential_words, "unit": unit,
-           "status_help": lambda s: _(STATUS_HELP.get(s, s)), "js_text": js_text(), "say": wording.say,
+           "status_help": lambda s: _(str(STATUS_HELP.get(s, s))), "js_text": js_text(), "say": wording.say,
            "platform_title": platform_title}
     request.state.present = (key, out)
     return dict(out)

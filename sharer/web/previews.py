@@ -98,7 +98,7 @@ def look(post: dict[str, Any], rules: dict[str, str], options: dict[str, Any] | 
         return {"kind": "bot", "title": md.get("title", ""), "text": md.get("text", ""), "markdown": True}
     if platform == "feishu":
         posts = (p.get("content") or {}).get("post") or {}
-        body = next(iter(posts.values()), {}) if posts else {}
+        body: dict[str, Any] = next(iter(posts.values()), {}) if posts else {}
         lines = []
         for line in body.get("content", []):
             lines.append([{"text": el.get("text", ""), "href": el.get("href") if el.get("tag") == "a" else None}

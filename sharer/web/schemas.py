@@ -71,6 +71,8 @@ class PreviewPost(BaseModel):
     unit: str | None
     warnings: list[str]
     error: str | None
+    media: list[str] = Field(default=[], description="image URLs attached, in order")
+    media_offered: list[str] = Field(default=[], description="the article's other images the platform could take")
 
 
 class PreviewResponse(BaseModel):
@@ -144,10 +146,26 @@ class ShareOut(BaseModel):
     deliveries: list[DeliveryOut]
 
 
+class DuplicateOf(BaseModel):
+    share_id: str
+    delivery_id: str
+    status: str
+    post_url: str | None
+    created_at: str
+
+
+class SharedDelivery(DeliveryOut):
+    duplicate_of: DuplicateOf | None = Field(
+        None, description="set when this account already had the article: this entry is that earlier delivery")
+
+
 class ShareCreated(BaseModel):
     share_id: str
-    duplicate: bool = Field(description="true: an earlier share was returned (same idempotency key, or recent)")
-    deliveries: list[DeliveryOut]
+    duplicate: bool = Field(description="true: nothing new was written (same idempotency key, or every account "
+                                        "already had this article)")
+    deliveries: list[SharedDelivery]
+    warnings: list[str] = Field(default_factory=list,
+                                description="e.g. no dispatcher has run for a minute (scheduled posts wait)")
 
 
 class ShareList(BaseModel):

@@ -122,7 +122,7 @@ class Tokens:
         return bool(pipe.execute()[0])
 
     def list(self, user: str | None = None) -> list[TokenInfo]:
-        ids = [i.decode() if isinstance(i, bytes) else i for i in self.r.zrange(self._index, 0, -1)]
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in self.r.zrange(self._index, 0, -1)]
         out = []
         for token_id, raw in zip(ids, self.r.mget([self._key(i) for i in ids]) if ids else []):
             if raw is None:

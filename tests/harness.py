@@ -1,0 +1,154 @@
+"""The platform test harness: shared article/context/publish helpers and one table-driven fault runner.
+
+Every platform test file uses these instead of its own copies::
+
+    from harness import Fault, article, ctx, offline, publish, run_fault
+
+    offline(Telegram, chat_id="@x")         # an instance for composition tests (no network, UTM on)
+    publish(runtime, "telegram-text")        # compose the article for the account and publish it
+    FAULTS = [Fault("502 is ambiguous", "wecom-news", {"kind": "status", "status": 502},
+                    Ambiguous, "HTTP 502", path="/cgi-bin/webhook/send")]
+    @pytest.mark.parametrize("case", FAULTS, ids=str)
+    def test_faults(case, emulators, runtime):
+        run_fault(case, emulators, runtime)
+
+Nothing of ours is mocked: the fault is injected into the platform's emulator over HTTP and the
+real client meets it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+from conftest import EXAMPLES
+
+from sharer.article import Article
+from sharer.config import Account, Secret
+from sharer.errors import DeliveryError
+from sharer.loaders import load_article
+from sharer.platforms import get_platform
+from sharer.platforms.base import DeliveryContext, Platform, Post, Receipt
+
+TXT_URL = "https://news.example.com/en/2023/03/13/baic-catl-cooperation"  # .txt articles carry no URL
+
+
+def article(name: str, **replace: Any) -> Article:
+    """An example article by file name (``examples/``); ``replace`` overrides fields."""
+    art = load_article(str(EXAMPLES / name), url=TXT_URL if name.endswith(".txt") else None)
+    return dataclasses.replace(art, **replace) if replace else art
+
+
+def offline(cls: type[Platform[Any]], *, name: str | None = None, credentials: dict[str, str] | None = None,
+            utm: bool = True, **options: Any) -> Platform[Any]:
+    """A platform instance for composition tests: options parsed as a config would, no emulator."""
+    pid = cls.spec.id
+    tags = {"utm_source": pid, "utm_medium": "social", "utm_campaign": "sharer"} if utm else None
+    account = Account(name or f"{pid}-t", pid, "http://127.0.0.1:1", options=cls.parse_options(options), utm=tags,
+                      credentials={k: Secret(v) for k, v in (credentials or {}).items()})
+    return cls(account)
+
+
+def ctx(runtime: Any, name: str, steps: list[str] | None = None, delivery_id: str | None = None,
+        account: Account | None = None) -> DeliveryContext:
+    """The context a worker would build for account ``name`` (real session, Redis and keys)."""
+    acc = account or runtime.settings.account(name)
+    return DeliveryContext(delivery_id=delivery_id or f"dl_{acc.platform}_test", account=acc,
+                           session=runtime.session, timeout=5, redis=runtime.redis, keys=runtime.keys,
+                           media_rewrite=runtime.settings.media_rewrite,
+                           on_step=steps.append if steps is not None else None)
+
+
+def platform_for(runtime: Any, name: str) -> Platform[Any]:
+    account = runtime.settings.account(name)
+    return get_platform(account.platform)(account)
+
+
+def publish(runtime: Any, name: str, art: Article | None = None, *, override: str | None = None,
+            steps: list[str] | None = None, delivery_id: str | None = None, payload: dict[str, Any] | None = None,
+            default: str = "baic-catl.json", **replace: Any) -> tuple[Receipt, Post]:
+    """Compose ``art`` (default: ``default``; ``override``: the editor's text) for account ``name`` and
+    publish it; returns (receipt, post).
+
+    ``payload`` replaces the composed payload; other keywords replace single payload fields.
+    """
+    platform = platform_for(runtime, name)
+    post = platform.compose(art or article(default), override)
+    if payload is not None:
+        post = dataclasses.replace(post, payload=payload)
+    if replace:
+        post = dataclasses.replace(post, payload={**post.payload, **replace})
+    return platform.publish(post, ctx(runtime, name, steps, delivery_id)), post
+
+
+def inject(emulator: Any, **fault: Any) -> None:
+    requests.post(emulator.url + "/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+
+def sandbox_posts(emulator: Any) -> list[dict[str, Any]]:
+    posts: list[dict[str, Any]] = requests.get(emulator.url + "/_sandbox/posts", timeout=5).json()["posts"]
+    return posts
+
+
+# --- the table-driven fault runner ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Fault:
+    """One row: inject ``fault`` (a ``/_sandbox/faults`` body), publish for ``account``, expect ``error``.
+
+    ``message``: text(s) the error must contain; ``exact``: the class must be ``error`` itself (not a
+    subclass); ``status`` / ``code``: what the error must carry; ``posts``: how many posts the
+    emulator must hold afterwards (None: not checked); ``publish``: keyword arguments for ``publish``.
+    """
+
+    name: str
+    account: str
+    fault: dict[str, Any] | None
+    error: type[DeliveryError]
+    message: str | Sequence[str] = ()
+    path: str = ""
+    exact: bool = False
+    status: int | None = None
+    code: str | None = None
+    posts: int | None = 0
+    publish: dict[str, Any] = field(default_factory=dict)
+    check: Callable[[DeliveryError], bool] | None = None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def run_fault(case: Fault, emulators: dict[str, Any], runtime: Any) -> DeliveryError:
+    """Run one row against the account's emulator; returns the error for any further checks."""
+    platform_id = runtime.settings.account(case.account).platform
+    emulator = emulators[platform_id]
+    if case.fault is not None:
+        inject(emulator, path=case.path, **case.fault)
+    with pytest.raises(case.error) as info:
+        publish(runtime, case.account, **case.publish)
+    err = info.value
+    shown = str(err)
+    if case.exact:
+        assert type(err) is case.error, (case.name, type(err).__name__, shown)
+    for needle in [case.message] if isinstance(case.message, str) else case.message:
+        assert needle in shown, (case.name, shown)
+    if case.status is not None:
+        assert err.status == case.status, (case.name, err.status)
+    if case.code is not None:
+        assert err.code == case.code, (case.name, err.code)
+    if case.check is not None:
+        assert case.check(err), (case.name, shown)
+    if case.posts is not None:
+        assert len(sandbox_posts(emulator)) == case.posts, case.name
+    secrets = [s.reveal() for s in runtime.settings.account(case.account).credentials.values()]
+    assert not any(s in shown for s in secrets), (case.name, "a secret in the error")
+    return err
+
+
+def faults(cases: Sequence[Fault]) -> Any:
+    """``@faults(TABLE)``: parametrize a test over the rows, named by ``Fault.name``."""
+    return pytest.mark.parametrize("case", list(cases), ids=str)

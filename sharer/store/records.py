@@ -40,7 +40,6 @@ class ApprovalInfo:
                    h.get("previous_text") or None)
 
     def to_json(self) -> dict[str, Any]:
-        error, note = self.explained()
         return {"state": str(self.state), "version": self.version, "submitted_by": self.submitted_by,
                 "submitted_at": self.submitted_at, "decided_by": self.decided_by, "decided_at": self.decided_at,
                 "reason": self.reason, "edited": self.edited}

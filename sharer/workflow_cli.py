@@ -55,7 +55,7 @@ def _texts(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("pending")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
 @click.pass_context
 @_errors
 def pending_command(ctx, as_json):
@@ -80,7 +80,7 @@ def pending_command(ctx, as_json):
 @click.option("--text", "texts", multiple=True, metavar="ACCOUNT=TEXT",
               help="Replace an account's text before approving (what is approved is what is sent).")
 @click.option("--version", type=int, help="Refuse if the share is no longer at this version.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
 @click.pass_context
 @_errors
 def approve_command(ctx, share_id, texts, version, as_json):
@@ -92,7 +92,7 @@ def approve_command(ctx, share_id, texts, version, as_json):
 @click.command("reject")
 @click.argument("share_id")
 @click.option("--reason", required=True, help="Why: the editor sees it and can revise the share.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
 @click.pass_context
 @_errors
 def reject_command(ctx, share_id, reason, as_json):
@@ -104,7 +104,7 @@ def reject_command(ctx, share_id, reason, as_json):
 @click.argument("share_id")
 @click.option("--text", "texts", multiple=True, metavar="ACCOUNT=TEXT", help="The revised text for an account.")
 @click.option("--note", default="", help="A note for the approver.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
 @click.pass_context
 @_errors
 def resubmit_command(ctx, share_id, texts, note, as_json):
@@ -118,9 +118,9 @@ def resubmit_command(ctx, share_id, texts, note, as_json):
 @click.option("--since", help="ISO 8601 time, or 30m / 12h / 7d ago.")
 @click.option("--share", "share_id", help="Only this share's entries.")
 @click.option("--action", help="Only this action (share, approve, reject, retry, cancel, sign_in, …).")
-@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--limit", default=50, show_default=True, type=int, help="Entries per page (1-1000).")
 @click.option("--cursor", help="The next_cursor of the previous page.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a stable contract).")
 @click.pass_context
 @_errors
 def audit_command(ctx, actor, since, share_id, action, limit, cursor, as_json):

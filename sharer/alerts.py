@@ -26,11 +26,11 @@ def send_alert(rt: Runtime, delivery_id: str, target: str = "global") -> bool:
         url, secret = rt.settings.alert_webhook, rt.settings.alert_secret
     if not url:
         return False
-    share = rt.store.share(d.share_id) or {}
+    share = rt.store.share(d.share_id)
     notice = {
         "event": f"delivery.{d.status}", "delivery_id": d.id, "share_id": d.share_id, "account": d.account,
         "platform": d.platform, "status": d.status, "attempts": d.attempts, "post_url": d.post_url,
-        "error": d.error, "title": share.get("title"), "article_url": share.get("url"),
+        "error": d.error, "title": share.title if share else None, "article_url": share.url if share else None,
         "updated_at": d.updated_at,
     }
     body = json.dumps(notice, ensure_ascii=False).encode()

@@ -20,12 +20,13 @@ import click
 import redis
 
 from . import service
+from .actor import Actor
 from .cli_output import LiveTable, Progress, cancel_line, plural, render_table, shown_at
-from .errors import ArticleError, ComposeError, ConfigError, InputError, NotFound, SharerError
+from .errors import ArticleError, ComposeError, ConfigError, Forbidden, InputError, NotFound, SharerError
 from .store.deliveries import Delivery
 
 __all__ = ["LiveTable", "main", "render_table"]  # demo.py reuses the table
-BAD_INPUT = (ArticleError, ComposeError, ConfigError, InputError, NotFound)
+BAD_INPUT = (ArticleError, ComposeError, ConfigError, InputError, NotFound, Forbidden)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WAIT_TIMEOUT = 0, 1, 2, 3
 
 # The service names fields neutrally (the HTTP API uses the same errors); the CLI names the flag typed.
@@ -217,6 +218,8 @@ def preview(ctx, sources, to, url, texts, send_to, as_json):
     sent = []
     if send_to is not None:
         sent = wechat_ops.send_to_phone(rt, article, [p.account for p in posts], send_to, overrides)
+    if sent:
+        service.audit_preview_sent(rt, Actor.cli(), article, sent)
     if as_json:
         data: dict = {"posts": [{**p.to_dict(), **({"quota": quotas[p.account].to_json()} if quotas[p.account]
                                                     else {})} for p in posts],
@@ -343,7 +346,8 @@ def share(ctx, sources, to, url, texts, at, tz, next_slot, max_lateness, idempot
         return
     if scheduled and not as_json:
         for d in going:
-            click.echo(f"{d.id}  {d.account:20} scheduled for {shown_at(d)}")
+            held = " (waiting for approval)" if d.status == "awaiting_approval" else ""
+            click.echo(f"{d.id}  {d.account:20} scheduled for {shown_at(d)}{held}")
         click.echo(f"share {result.share_id}: {plural(len(going), 'delivery')} scheduled "
                    "(list with: sharer schedule list)")
         sys.exit(done)
@@ -374,7 +378,8 @@ def _wait(rt, result: service.ShareResult, accounts: list[str], timeout: float, 
                    f"{plural(len(pending), 'delivery')} not settled yet ({states}); "
                    f"they carry on — follow with: sharer status {result.share_id}", err=True)
         return EXIT_WAIT_TIMEOUT
-    return EXIT_OK if all(d.status == "delivered" for d in deliveries) else EXIT_FAILED
+    # waiting for an approver is not a failure: nothing more happens until one decides
+    return EXIT_OK if all(d.status in ("delivered", "awaiting_approval") for d in deliveries) else EXIT_FAILED
 
 
 @main.command()
@@ -494,8 +499,19 @@ def sweep(ctx):
     """Re-nudge stuck deliveries and flag overdue ones now (beat does it every minute)."""
     from .sweeper import sweep as run_sweep
 
-    report = run_sweep(_runtime(ctx))
+    rt = _runtime(ctx)
+    report = run_sweep(rt)
+    _audit_sweep(rt, report)
     click.echo(f"nudged {len(report.nudged)}, newly overdue {len(report.overdue)}")
+
+
+def _audit_sweep(rt, report) -> None:
+    from .store.audit import AuditAction, AuditEntry
+
+    actor = Actor.cli()
+    rt.audit.record(AuditEntry(AuditAction.SWEEP, actor.name, actor.user,
+                               f"nudged {len(report.nudged)}, newly overdue {len(report.overdue)}", None, None,
+                               {"nudged": report.nudged, "overdue": report.overdue}))
 
 
 @main.group()
@@ -597,7 +613,8 @@ def accounts(ctx):
     rt = _runtime(ctx)
     for a in rt.settings.accounts.values():
         creds = ", ".join(sorted(a.credentials)) or "-"
-        click.echo(f"{a.name:20} {a.platform:10} {a.api_base}   credentials: {creds}")
+        gated = "   needs approval" if rt.settings.needs_approval(a.name) else ""
+        click.echo(f"{a.name:20} {a.platform:10} {a.api_base}   credentials: {creds}{gated}")
 
 
 @main.command()
@@ -605,7 +622,7 @@ def accounts(ctx):
 @handle_errors
 def purge(ctx):
     """Delete deliveries older than [log] retention_days now (beat does it hourly)."""
-    n = service.purge(_runtime(ctx))
+    n = service.purge(_runtime(ctx), actor=Actor.cli())
     click.echo(f"purged {plural(n, 'delivery')}")
 
 
@@ -658,6 +675,11 @@ from .web.cli import user_group, web_command  # noqa: E402  (the dashboard's com
 
 main.add_command(web_command)
 main.add_command(user_group)
+
+from .workflow_cli import COMMANDS as _WORKFLOW_COMMANDS  # noqa: E402  (pending, approve, reject, resubmit, audit)
+
+for _command in _WORKFLOW_COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

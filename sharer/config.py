@@ -87,12 +87,26 @@ class Account:
     max_lateness: float | None = None  # seconds; None = [defaults] max_lateness_minutes
     alert_webhook: str | None = None  # this account's own "tell me" webhook, besides [alerts]
     alert_secret: Secret | None = None
+    requires_approval: bool | None = None  # None: [workflow] requires_approval decides
 
     def secret(self, key: str) -> str:
         return self.credentials[key].reveal()
 
     def has_secret(self, key: str) -> bool:
         return key in self.credentials
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """``[workflow]``: sign-off before publishing (see README, "Approval workflow")."""
+
+    requires_approval: bool = False  # the default for accounts that do not say
+    allow_self_approval: bool = False  # four-eyes by default: nobody approves their own share
+    notify: str | None = None  # a wecom/feishu/dingtalk account told of requests and decisions
+    public_url: str | None = None  # the dashboard's address, for links in notices ([web] public_url)
+
+
+BOT_PLATFORMS = ("wecom", "feishu", "dingtalk")
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,11 @@ class Settings:
     # [web] and [users] tables, validated by sharer.web (which owns their keys)
     web: dict[str, Any] = field(default_factory=dict)
     users: dict[str, Any] = field(default_factory=dict)
+    workflow: Workflow = field(default_factory=Workflow)
+
+    def needs_approval(self, account: str) -> bool:
+        acc = self.account(account)
+        return self.workflow.requires_approval if acc.requires_approval is None else acc.requires_approval
 
     @property
     def alerts_configured(self) -> bool:
@@ -152,10 +171,10 @@ class Settings:
 # --- loading -------------------------------------------------------------------------------------
 
 _TOP_KEYS = {"redis", "celery", "log", "defaults", "secrets", "delivery", "alerts", "accounts", "media", "web",
-             "users", "sandbox", "fetch", "articles", "metrics"}
+             "users", "workflow", "sandbox", "fetch", "articles", "metrics"}
 _ACCOUNT_KEYS = {
     "platform", "api_base", "credentials", "options", "template", "utm", "rate_limit", "retry",
-    "timezone", "slots", "min_spacing_minutes", "max_lateness_minutes", "alerts",
+    "timezone", "slots", "min_spacing_minutes", "max_lateness_minutes", "alerts", "requires_approval",
 }
 SANDBOX_SECRET_PREFIX = "sandbox-"
 
@@ -248,6 +267,8 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
     metrics_token = None
     if "token" in metrics:
         metrics_token = resolver.resolve(metrics["token"], "metrics.token", "https://metrics.invalid/")
+    web = _table(raw, "web", p)
+    workflow = _workflow(_table(raw, "workflow", p), web, accounts, p)
     return Settings(
         path=p,
         redis_url=redis_url,
@@ -269,8 +290,9 @@ def parse_settings(raw: dict[str, Any], p: Path, env: dict[str, str]) -> Setting
         alert_secret=alert_secret,
         media_rewrite=dict(media_rewrite),
         **fetch_limits,
-        web=_table(raw, "web", p),
+        web=web,
         users=_table(raw, "users", p),
+        workflow=workflow,
     )
 
 
@@ -319,6 +341,27 @@ def _scale_options(redis: dict[str, Any], celery: dict[str, Any], log: dict[str,
     return {"queue_per_platform": per_platform, "metrics_worker_port": worker_port,
             "metrics_worker_host": _str(metrics, "worker_host", p, "metrics", "127.0.0.1"),
             "log_format": log_format, "min_replica_acks": replica_acks, "replica_ack_timeout_ms": replica_timeout}
+
+
+def _workflow(table: dict, web: dict, accounts: dict[str, Account], p: Path) -> Workflow:
+    _no_unknown(table, {"requires_approval", "allow_self_approval", "notify"}, p, "workflow")
+    for key in ("requires_approval", "allow_self_approval"):
+        if key in table and not isinstance(table[key], bool):
+            raise ConfigError(f"{p}: workflow.{key}: must be true or false")
+    notify = table.get("notify")
+    if notify is not None:
+        if not isinstance(notify, str) or notify not in accounts:
+            known = ", ".join(sorted(accounts)) or "none configured"
+            raise ConfigError(f"{p}: workflow.notify: must name a configured account (known: {known})")
+        if accounts[notify].platform not in BOT_PLATFORMS:
+            raise ConfigError(f"{p}: workflow.notify: account {notify!r} is a {accounts[notify].platform} "
+                              f"account; notices go to a group bot ({', '.join(BOT_PLATFORMS)})")
+    public_url = web.get("public_url")
+    if public_url is not None and (not isinstance(public_url, str)
+                                   or urlsplit(public_url).scheme not in ("http", "https")):
+        raise ConfigError(f"{p}: web.public_url: must be the dashboard's http(s) URL")
+    return Workflow(bool(table.get("requires_approval", False)), bool(table.get("allow_self_approval", False)),
+                    notify, public_url.rstrip("/") if public_url else None)
 
 
 def _demo_accounts(raw: dict[str, Any], p: Path) -> dict[str, Any]:
@@ -395,6 +438,9 @@ def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, defaul
         except ValueError as e:
             raise ConfigError(f"{p}: {e}") from None
     max_late = acc.get("max_lateness_minutes")
+    needs = acc.get("requires_approval")
+    if needs is not None and not isinstance(needs, bool):
+        raise ConfigError(f"{p}: {where}.requires_approval: must be true or false")
     alert_webhook, alert_secret = _alerts(acc.get("alerts", {}), p, f"{where}.alerts", resolver)
     return Account(
         name=name,
@@ -412,6 +458,7 @@ def _account(name: str, acc: Any, p: Path, resolver: _CredentialResolver, defaul
         max_lateness=None if max_late is None else _num(acc, "max_lateness_minutes", p, where, 15.0) * 60,
         alert_webhook=alert_webhook,
         alert_secret=alert_secret,
+        requires_approval=needs,
     )
 
 

@@ -41,7 +41,7 @@ from .errors import Ambiguous, AuthExpired, DeliveryError, Duplicate, RateLimite
 from .platforms import get_platform
 from .platforms.base import DeliveryContext, Platform, Post, Receipt
 from .runtime import Runtime
-from .store.deliveries import Delivery
+from .store.deliveries import ClaimOutcome, Delivery, Status
 
 log = logging.getLogger("sharer.delivery")
 MAX_COUNTDOWN = 300.0
@@ -89,20 +89,21 @@ def run_delivery(rt: Runtime, delivery_id: str, account_name: str | None = None,
         rate_key = rt.keys.rate(account_name) if rate else None
     claim = store.claim(delivery_id, rt.settings.lease_seconds, rate_key=rate_key or "", rate=rate,
                         version=version)
-    if claim.outcome == "limited":
+    if claim.outcome is ClaimOutcome.LIMITED:
         metrics.limiter_deferred(_platform.get())
-        log.info("delivery %s deferred %.1fs by the account's rate limit", delivery_id, float(claim.detail))
-        return later(rt, delivery_id, float(claim.detail))
-    if claim.outcome == "early":
-        return later(rt, delivery_id, float(claim.detail) - time.time())
-    if claim.outcome == "expired" or (claim.outcome == "skip" and claim.detail == "unknown"):
+        log.info("delivery %s deferred %.1fs by the account's rate limit", delivery_id, claim.wait_seconds)
+        return later(rt, delivery_id, claim.wait_seconds or 0.0)
+    if claim.outcome is ClaimOutcome.EARLY:
+        return later(rt, delivery_id, (claim.not_before or 0.0) - time.time())
+    if claim.outcome is ClaimOutcome.EXPIRED or (claim.outcome is ClaimOutcome.SKIP
+                                                 and claim.status is Status.UNKNOWN):
         # a worker died holding it (or an earlier check was interrupted): find out what happened
         return reconcile(rt, delivery_id)
-    if claim.outcome != "ok":
-        log.info("delivery %s not sent now: %s %s", delivery_id, claim.outcome, claim.detail)
+    if not claim.ok:
+        log.info("delivery %s not sent now: %s %s", delivery_id, claim.outcome, claim.status or "")
         return DONE
     token, record = claim.token, claim.record
-    assert record is not None
+    assert record is not None and token is not None
     _platform.set(record.platform)
     logs.bind(share=record.share_id, platform=record.platform)
     metrics.attempt_started(record.platform)

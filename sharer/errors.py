@@ -9,6 +9,7 @@ Every error a user can see is a ``SharerError``. Delivery errors tell the worker
     ├── NotFound               an unknown share or delivery id
     ├── FetchError             a user-supplied URL that cannot or may not be fetched (sharer.fetch)
     ├── BrokerUnavailable      the Celery broker did not take a message (records stay for the sweeper)
+    ├── Forbidden              not allowed for this person (e.g. four-eyes: approving one's own share)
     └── DeliveryError          (platform, code, message — never a secret)
         ├── TransientError     retry with backoff
         │   ├── RateLimited    retry after ``retry_after`` seconds
@@ -77,6 +78,10 @@ class FetchError(SharerError):
 
 class BrokerUnavailable(SharerError):
     """The broker refused or did not answer while a task message was sent."""
+
+
+class Forbidden(SharerError):
+    """Allowed for someone, not for this actor: e.g. approving one's own share under four-eyes."""
 
 
 class InputError(SharerError):

@@ -24,6 +24,7 @@ from .errors import BrokerUnavailable
 
 DELIVER_TASK = "sharer.deliver"
 ALERT_TASK = "sharer.alert"
+NOTICE_TASK = "sharer.notice"
 CONTROL_TASKS = ("sharer.dispatch", "sharer.sweep", "sharer.purge")
 
 
@@ -185,6 +186,13 @@ class Queue:
             targets.append("account")
         for target in targets:
             self._send(ALERT_TASK, [delivery_id, target])
+
+    def send_notice(self, kind: str, share_id: str, actor: str, reason: str = "") -> None:
+        """An approval notice (requested / approved / rejected / missed): one task per configured target."""
+        targets = (["webhook"] if self.settings.alert_webhook else []) + (
+            ["bot"] if self.settings.workflow.notify else [])
+        for target in targets:
+            self.app.send_task(NOTICE_TASK, args=[kind, share_id, target, actor, reason], queue=self.settings.queue)
 
     def close(self) -> None:
         self.app.close()

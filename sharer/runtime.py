@@ -23,6 +23,7 @@ from .store.keys import Keys
 
 if TYPE_CHECKING:
     from .queue import Queue
+    from .store.audit import AuditLog
     from .store.schedule import ScheduleStore
 
 log = logging.getLogger("sharer.runtime")
@@ -74,6 +75,12 @@ class Runtime:
         from .store.schedule import ScheduleStore
 
         return ScheduleStore(self.redis, self.keys)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        from .store.audit import AuditLog
+
+        return AuditLog(self.redis, self.keys, self.settings.retention_days * 86400)
 
     @cached_property
     def session(self) -> requests.Session:

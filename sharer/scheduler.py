@@ -2,7 +2,8 @@
 
 Ticked by beat every second (``sharer.dispatch``); several beats or dispatchers may run at once —
 the dispatch script hands each entry to exactly one of them. A post later than its max_lateness is
-not published silently: it becomes ``needs_review`` with an alert.
+not published silently: it becomes ``needs_review`` with an alert; so does one still waiting for sign-off
+(the approvers are told).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def dispatch_due(rt: Runtime, batch: int = 500, at: float | None = None) -> Disp
         report.released += rows
         sent = []
         for r in rows:
+            if r.action == "unapproved":
+                _unapproved(rt, r)
+                continue
             if r.action in ("queued", "missed"):  # a scheduled post (not a long retry wait)
                 metrics.dispatched(r.lag)
                 acc = rt.settings.accounts.get(r.account)
@@ -53,3 +57,20 @@ def dispatch_due(rt: Runtime, batch: int = 500, at: float | None = None) -> Disp
         rt.schedule.confirm([did for did, _, _ in sent])
         if len(rows) < batch:
             return report
+
+
+def _unapproved(rt: Runtime, r: Released) -> None:
+    """Due, but still waiting for sign-off: it was not sent (the script made it needs_review); tell the
+    approvers and write it in the audit log."""
+    from .actor import Actor
+    from .store.audit import AuditAction, AuditEntry
+    from .workflow import notify
+
+    log.warning("delivery %s (%s) was not approved by its slot: not sent", r.delivery_id, r.account)
+    d = rt.store.get(r.delivery_id, with_events=False)
+    if d is None:
+        return
+    actor = Actor.system("scheduler")
+    rt.audit.record(AuditEntry(AuditAction.UNAPPROVED_AT_DUE, actor.name, actor.user,
+                               f"{d.account}: not approved by its slot; not sent", d.share_id, d.id))
+    notify(rt, "missed", d.share_id, actor)

@@ -15,18 +15,22 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import dedupe, metrics
+from .actor import Actor, actor_or_local
 from .article import Article
 from .dedupe import Earlier
 from .errors import ComposeError, InputError, NotFound
 from .platforms import get_platform
 from .platforms.base import Post
 from .runtime import Runtime
-from .store.deliveries import STATUSES, TERMINAL, Delivery
+from .store.audit import AuditAction, AuditEntry
+from .store.deliveries import CANCELLABLE, RETRYABLE, STATUSES, TERMINAL, Delivery, Status
+from .store.states import Approval
 from .timeparse import GRACE_SECONDS, When
 from .timeparse import parse_when as _parse_when
 
 if TYPE_CHECKING:
     from .config import Account, Settings
+    from .store.audit import AuditEntry
     from .store.shares import ShareSummary
 
 
@@ -76,8 +80,8 @@ class ShareResult:
 def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[str, str] | None = None,
           *, idempotency_key: str | None = None, force: bool | Iterable[str] = False,
           at: str | datetime | None = None, tz: str | None = None, next_slot: bool = False,
-          max_lateness: float | None = None, scope: str = "anonymous", shared_by: str | None = None
-          ) -> ShareResult:
+          max_lateness: float | None = None, scope: str = "anonymous", shared_by: str | None = None,
+          actor: Actor | None = None) -> ShareResult:
     """Create a share with one delivery per account, then enqueue one task per delivery — or, with
     ``at`` / ``next_slot``, schedule them (status ``scheduled``; the dispatcher releases them on time).
 
@@ -88,7 +92,12 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
     article within ``[delivery] duplicate_window_hours`` is skipped and reported — unless ``force``
     (True for every account, or the names of the accounts to send to anyway). ``shared_by`` (the
     signed-in user, from the web app) is kept on the share record.
+
+    Deliveries to accounts that need sign-off (``[workflow]``) wait in ``awaiting_approval``; the
+    others go out (or are scheduled) as usual. ``actor`` is who shares (default: the local user); it is
+    also ``shared_by`` when that is not given.
     """
+    actor = actor_or_local(actor)
     accounts = _unique_accounts(accounts)
     for name in accounts:
         known_account(rt, name, "to")
@@ -130,7 +139,7 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
         return ShareResult(first, [], duplicate=True, duplicates=dups)
     try:
         records, broker = _write_share(rt, share_id, article, sending, overrides, when, next_slot,
-                                       max_lateness, shared_by)
+                                       max_lateness, shared_by, actor)
     except BaseException:
         dedupe.release_accounts(rt, taken, share_id)
         if idempotency_key is not None:
@@ -145,10 +154,17 @@ def share(rt: Runtime, article: Article, accounts: list[str], overrides: dict[st
 
 def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tuple[str, Post | ComposeError]],
                  overrides: dict[str, str] | None, when: When | None, next_slot: bool,
-                 max_lateness: float | None, shared_by: str | None = None) -> tuple[list[Delivery], str | None]:
-    """Store the share and its deliveries, then enqueue them (now) or take their slots (scheduled).
-    Returns the records and, when the broker did not take the messages, the warning saying so."""
+                 max_lateness: float | None, shared_by: str | None = None, actor: Actor | None = None
+                 ) -> tuple[list[Delivery], str | None]:
+    """Store the share and its deliveries (with its audit entry), then enqueue them (now) or take their
+    slots (scheduled). Deliveries to accounts that need sign-off wait for it. Returns the records and,
+    when the broker did not take the messages, the warning saying so."""
+    from . import workflow
+
+    actor = actor_or_local(actor)
+    accounts = [name for name, _ in sending]
     deliveries: list[dict[str, Any]] = []
+    gated = workflow.needs_approval(rt, accounts)
     for name, post in sending:
         if isinstance(post, ComposeError):  # recorded failed; the other accounts go ahead
             reason = post.problem
@@ -156,37 +172,52 @@ def _write_share(rt: Runtime, share_id: str, article: Article, sending: list[tup
                                "error_kind": "compose", "platform": rt.settings.account(name).platform,
                                "message": f"cannot compose: {reason}"})
             continue
-        deliveries.append({
-            "id": new_id("dl"), "account": name, "platform": post.platform, "post": post.to_dict(),
-            "override": (overrides or {}).get(name),
-        })
+        d = {"id": new_id("dl"), "account": name, "platform": post.platform, "post": post.to_dict(),
+             "override": (overrides or {}).get(name)}
+        if name in gated:
+            d.update(workflow.submission_fields(actor, post), message="waiting for approval (version 1)")
+        deliveries.append(d)
     sendable = [d for d in deliveries if d.get("status") != "failed"]
+    gated = {d["account"] for d in sendable} & gated  # a post that cannot compose waits for nobody
     share_record = {"id": share_id, "article": article.to_dict(), "title": article.title, "url": article.url,
-                    "delivery_ids": [d["id"] for d in deliveries]}
-    if shared_by:
-        share_record["shared_by"] = shared_by
+                    "delivery_ids": [d["id"] for d in deliveries], "shared_by": shared_by or actor.name}
+    entry = AuditEntry(AuditAction.SHARE, actor.name, actor.user,
+                       f"shared “{article.title}” to {', '.join(accounts)}"
+                       + (f"; waiting for approval: {', '.join(sorted(gated))}" if gated else ""),
+                       share_id, None, {"accounts": accounts, "awaiting": sorted(gated),
+                                        "scheduled": when is not None or next_slot})
+    also = lambda pipe: rt.audit.record(entry, pipe)  # noqa: E731  (the audit entry, in the same MULTI)
     if when is None and not next_slot:
-        records = rt.store.create_share(share_record, deliveries)
+        records = rt.store.create_share(share_record, deliveries, actor=actor.name, also=also)
         for d in deliveries:  # queued, or failed (compose) for an account the article cannot go to
             metrics.status_changed(d["platform"], d.get("status", "queued"))
         rt.replicated()  # behind Sentinel: the share survives a failover before anyone is told it exists
-        broker = enqueue_or_leave_for_sweeper(rt, [(d["id"], d["account"]) for d in sendable])
+        broker = enqueue_or_leave_for_sweeper(
+            rt, [(d["id"], d["account"]) for d in sendable if d["account"] not in gated])
         _alert_failed(rt, deliveries)
+        if gated:
+            workflow.notify(rt, "requested", share_id, actor)
         if broker is None:
             return records, None
         return rt.store.get_many([d["id"] for d in deliveries]), broker
     taken: list[tuple[str, str]] = []
     try:
         for d in sendable:
-            d.update(_reserve(rt, d["id"], rt.settings.account(d["account"]), when, max_lateness))
-            taken.append((d["account"], d["id"]))
-        rt.store.create_share(share_record, deliveries, status="scheduled")
+            slot = _reserve(rt, str(d["id"]), rt.settings.account(str(d["account"])), when, max_lateness)
+            if d["account"] in gated:
+                slot["message"] += "; waiting for approval (version 1)"
+                slot.pop("status", None)
+            d.update(slot)
+            taken.append((str(d["account"]), str(d["id"])))
+        rt.store.create_share(share_record, deliveries, status="scheduled", actor=actor.name, also=also)
         rt.replicated()
     except BaseException:
         for account, did in taken:  # nothing stored: give the slots back
             rt.schedule.release_slot(account, did)
         raise
     _alert_failed(rt, deliveries)
+    if gated:
+        workflow.notify(rt, "requested", share_id, actor)
     return rt.store.get_many([d["id"] for d in deliveries]), None
 
 
@@ -323,11 +354,15 @@ def schedule_list(rt: Runtime, *, account: str | None = None, start: datetime | 
     return [d for d in found if not account or d.account == account]
 
 
-def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = None) -> list[Delivery]:
-    """Move every still-scheduled delivery of a share to a new time (bumps each one's version)."""
+def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = None, *,
+               actor: Actor | None = None) -> list[Delivery]:
+    """Move every still-scheduled delivery of a share (also those waiting for sign-off) to a new time
+    (bumps each one's version)."""
+    actor = actor_or_local(actor)
     ds = status(rt, share_id)
     when = resolve_when(rt, at, tz)
-    pending = [d for d in ds if d.status == "scheduled"]
+    pending = [d for d in ds if d.status == "scheduled"
+               or (d.status == "awaiting_approval" and d.scheduled_for is not None)]
     if not pending:
         raise InputError("share", f"{share_id} has no scheduled deliveries left to move")
     for d in pending:
@@ -338,7 +373,9 @@ def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = 
             raise InputError("at", f"account {d.account!r} already has a post within "
                                    f"{account.min_spacing / 60:.0f} min of {when.label()} "
                                    f"(its minimum spacing: [accounts.{d.account}] min_spacing_minutes)")
-        rt.schedule.reschedule(d.id, d.account, when.epoch, when.zone, when.label())
+        rt.schedule.reschedule(d.id, d.account, when.epoch, when.zone, when.label(), actor=actor.name)
+    record_audit(rt, AuditAction.RESCHEDULE, actor, f"rescheduled to {when.label()}", share_id,
+                 data={"at": when.utc.isoformat(), "timezone": when.zone, "deliveries": [d.id for d in pending]})
     return status(rt, share_id)
 
 
@@ -431,47 +468,82 @@ def _next_change(pubsub: Any, share_id: str, seconds: float) -> None:
 
 
 def is_settled(d: Delivery) -> bool:
-    return d.status in TERMINAL or d.status == "needs_review"
+    """Nothing more happens without a person: terminal, or waiting for an editor or an approver."""
+    return d.status in TERMINAL or d.status in (Status.NEEDS_REVIEW, Status.AWAITING_APPROVAL, Status.REJECTED)
 
 
-def purge(rt: Runtime) -> int:
-    return rt.store.purge(time.time() - rt.settings.retention_days * 86400)
+def purge(rt: Runtime, *, actor: Actor | None = None) -> int:
+    """Enforce ``[log] retention_days`` on deliveries, shares and the audit log. ``actor``: a person ran
+    it (recorded); beat's hourly run passes none."""
+    cutoff = time.time() - rt.settings.retention_days * 86400
+    rt.audit.purge(cutoff)  # the audit log is retained like the log
+    removed = rt.store.purge(cutoff)
+    if actor is not None:
+        record_audit(rt, AuditAction.PURGE, actor, f"purged {removed} deliveries older than "
+                                             f"{rt.settings.retention_days:g} days", data={"removed": removed})
+    return removed
+
+
+def audit_preview_sent(rt: Runtime, actor: Actor, article: Article, sent: list) -> None:
+    """A WeChat draft sent to a follower's phone is a write on the platform: it goes in the audit log."""
+    record_audit(rt, AuditAction.PREVIEW_SENT, actor,
+                 f"sent a preview of “{article.title}” to {sent[0].to} ({', '.join(p.account for p in sent)})",
+                 data={"accounts": [p.account for p in sent], "to": sent[0].to})
+
+
+def record_audit(rt: Runtime, action: AuditAction, actor: Actor, detail: str, share_id: str | None = None,
+           delivery_id: str | None = None, data: dict | None = None) -> None:
+    """One audit log entry (the write paths here call it; so do the CLI and web for theirs)."""
+    rt.audit.record(AuditEntry(action, actor.name, actor.user, detail, share_id, delivery_id, data or {}))
 
 
 # --- editor actions -------------------------------------------------------------------------------
 
-RETRYABLE = ("failed", "needs_review")
-CANCELLABLE = ("queued", "scheduled", "retrying")
+def retry(rt: Runtime, delivery_id: str, *, confirmed: bool = False, actor: Actor | None = None) -> Delivery:
+    """Send a failed or needs_review delivery again. needs_review needs ``confirmed``: it may be out.
 
-
-def retry(rt: Runtime, delivery_id: str, *, confirmed: bool = False) -> Delivery:
-    """Send a failed or needs_review delivery again. needs_review needs ``confirmed``: it may be out."""
+    One that was never signed off (its slot passed while it waited) is not retried: an approver
+    approves it (which sends it) or rejects it."""
+    actor = actor_or_local(actor)
     d = delivery(rt, delivery_id)
+    if d.approval is not None and d.approval.state is not Approval.APPROVED:
+        raise InputError("delivery", f"{delivery_id} was never approved; an approver must approve it "
+                                     f"(sharer approve {d.share_id}) or reject it")
     if d.status not in RETRYABLE:
         raise InputError("delivery", f"{delivery_id} is {d.status}; only failed or needs_review can be retried")
     if d.status == "needs_review" and not confirmed:
         raise InputError("confirm", f"{delivery_id} may already be published; check the account first, "
                                     "then confirm the retry")
-    result = rt.store.transition(delivery_id, d.status, "queued", "retry requested by an editor",
+    result = rt.store.transition(delivery_id, d.status, "queued", f"retry requested by {actor.name}", actor=actor.name,
                                  fields={"not_before": None, "error": None, "error_kind": None,
                                          "rate_waits": "0", "overdue": None, "retried_at": time.time(),
                                          "attempt_base": d.attempts})
     if not result.ok:
-        raise InputError("delivery", f"{delivery_id} changed to {result.detail} meanwhile; nothing done")
+        raise InputError("delivery", f"{delivery_id} changed to {result.status} meanwhile; nothing done")
+    record_audit(rt, AuditAction.RETRY, actor, f"retry of {d.account} ({d.status})", d.share_id, delivery_id)
     enqueue_or_leave_for_sweeper(rt, [(delivery_id, d.account)])
     return delivery(rt, delivery_id)
 
 
-def mark_posted(rt: Runtime, delivery_id: str, url: str | None = None) -> Delivery:
+def mark_posted(rt: Runtime, delivery_id: str, url: str | None = None, *, actor: Actor | None = None
+                ) -> Delivery:
     """An editor checked the account and found the post: close a needs_review delivery as delivered."""
+    actor = actor_or_local(actor)
     d = delivery(rt, delivery_id)
     if d.status not in ("needs_review", "unknown"):
         raise InputError("delivery", f"{delivery_id} is {d.status}; only needs_review can be marked posted")
+    if d.approval is not None and d.approval.state is not Approval.APPROVED:
+        raise InputError("delivery", f"{delivery_id} was never approved, so it was not sent; an approver "
+                                     f"approves (sharer approve {d.share_id}) or rejects it")
     if url is not None and not url.startswith(("http://", "https://")):
         raise InputError("url", "must be an http(s) URL")
-    rt.store.transition(delivery_id, d.status, "delivered", "marked as posted by an editor",
-                        fields={"post_url": url, "error": None, "error_kind": None,
-                                "note": "confirmed by an editor"})
+    result = rt.store.transition(delivery_id, d.status, "delivered", f"marked as posted by {actor.name}",
+                                 fields={"post_url": url, "error": None, "error_kind": None,
+                                         "note": f"confirmed by {actor.name}"}, actor=actor.name)
+    if not result.ok:
+        raise InputError("delivery", f"{delivery_id} changed to {result.status} meanwhile; nothing done")
+    record_audit(rt, AuditAction.POSTED, actor, f"marked {d.account} as posted" + (f" at {url}" if url else ""),
+           d.share_id, delivery_id, {"url": url})
     return delivery(rt, delivery_id)
 
 
@@ -481,8 +553,9 @@ class CancelResult:
     not_cancelled: dict[str, str]  # delivery id -> its status (already out, or sending)
 
 
-def cancel(rt: Runtime, share_or_delivery_id: str) -> CancelResult:
-    """Cancel what has not started sending; report what was already out."""
+def cancel(rt: Runtime, share_or_delivery_id: str, *, actor: Actor | None = None) -> CancelResult:
+    """Cancel what has not started sending (or is waiting for sign-off); report what was already out."""
+    actor = actor_or_local(actor)
     if share_or_delivery_id.startswith("dl_"):
         ds = [delivery(rt, share_or_delivery_id)]
     else:
@@ -490,13 +563,17 @@ def cancel(rt: Runtime, share_or_delivery_id: str) -> CancelResult:
     cancelled, kept = [], {}
     for d in ds:
         if d.status in CANCELLABLE and rt.store.transition(d.id, CANCELLABLE, "cancelled",
-                                                            "cancelled by an editor").ok:
+                                                            f"cancelled by {actor.name}", actor=actor.name).ok:
             cancelled.append(d.id)
             rt.redis.zrem(rt.keys.schedule, d.id)
             rt.schedule.release_slot(d.account, d.id)
         else:
             now = rt.store.get(d.id, with_events=False)
             kept[d.id] = now.status if now else "gone"
+    share_id = ds[0].share_id if ds else None
+    record_audit(rt, AuditAction.CANCEL, actor, f"cancelled {len(cancelled)} of {len(ds)} deliveries", share_id,
+                 share_or_delivery_id if share_or_delivery_id.startswith("dl_") else None,
+                 {"cancelled": cancelled, "not_cancelled": kept})
     return CancelResult(cancelled, kept)
 
 
@@ -610,3 +687,21 @@ def check_credentials(rt: Runtime, account: str, timeout: float = 5.0) -> Creden
         return CredentialCheck(False, ctx.redact(str(e)))
     except Exception as e:  # a check must never take the page down, nor leak a secret in a message
         return CredentialCheck(False, ctx.redact(f"check failed: {type(e).__name__}"))
+
+
+# --- the audit log --------------------------------------------------------------------------------
+
+def audit(rt: Runtime, *, actor: str | None = None, since: float | None = None, share_id: str | None = None,
+          action: str | None = None, limit: int = 50, cursor: str | None = None
+          ) -> tuple[list[AuditEntry], str | None]:
+    """Who did what, newest first: (entries, next_cursor)."""
+    from .store.audit import CURSOR, AuditAction, AuditFilter
+
+    if not 1 <= limit <= 1000:
+        raise InputError("limit", "must be between 1 and 1000")
+    if cursor and not CURSOR.match(cursor):
+        raise InputError("cursor", "not a cursor this command returned")
+    if action and action not in {str(a) for a in AuditAction}:
+        raise InputError("action", f"unknown action {action!r} (one of: {', '.join(a for a in AuditAction)})")
+    return rt.audit.query(AuditFilter(actor or None, since, share_id or None, action or None), limit=limit,
+                          cursor=cursor or None)

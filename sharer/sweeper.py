@@ -44,7 +44,7 @@ def sweep(rt: Runtime, now: float | None = None, batch: int = 2000) -> SweepRepo
             if not d.overdue and now - parse_iso(d.created_at).timestamp() > overdue_after:
                 minutes = overdue_after / 60
                 if store.transition(d.id, status, None, f"overdue: not settled after {minutes:.0f} min",
-                                    fields={"overdue": "1"}).ok:
+                                    fields={"overdue": "1"}, actor="sweeper").ok:
                     report.overdue.append(d.id)
                     log.warning("delivery %s (%s) is overdue in status %s", d.id, d.account, status)
     return report

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sharer.errors import TransientError
-from sharer.queue import ALERT_TASK, DELIVER_TASK
+from sharer.queue import ALERT_TASK, DELIVER_TASK, NOTICE_TASK
 from sharer.runtime import get_runtime
 
 from . import app
@@ -42,6 +42,14 @@ def alert(delivery_id: str, target: str = "global") -> None:
     from sharer.alerts import send_alert
 
     send_alert(get_runtime(), delivery_id, target)
+
+
+@app.task(name=NOTICE_TASK, ignore_result=True, autoretry_for=(TransientError,), max_retries=8,
+          retry_backoff=5, retry_backoff_max=300, retry_jitter=True)
+def notice(kind: str, share_id: str, target: str, actor: str = "", reason: str = "") -> None:
+    from sharer.notify import send_notice
+
+    send_notice(get_runtime(), kind, share_id, target, actor, reason)
 
 
 @app.task(name="sharer.purge", ignore_result=True)

@@ -210,4 +210,4 @@ def redis_dump(runtime) -> str:
     return "\n".join(out)
 
 
-pytest_plugins = ["web_support"]  # the web tests' fixtures (tests/web_support.py)
+pytest_plugins = ["web_support", "approval_support"]  # the web and approval tests' fixtures

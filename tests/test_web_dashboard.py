@@ -33,7 +33,7 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ACCOUNTS = ["wechat-main", "weibo-main", "x-thread", "telegram-channel"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PAGES = ["/compose", "/shares", "/schedule", "/calendar", "/calendar?view=month", "/accounts", "/settings",
-         "/shares/sh_nope"]
+         "/approvals", "/shares/sh_nope"]
 WORDS = {"zh-CN": {"compose": "撰写分享", "delivered": "已发布", "confirm": "确认", "calendar": "日历", "at": "定时"},
          "en": {"compose": "Compose a share", "delivered": "delivered", "confirm": "Confirm", "calendar": "Calendar",
                 "at": "At"}}

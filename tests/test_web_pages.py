@@ -272,7 +272,7 @@ def shipped_lines(name: str) -> list[str]:
     ("", "", "web.secret_key: is required"),
     ('secret_key = "sandbox:"\ncolour = "red"', "", "web.colour"),
     ('secret_key = "sandbox:"\nport = "eighty"', "", "web.port"),
-    ('secret_key = "sandbox:"', '[users.bob]\nrole = "admin"\npassword_hash = "$argon2id$x"', "users.bob.role"),
+    ('secret_key = "sandbox:"', '[users.bob]\nrole = "owner"\npassword_hash = "$argon2id$x"', "users.bob.role"),
     ('secret_key = "sandbox:"', '[users.bob]\nrole = "editor"\npassword_hash = "plain"', "password_hash"),
     ('secret_key = "sandbox:"', '[users.bob]\nrole = "editor"\npassword = "x"', "users.bob.password"),
 ])

@@ -8,254 +8,107 @@ status index and publishes a notice, all at once: the log and its indexes cannot
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from redis import Redis
 
 from ..clock import iso, ms, now
+from . import lua
 from .keys import Keys
+from .records import Delivery, ShareRecord
+from .states import CANCELLABLE, EXPLAINED, RETRYABLE, STATUSES, TERMINAL, Status
 
-TERMINAL = ("delivered", "failed", "cancelled")
-# statuses that always carry a reason (``error`` or ``note``) in the JSON and the tables
-EXPLAINED = ("failed", "cancelled", "needs_review", "unknown", "retrying")
-STATUSES = ("queued", "scheduled", "sending", "retrying", "delivered", "failed", "cancelled",
-            "unknown", "needs_review")
-
-# KEYS[1] delivery hash, KEYS[2] its event list
-# ARGV: 1 status-index prefix, 2 allowed current statuses ("a,b" or "*"), 3 new status ("" = keep),
-#       4 now iso, 5 message, 6 fencing token ("" = none), 7 fields json, 8 "1" to bump attempts,
-#       9 events channel, 10 TTL seconds for a settled record (retention + 1 day)
-_TRANSITION = """
-local h = KEYS[1]
-local cur = redis.call('HGET', h, 'status')
-if not cur then return {'missing', ''} end
-if ARGV[2] ~= '*' then
-  local ok = false
-  for s in string.gmatch(ARGV[2], '[^,]+') do if s == cur then ok = true end end
-  if not ok then return {'conflict', cur} end
-end
-if ARGV[6] ~= '' and redis.call('HGET', h, 'attempts') ~= ARGV[6] then return {'stale', cur} end
-local new = ARGV[3]
-if new == '' then new = cur end
-local attempts = tonumber(redis.call('HGET', h, 'attempts') or '0')
-if ARGV[8] == '1' then attempts = attempts + 1 end
-local fields = cjson.decode(ARGV[7])
-for k, v in pairs(fields) do
-  if v == false then redis.call('HDEL', h, k) else redis.call('HSET', h, k, tostring(v)) end
-end
-redis.call('HSET', h, 'status', new, 'attempts', attempts, 'updated_at', ARGV[4])
-if new ~= cur then
-  local member = redis.call('HGET', h, 'idx')
-  redis.call('ZREM', ARGV[1] .. cur, member)
-  redis.call('ZADD', ARGV[1] .. new, 0, member)
-end
-if ARGV[5] == '' and new == cur then return {'ok', tostring(attempts)} end  -- a silent field update
-local ev = cjson.encode({at = ARGV[4], status = new, attempt = attempts, message = ARGV[5]})
-redis.call('RPUSH', KEYS[2], ev)
-if new == 'delivered' or new == 'failed' or new == 'cancelled' then
-  redis.call('EXPIRE', h, ARGV[10])
-  redis.call('EXPIRE', KEYS[2], ARGV[10])
-end
-redis.call('PUBLISH', ARGV[9], cjson.encode({delivery = redis.call('HGET', h, 'id'),
-  share = redis.call('HGET', h, 'share_id'), status = new, attempt = attempts, at = ARGV[4]}))
-return {'ok', tostring(attempts)}
-"""
-
-# Claim a delivery for sending: queued/retrying -> sending with a lease and a new attempt number.
-# KEYS[3] the account's rate-limit log ("" = no limit)
-# ARGV: 1 status-index prefix, 2 now epoch, 3 now iso, 4 lease seconds, 5 channel, 6 share key prefix,
-#       7 rate count, 8 rate period seconds, 9 a unique member for this send,
-#       10 the schedule version the task was sent for ("" = any)
-_CLAIM = """
-local h = KEYS[1]
-local cur = redis.call('HGET', h, 'status')
-if not cur then return {'missing', ''} end
-local now = tonumber(ARGV[2])
-local function move(new, msg, bump)
-  local attempts = tonumber(redis.call('HGET', h, 'attempts') or '0')
-  if bump then attempts = attempts + 1 end
-  redis.call('HSET', h, 'status', new, 'attempts', attempts, 'updated_at', ARGV[3])
-  local member = redis.call('HGET', h, 'idx')
-  redis.call('ZREM', ARGV[1] .. cur, member)
-  redis.call('ZADD', ARGV[1] .. new, 0, member)
-  redis.call('RPUSH', KEYS[2], cjson.encode({at = ARGV[3], status = new, attempt = attempts, message = msg}))
-  redis.call('PUBLISH', ARGV[5], cjson.encode({delivery = redis.call('HGET', h, 'id'),
-    share = redis.call('HGET', h, 'share_id'), status = new, attempt = attempts, at = ARGV[3]}))
-  return attempts
-end
-if ARGV[10] ~= '' and (redis.call('HGET', h, 'version') or '0') ~= ARGV[10] then return {'stale', cur} end
-if cur == 'queued' or cur == 'retrying' then
-  local not_before = tonumber(redis.call('HGET', h, 'not_before') or '0')
-  if not_before > now then return {'early', tostring(not_before)} end
-  -- the account's shared rate limit: a sliding-window log of send times (exact: never more than
-  -- ARGV[7] sends in any ARGV[8] seconds, whatever the number of workers)
-  if KEYS[3] ~= '' then
-    local limit, period = tonumber(ARGV[7]), tonumber(ARGV[8])
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - period)
-    if redis.call('ZCARD', KEYS[3]) >= limit then
-      local oldest = tonumber(redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2])
-      local wait_until = oldest + period
-      redis.call('HSET', h, 'not_before', tostring(wait_until))
-      return {'limited', tostring(wait_until - now)}
-    end
-    redis.call('ZADD', KEYS[3], now, ARGV[9])
-    redis.call('EXPIRE', KEYS[3], math.ceil(period) + 60)
-  end
-  local attempts = move('sending', 'sending', true)
-  redis.call('HSET', h, 'lease_until', tostring(now + tonumber(ARGV[4])))
-  -- hand back the record and its share's article: the worker needs nothing else to compose
-  local article = redis.call('HGET', ARGV[6] .. redis.call('HGET', h, 'share_id'), 'article') or ''
-  return {'ok', tostring(attempts), redis.call('HGETALL', h), article}
-end
-if cur == 'sending' then
-  local lease = tonumber(redis.call('HGET', h, 'lease_until') or '0')
-  if lease > now then return {'busy', tostring(lease)} end
-  move('unknown', 'the worker sending this post stopped answering (lease expired); checking the platform', false)
-  return {'expired', ''}
-end
-return {'skip', cur}
-"""
+__all__ = ["CANCELLABLE", "EXPLAINED", "RETRYABLE", "STATUSES", "TERMINAL", "Claim", "ClaimOutcome", "Decision",
+           "Delivery", "DeliveryStore", "Outcome", "Result", "ShareRecord", "Status"]
 
 
-@dataclass
-class Delivery:
-    """A delivery record as stored (also the ``--json`` delivery object, see ``to_json``)."""
 
-    id: str
-    share_id: str
-    account: str
-    platform: str
-    status: str
-    attempts: int
-    created_at: str
-    updated_at: str
-    post: dict[str, Any] | None = None
-    post_id: str | None = None
-    post_url: str | None = None
-    error: str | None = None
-    error_kind: str | None = None
-    note: str | None = None
-    override: str | None = None
-    not_before: float | None = None
-    lease_until: float | None = None
-    rate_waits: int = 0  # rate-limited attempts, which do not count against max_attempts
-    attempt_base: int = 0  # attempts before an editor's retry (each retry gets a fresh budget)
-    retried_at: float | None = None
-    scheduled_for: float | None = None  # UTC epoch of the due time
-    timezone: str | None = None  # the zone the time was given in; shown back in it
-    version: int = 0  # bumped by every reschedule; a stale task carrying an older one exits
-    max_lateness: float | None = None
-    lag_seconds: float | None = None  # how late the dispatcher released it
-    overdue: bool = False
-    already_posted: bool = False  # delivered as a post the platform already had (nothing new published)
-    accepted: bool = False  # the platform said it took the post (e.g. Weibo 20032): verify, never resend
-    state: dict[str, Any] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
+class Outcome(StrEnum):
+    """Why a scripted change did (``ok``) or did not happen."""
 
-    @classmethod
-    def from_hash(cls, h: dict[str, str], events: list[str] | None = None) -> Delivery:
-        def opt(k: str) -> str | None:
-            v = h.get(k)
-            return v if v not in (None, "") else None
-
-        d = cls(
-            id=h["id"], share_id=h["share_id"], account=h["account"], platform=h["platform"],
-            status=h["status"], attempts=int(h.get("attempts", 0)), created_at=h["created_at"],
-            updated_at=h.get("updated_at", h["created_at"]),
-            post=json.loads(h["post"]) if opt("post") else None,
-            post_id=opt("post_id"), post_url=opt("post_url"), error=opt("error"),
-            error_kind=opt("error_kind"), note=opt("note"), override=opt("override"),
-            not_before=float(h["not_before"]) if opt("not_before") else None,
-            lease_until=float(h["lease_until"]) if opt("lease_until") else None,
-            rate_waits=int(h.get("rate_waits") or 0), overdue=h.get("overdue") == "1",
-            already_posted=h.get("already_posted") == "1", accepted=h.get("accepted") == "1",
-            attempt_base=int(h.get("attempt_base") or 0),
-            retried_at=float(h["retried_at"]) if opt("retried_at") else None,
-            scheduled_for=float(h["scheduled_for"]) if opt("scheduled_for") else None,
-            timezone=opt("timezone"), version=int(h.get("version") or 0),
-            max_lateness=float(h["max_lateness"]) if opt("max_lateness") else None,
-            lag_seconds=float(h["lag_seconds"]) if opt("lag_seconds") else None,
-            state=json.loads(h["state"]) if opt("state") else {},
-            events=[json.loads(e) for e in events or []],
-        )
-        if d.events:  # read for showing (CLI, API, dashboard): every non-delivered status says why
-            d.error, d.note = d.explained()
-        return d
-
-    def status_message(self) -> str | None:
-        """The message of the event that set the current status (e.g. why it needs review)."""
-        found = None
-        for ev in reversed(self.events):
-            if ev.get("status") != self.status:
-                break
-            found = ev.get("message") or found
-        return found
-
-    def explained(self) -> tuple[str | None, str | None]:
-        """``(error, note)`` as shown to a user: a status other than delivered always says why. Where the
-        record holds neither (lateness, an editor's cancel), the event that set the status does."""
-        error, note = self.error, self.note
-        if self.status in EXPLAINED and not error and not note:
-            message = self.status_message()
-            if self.status in ("failed", "unknown", "retrying"):
-                error = message
-            else:
-                note = message
-        return error, note
-
-    def reason(self) -> str:
-        """One line for the WHERE / WHY column: where it landed, or why not (yet)."""
-        error, note = self.explained()
-        if self.status == "delivered":
-            if self.already_posted and note:  # nothing new was published: say so, with the earlier post
-                return f"{note} (nothing new published)"
-            return self.post_url or note or ""
-        if self.status in ("queued", "sending"):  # in flight: the latest step ("waiting for ...")
-            latest = self.events[-1].get("message") if self.events else None
-            return "" if latest in (None, self.status) else str(latest)
-        return error or note or ""
-
-    def to_json(self) -> dict[str, Any]:
-        error, note = self.explained()
-        return {
-            "id": self.id, "share_id": self.share_id, "account": self.account, "platform": self.platform,
-            "status": self.status, "attempts": self.attempts, "post_id": self.post_id,
-            "post_url": self.post_url, "error": error, "error_kind": self.error_kind,
-            "note": note, "already_posted": self.already_posted, "overdue": self.overdue,
-            "scheduled_for": iso(self.scheduled_for) if self.scheduled_for is not None else None,
-            "timezone": self.timezone, "lag_seconds": self.lag_seconds,
-            "created_at": self.created_at, "updated_at": self.updated_at,
-            "post": self.post, "events": self.events,
-            # WeChat: how the article went out (publish / mass / draft) and a mass send's msg_id
-            "publish_mode": ((self.post or {}).get("payload") or {}).get("publish_mode"),
-            "msg_id": None if self.state.get("msg_id") is None else str(self.state["msg_id"]),
-        }
+    OK = "ok"
+    MISSING = "missing"  # no such record
+    CONFLICT = "conflict"  # its status is not one the caller expected (compare-and-set lost)
+    STALE = "stale"  # an older fencing token, schedule version or approval version
+    ILLEGAL = "illegal"  # the state machine does not allow that move
+    SELF = "self"  # four-eyes: the approver submitted it
 
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of a scripted change: ``ok`` or why not (missing / conflict / stale / busy / ...)."""
+    """Outcome of a compare-and-set change; ``status`` is the record's status when it did not happen."""
 
-    outcome: str
-    detail: str = ""
+    outcome: Outcome
+    status: Status | None = None
+    attempts: int | None = None
 
     @property
     def ok(self) -> bool:
-        return self.outcome == "ok"
+        return self.outcome is Outcome.OK
+
+
+class ClaimOutcome(StrEnum):
+    OK = "ok"  # this worker sends: ``token`` is the attempt number (the fencing token)
+    EARLY = "early"  # not before ``not_before``
+    LIMITED = "limited"  # the account's rate limit: try again in ``wait_seconds``
+    BUSY = "busy"  # another worker holds a live lease until ``lease_until``
+    EXPIRED = "expired"  # a dead worker's lease ran out: now ``unknown``, to be reconciled
+    SKIP = "skip"  # ``status`` is not sendable
+    STALE = "stale"  # the task was sent for an older schedule version
+    UNAPPROVED = "unapproved"  # waiting for (or refused) sign-off: never sent
+    MISSING = "missing"
 
 
 @dataclass(frozen=True)
-class Claim(Result):
-    """A successful claim carries the record (``detail`` is the attempt number) and the article JSON."""
+class Claim:
+    """A claim's verdict, with the fields that outcome carries."""
 
+    outcome: ClaimOutcome
+    token: int | None = None
     record: Delivery | None = None
     article_json: str | None = None
+    status: Status | None = None
+    not_before: float | None = None
+    wait_seconds: float | None = None
+    lease_until: float | None = None
 
     @property
-    def token(self) -> int:
-        return int(self.detail)
+    def ok(self) -> bool:
+        return self.outcome is ClaimOutcome.OK
+
+    @classmethod
+    def decode(cls, res: list[Any]) -> Claim:
+        outcome, detail = ClaimOutcome(_s(res[0])), _s(res[1])
+        if outcome is ClaimOutcome.OK:
+            flat = [_s(x) for x in res[2]]
+            record = Delivery.from_hash(dict(zip(flat[::2], flat[1::2])))
+            return cls(outcome, token=int(detail), record=record, article_json=_s(res[3]) or None)
+        if outcome is ClaimOutcome.EARLY:
+            return cls(outcome, not_before=float(detail))
+        if outcome is ClaimOutcome.LIMITED:
+            return cls(outcome, wait_seconds=float(detail))
+        if outcome is ClaimOutcome.BUSY:
+            return cls(outcome, lease_until=float(detail))
+        if outcome in (ClaimOutcome.SKIP, ClaimOutcome.STALE):
+            return cls(outcome, status=Status(detail))
+        return cls(outcome)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a sign-off script changed: (delivery id, its new status, account, approval version) each."""
+
+    outcome: Outcome
+    moved: list[tuple[str, Status, str, int]] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)  # conflict: the statuses found instead
+    version: int | None = None  # stale: the current approval version
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
 
 
 class DeliveryStore:
@@ -263,16 +116,20 @@ class DeliveryStore:
         self.r = redis
         self.k = keys
         self.retention = int(retention_seconds)
-        self._transition = redis.register_script(_TRANSITION)
-        self._claim = redis.register_script(_CLAIM)
+        self._transition = redis.register_script(lua.TRANSITION)
+        self._claim = redis.register_script(lua.CLAIM)
+        self._decide = redis.register_script(lua.DECIDE)
 
     # --- writing ---------------------------------------------------------------------------------
 
     def create_share(self, share: dict[str, Any], deliveries: list[dict[str, Any]], status: str = "queued",
-                     message: str = "queued") -> list[Delivery]:
+                     message: str = "queued", *, actor: str = "worker",
+                     also: Callable[[Any], None] | None = None) -> list[Delivery]:
         """Write a share and its deliveries in one MULTI/EXEC: all of it exists, or none.
 
-        Records get their Redis TTL (retention + 1 day, a backstop for the purge) when they settle.
+        A delivery dict may carry its own ``status`` and ``message`` (a share to several accounts waits
+        for sign-off only on the accounts that need it). ``also(pipe)`` adds writes that belong with it
+        (the audit entry). Records get their Redis TTL (retention + 1 day) when they settle.
         """
         created_records: list[Delivery] = []
         t = now()
@@ -287,44 +144,54 @@ class DeliveryStore:
         for d in deliveries:
             d = dict(d)
             text = d.pop("message", message)
-            st = d.pop("status", status)  # a delivery may start settled (``failed``: it cannot compose)
+            st = Status(d.pop("status", status))
             member = f"{member_ms}:{d['id']}"
-            ev = json.dumps({"at": created, "status": st, "attempt": 0, "message": text})
+            ev = json.dumps({"at": created, "status": st, "attempt": 0, "message": text, "actor": actor})
             fields: dict[Any, Any] = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": st,
                       "attempts": 0, "created_at": created, "updated_at": created, "idx": member}
+            fields = {k: v for k, v in fields.items() if v != ""}
             pipe.hset(self.k.delivery(d["id"]), mapping=fields)
             created_records.append(Delivery.from_hash({k: str(v) for k, v in fields.items()}, [ev]))
-            if st == "scheduled":  # the dispatcher's queue: score = due time
+            # the dispatcher's queue (score = due time); one still waiting for sign-off is in it too, so
+            # that its due time passing unapproved is noticed
+            if d.get("scheduled_for") not in (None, "") and st in (Status.SCHEDULED, Status.AWAITING_APPROVAL):
                 pipe.zadd(self.k.schedule, {d["id"]: float(d["scheduled_for"])})
             pipe.rpush(self.k.events(d["id"]), ev)
-            if st in TERMINAL:
+            if st in TERMINAL:  # a delivery may start settled (``failed``: it cannot compose)
                 pipe.expire(self.k.delivery(d["id"]), ttl)
                 pipe.expire(self.k.events(d["id"]), ttl)
             pipe.zadd(self.k.all_index, {member: 0})
             pipe.zadd(self.k.status_index(st), {member: 0})
             pipe.zadd(self.k.account_index(d["account"]), {member: 0})
+        if also is not None:
+            also(pipe)
         pipe.execute()
         return created_records
 
     def transition(self, delivery_id: str, allowed: Iterable[str] | str, new: str | None, message: str,
                    *, token: int | None = None, fields: dict[str, Any] | None = None,
-                   bump: bool = False) -> Result:
+                   bump: bool = False, actor: str = "worker") -> Result:
+        """Compare-and-set: move from one of ``allowed`` to ``new`` (None: keep) if the table allows it.
+
+        ``actor`` is who caused it (recorded on the event): the worker unless a caller says otherwise.
+        """
         allowed_s = allowed if isinstance(allowed, str) else ",".join(allowed)
         res = self._transition(
             keys=[self.k.delivery(delivery_id), self.k.events(delivery_id)],
             args=[self.k.status_prefix, allowed_s, new or "", iso(), message,
                   "" if token is None else str(token), json.dumps(_fields(fields or {})),
-                  "1" if bump else "0", self.k.events_channel, str(self.retention + 86400)],
+                  "1" if bump else "0", self.k.events_channel, str(self.retention + 86400), actor],
         )
-        return Result(_s(res[0]), _s(res[1]))
+        outcome, detail = Outcome(_s(res[0])), _s(res[1])
+        if outcome is Outcome.OK:
+            return Result(outcome, None, int(detail))
+        return Result(outcome, Status(detail) if detail else None)
 
     def claim(self, delivery_id: str, lease_seconds: float, *, rate_key: str = "",
               rate: tuple[int, float] | None = None, version: int | None = None) -> Claim:
         """queued/retrying -> sending with a lease; on success also returns the record and article JSON.
 
-        Other outcomes: ``early`` (not before ``detail``), ``limited`` (rate limit: wait ``detail`` s),
-        ``busy`` (another worker holds a live lease), ``expired`` (lease ran out: now ``unknown``),
-        ``skip`` (status ``detail`` is not sendable), ``missing``.
+        The other outcomes (``ClaimOutcome``) say why not, each with its own typed field.
         """
         count, period = rate or (0, 0.0)
         t = now()
@@ -334,12 +201,28 @@ class DeliveryStore:
                   self.k.share(""), str(count), repr(float(period)), f"{t!r}:{delivery_id}",
                   "" if version is None else str(version)],
         )
-        outcome, detail = _s(res[0]), _s(res[1])
-        if outcome != "ok":
-            return Claim(outcome, detail)
-        flat = [_s(x) for x in res[2]]
-        record = Delivery.from_hash(dict(zip(flat[::2], flat[1::2])))
-        return Claim(outcome, detail, record, _s(res[3]) or None)
+        return Claim.decode(res)
+
+    def decide(self, delivery_ids: list[str], action: str, *, actor: str, user: str, four_eyes: bool,
+               version: int | None = None, fields: dict[str, dict[str, Any]] | None = None,
+               reason: str = "") -> Decision:
+        """Approve, reject or resubmit every eligible delivery of a share in one script (all or none)."""
+        keys = [self.k.schedule]
+        for did in delivery_ids:
+            keys += [self.k.delivery(did), self.k.events(did)]
+        t = now()
+        res = self._decide(keys=keys, args=[
+            self.k.status_prefix, self.k.events_channel, iso(t), actor, user, action,
+            "" if version is None else str(version),
+            json.dumps({k: _fields(v) for k, v in (fields or {}).items()}) if fields else "{}",
+            reason, repr(t), str(self.retention + 86400), "1" if four_eyes else "0"])
+        outcome = Outcome(_s(res[0]))
+        if outcome is Outcome.OK:
+            moved = [(_s(r[0]), Status(_s(r[1])), _s(r[2]), int(_s(r[3]))) for r in res[1]]
+            return Decision(outcome, moved)
+        if outcome is Outcome.STALE:
+            return Decision(outcome, version=int(_s(res[1])))
+        return Decision(outcome, statuses=[x for x in _s(res[1]).split(",") if x])
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -384,12 +267,9 @@ class DeliveryStore:
         raw = self.r.hget(self.k.share(share_id), "delivery_ids")
         return None if raw is None else json.loads(_s(raw))
 
-    def share(self, share_id: str) -> dict[str, Any] | None:
+    def share(self, share_id: str) -> ShareRecord | None:
         h = _dec(self.r.hgetall(self.k.share(share_id)))
-        if not h:
-            return None
-        h["delivery_ids"] = json.loads(h.get("delivery_ids", "[]"))
-        return h
+        return ShareRecord.from_hash(share_id, h) if h else None
 
     def query(self, *, status: str | None = None, account: str | None = None, since: float | None = None,
               limit: int = 50, cursor: str | None = None, with_events: bool = True

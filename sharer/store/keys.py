@@ -69,6 +69,11 @@ class Keys:
         return f"{self.prefix}:slots:{account}"
 
     @property
+    def audit(self) -> str:
+        """Stream: the audit log (who did what), trimmed by the retention purge."""
+        return f"{self.prefix}:audit"
+
+    @property
     def dispatcher_heartbeat(self) -> str:
         """String: epoch seconds of the dispatcher's last tick (scheduling warns when it goes quiet)."""
         return f"{self.prefix}:heartbeat:dispatcher"

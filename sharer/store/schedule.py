@@ -1,7 +1,8 @@
 """The schedule: a sorted set of delivery ids scored by due time, released by one atomic script.
 
 Any number of dispatchers (beats) may run: the dispatch script takes due entries, moves each record
-``scheduled -> queued`` (or ``needs_review`` when it is later than its ``max_lateness``) and puts it
+``scheduled -> queued`` (or ``needs_review`` when it is later than its ``max_lateness``, or when it
+is still waiting for sign-off) and puts it
 in a "claimed" set with a lease. The dispatcher confirms after sending the Celery message; claims
 whose lease ran out (a dispatcher died in between) are released again. Rescheduling is a compare-and-
 set on the record's status that also bumps its version and moves the entry, all in one script.
@@ -15,24 +16,13 @@ from redis import Redis
 
 from ..clock import iso, now
 from .keys import Keys
-
-_COMMON = """
-local function move(h, evkey, cur, new, msg, chan, sprefix)
-  local attempts = tonumber(redis.call('HGET', h, 'attempts') or '0')
-  redis.call('HSET', h, 'status', new, 'updated_at', ARGV[2])
-  local member = redis.call('HGET', h, 'idx')
-  redis.call('ZREM', sprefix .. cur, member)
-  redis.call('ZADD', sprefix .. new, 0, member)
-  redis.call('RPUSH', evkey, cjson.encode({at = ARGV[2], status = new, attempt = attempts, message = msg}))
-  redis.call('PUBLISH', chan, cjson.encode({delivery = redis.call('HGET', h, 'id'),
-    share = redis.call('HGET', h, 'share_id'), status = new, attempt = attempts, at = ARGV[2]}))
-end
-"""
+from .states import MOVE_PRELUDE
 
 # KEYS: 1 schedule, 2 claimed
 # ARGV: 1 now, 2 now iso, 3 batch, 4 claim lease, 5 delivery key prefix, 6 status index prefix,
 #       7 events channel, 8 default max lateness
-_DISPATCH = _COMMON + """
+_DISPATCH = MOVE_PRELUDE + """
+local c = {prefix = ARGV[6], chan = ARGV[7], now = ARGV[2], actor = 'scheduler'}
 local now, batch, lease = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
 local function entry(id, action, lag)
@@ -56,16 +46,21 @@ for i = 1, #due, 2 do
     redis.call('HSET', h, 'lag_seconds', string.format('%.3f', lag))
     if lag > maxl then
       local label = redis.call('HGET', h, 'slot_label') or 'scheduled'
-      move(h, h .. ':events', cur, 'needs_review', 'missed its ' .. label .. ' slot by ' ..
-        string.format('%.0f', lag / 60) .. ' min (the scheduler or workers were down) - publish now?',
-        ARGV[7], ARGV[6])
+      move(c, h, h .. ':events', cur, 'needs_review', 'missed its ' .. label .. ' slot by ' ..
+        string.format('%.0f', lag / 60) .. ' min (the scheduler or workers were down) - publish now?')
       table.insert(out, entry(id, 'missed', lag))
     else
-      move(h, h .. ':events', cur, 'queued', 'released by the scheduler ' .. string.format('%.2f', lag) ..
-        ' s after its due time', ARGV[7], ARGV[6])
+      move(c, h, h .. ':events', cur, 'queued', 'released by the scheduler ' .. string.format('%.2f', lag) ..
+        ' s after its due time')
       redis.call('ZADD', KEYS[2], now + lease, id)
       table.insert(out, entry(id, 'queued', lag))
     end
+  elseif cur == 'awaiting_approval' then
+    -- due but never signed off: not sent; an approver decides (approve sends it now, or reject)
+    local label = redis.call('HGET', h, 'slot_label') or 'scheduled'
+    redis.call('HSET', h, 'lag_seconds', string.format('%.3f', lag))
+    move(c, h, h .. ':events', cur, 'needs_review', 'not approved by its ' .. label .. ' slot; not sent')
+    table.insert(out, entry(id, 'unapproved', lag))
   elseif cur == 'retrying' or cur == 'queued' then
     redis.call('ZADD', KEYS[2], now + lease, id)
     table.insert(out, entry(id, 'nudge', 0))
@@ -75,18 +70,20 @@ return out
 """
 
 # KEYS: 1 delivery hash, 2 schedule, 3 account slots
-# ARGV: 1 new due epoch, 2 now iso, 3 zone, 4 slot label, 5 status index prefix, 6 channel, 7 message
-_RESCHEDULE = _COMMON + """
+# ARGV: 1 new due epoch, 2 now iso, 3 zone, 4 slot label, 5 status index prefix, 6 channel, 7 message,
+#       8 actor. A post still waiting for sign-off may be moved too (its approval stands as it is).
+_RESCHEDULE = MOVE_PRELUDE + """
+local c = {prefix = ARGV[5], chan = ARGV[6], now = ARGV[2], actor = ARGV[8]}
 local h = KEYS[1]
 local cur = redis.call('HGET', h, 'status')
 if not cur then return {'missing', ''} end
-if cur ~= 'scheduled' then return {'conflict', cur} end
+if cur ~= 'scheduled' and cur ~= 'awaiting_approval' then return {'conflict', cur} end
 local version = tonumber(redis.call('HGET', h, 'version') or '0') + 1
 redis.call('HSET', h, 'scheduled_for', ARGV[1], 'timezone', ARGV[3], 'slot_label', ARGV[4], 'version', version)
 local id = redis.call('HGET', h, 'id')
 redis.call('ZADD', KEYS[2], tonumber(ARGV[1]), id)
 redis.call('ZADD', KEYS[3], tonumber(ARGV[1]), id)
-move(h, h .. ':events', cur, cur, ARGV[7], ARGV[6], ARGV[5])
+move(c, h, h .. ':events', cur, cur, ARGV[7])
 return {'ok', tostring(version)}
 """
 
@@ -116,7 +113,7 @@ class Released:
     delivery_id: str
     account: str
     version: int
-    action: str  # queued | nudge | again | missed
+    action: str  # queued | nudge | again | missed | unapproved
     lag: float
 
 
@@ -152,11 +149,12 @@ class ScheduleStore:
         if delivery_ids:
             self.r.zrem(self.k.schedule_claimed, *delivery_ids)
 
-    def reschedule(self, delivery_id: str, account: str, due: float, zone: str, label: str) -> tuple[str, str]:
+    def reschedule(self, delivery_id: str, account: str, due: float, zone: str, label: str,
+                   actor: str = "worker") -> tuple[str, str]:
         res = self._reschedule(
             keys=[self.k.delivery(delivery_id), self.k.schedule, self.k.account_slots(account)],
             args=[repr(due), iso(), zone, label, self.k.status_prefix, self.k.events_channel,
-                  f"rescheduled to {label}"],
+                  f"rescheduled to {label}", actor],
         )
         return _s(res[0]), _s(res[1])
 

@@ -62,10 +62,11 @@ class ShareFilter:
 
 
 def load_share(store: DeliveryStore, share_id: str, with_events: bool = True) -> ShareSummary | None:
-    h = store.share(share_id)
-    if h is None:
+    rec = store.share(share_id)
+    if rec is None:
         return None
-    return _summary(share_id, h, store.get_many(h["delivery_ids"], with_events=with_events))
+    return ShareSummary(share_id, rec.title, rec.url, rec.created_at,
+                        store.get_many(rec.delivery_ids, with_events=with_events))
 
 
 def query_shares(store: DeliveryStore, flt: ShareFilter, *, limit: int = 20, cursor: str | None = None,

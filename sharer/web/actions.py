@@ -26,8 +26,9 @@ from ..errors import ArticleError, ComposeError, ConfigError, FetchError, InputE
 from ..loaders import Limits, load_article
 from ..platforms import get_platform
 from ..runtime import Runtime
+from ..store.audit import AuditAction, AuditEntry
 from . import i18n, present, previews
-from .auth import Ctx, PageEditor, PageReader, checked_form
+from .auth import Ctx, PageEditor, PageReader, WebContext, checked_form
 from .i18n import N_
 from .pages import (
     ARTICLE_FIELDS,
@@ -96,8 +97,10 @@ async def login(request: Request, ctx: Ctx) -> Response:
                                         limiter=_hash_limiter())
     if not ok or known is None:
         await run_in_threadpool(ctx.limiter.failed, user, ip)
+        await run_in_threadpool(audit_sign_in, ctx, user, ip, ok=False)
         return login_page(ctx, request, nxt, N_("Wrong user name or password."), 401)
     await run_in_threadpool(ctx.limiter.reset, user, ip)
+    await run_in_threadpool(audit_sign_in, ctx, known.name, ip, ok=True)
     session = await run_in_threadpool(ctx.sessions.create, known.name)
     done = RedirectResponse(nxt, 303)
     done.set_cookie(SESSION_COOKIE, session.id, max_age=int(ctx.web.session_seconds), httponly=True,
@@ -106,11 +109,22 @@ async def login(request: Request, ctx: Ctx) -> Response:
     return done
 
 
+def audit_sign_in(ctx: WebContext, user: str, ip: str, ok: bool) -> None:
+    """Sign-ins and failed attempts (the name as typed: it may be nobody's) go in the audit log."""
+    name = user[:64] or "(empty)"
+    if ok:
+        entry = AuditEntry(AuditAction.SIGN_IN, name, name, f"signed in from {ip}")
+    else:
+        entry = AuditEntry(AuditAction.SIGN_IN_FAILED, name, name, f"wrong user name or password from {ip}")
+    ctx.rt.audit.record(entry)
+
+
 @router.post("/logout")
 async def logout(request: Request, ctx: Ctx, who: PageReader) -> Response:
     await checked_form(request, who)
     if who.session_id:
         ctx.sessions.delete(who.session_id)
+    ctx.rt.audit.record(AuditEntry(AuditAction.SIGN_OUT, who.actor.name, who.actor.user, "signed out"))
     resp = RedirectResponse("/login", 303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -199,7 +213,7 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
         result = await run_in_threadpool(
             service.share, ctx.rt, art, accounts, texts or None, idempotency_key=state["idempotency_key"],
             force=state["force"], at=at, tz=state["tz"] or None, next_slot=when == "next_slot",
-            shared_by=who.user.name, scope=f"user:{who.user.name}")
+            shared_by=who.user.name, scope=f"user:{who.user.name}", actor=who.actor)
     except BAD as e:
         return compose_page(ctx, request, who, article=article, form=state, error=error_message(e), status=422)
     # an earlier share returned (same key or same article): say so on the share page. Results may also
@@ -272,20 +286,21 @@ async def _delivery_action(request: Request, ctx: Ctx, who: PageEditor, delivery
 @router.post("/deliveries/{delivery_id}/retry")
 async def retry(delivery_id: str, request: Request, ctx: Ctx, who: PageEditor) -> Response:
     return await _delivery_action(request, ctx, who, delivery_id, lambda f: service.retry(
-        ctx.rt, delivery_id, confirmed=f.get("confirm") == "1"))
+        ctx.rt, delivery_id, confirmed=f.get("confirm") == "1", actor=who.actor))
 
 
 @router.post("/deliveries/{delivery_id}/cancel")
 async def cancel_delivery(delivery_id: str, request: Request, ctx: Ctx, who: PageEditor) -> Response:
     if not delivery_id.startswith("dl_"):
         raise HTTPException(404, f"no delivery with id {delivery_id!r}")
-    return await _delivery_action(request, ctx, who, delivery_id, lambda f: service.cancel(ctx.rt, delivery_id))
+    return await _delivery_action(request, ctx, who, delivery_id, lambda f: service.cancel(ctx.rt, delivery_id,
+                                                                                          actor=who.actor))
 
 
 @router.post("/deliveries/{delivery_id}/posted")
 async def mark_posted(delivery_id: str, request: Request, ctx: Ctx, who: PageEditor) -> Response:
     return await _delivery_action(request, ctx, who, delivery_id, lambda f: service.mark_posted(
-        ctx.rt, delivery_id, (f.get("url") or "").strip() or None))
+        ctx.rt, delivery_id, (f.get("url") or "").strip() or None, actor=who.actor))
 
 
 @router.post("/shares/{share_id}/cancel")
@@ -293,7 +308,7 @@ async def cancel_share(share_id: str, request: Request, ctx: Ctx, who: PageEdito
     form = await checked_form(request, who)
     if not share_id.startswith("sh_"):
         raise HTTPException(404, f"no share with id {share_id!r}")
-    await run_in_threadpool(service.cancel, ctx.rt, share_id)
+    await run_in_threadpool(service.cancel, ctx.rt, share_id, actor=who.actor)
     return RedirectResponse(safe_next((form.get("back") or [""])[0] or f"/shares/{share_id}"), 303)
 
 
@@ -307,7 +322,7 @@ async def reschedule(share_id: str, request: Request, ctx: Ctx, who: PageEditor)
         if not one.get("at"):
             raise InputError("at", N_("give the new date and time"))
         await run_in_threadpool(service.reschedule, ctx.rt, share_id, from_local_input(one["at"]),
-                                one.get("tz") or None)
+                                one.get("tz") or None, actor=who.actor)
     except BAD as e:
         return schedule_page(ctx, request, who, error=f"{share_id}: {error_message(e)}", status=422)
     return RedirectResponse(safe_next(one.get("back") or "/schedule"), 303)

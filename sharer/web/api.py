@@ -23,7 +23,7 @@ from .views import account_rows, article_from, known_accounts, parse_bound, prev
 router = APIRouter(prefix="/api", tags=["api"])
 Responses = dict[int | str, dict[str, Any]]
 ERRORS: Responses = {401: {"model": s.Problem, "description": "not signed in"},
-          403: {"model": s.Problem, "description": "not allowed (viewer, or missing CSRF header)"},
+          403: {"model": s.Problem, "description": "not allowed (the role, four-eyes, or a missing CSRF header)"},
           422: {"model": s.Problem, "description": "invalid input: names the field and the reason"}}
 NOT_FOUND: Responses = {404: {"model": s.Problem, "description": "no such share or delivery"}}
 CONFLICT: Responses = {409: {"model": s.Problem, "description": "not possible in the record's current status"}}
@@ -68,6 +68,8 @@ def phone_preview(body: s.PhonePreviewRequest, ctx: Ctx, who: Editor) -> JSONRes
         sent = send_to_phone(rt, article, accounts, body.send_to, body.texts or None)
     except DeliveryError as e:
         return JSONResponse({"detail": str(e)}, status_code=502)
+    if sent:
+        service.audit_preview_sent(rt, who.actor, article, sent)
     return JSONResponse({"sent": [{"account": p.account, "to": p.to, "msg_id": p.msg_id,
                                    "draft_media_id": p.draft_media_id, "articles": p.articles} for p in sent]})
 
@@ -93,7 +95,7 @@ def create_share(body: s.ShareRequest, ctx: Ctx, who: Editor,
         raise InputError("Idempotency-Key", "must not be empty")
     result = service.share(rt, article, accounts, body.texts or None, idempotency_key=idempotency_key,
                            force=body.force, at=body.at or None, tz=body.tz or None, next_slot=body.next_slot,
-                           shared_by=who.user.name, scope=f"user:{who.user.name}")
+                           shared_by=who.user.name, scope=f"user:{who.user.name}", actor=who.actor)
     data = {**result.to_json(accounts), "duplicate": result.duplicate, "warnings": list(result.warnings)}
     return JSONResponse(data, status_code=200 if result.duplicate else 201)
 
@@ -133,7 +135,7 @@ def get_share(share_id: str, ctx: Ctx, who: Reader) -> JSONResponse:
 def reschedule(share_id: str, body: s.RescheduleRequest, ctx: Ctx, who: Editor) -> JSONResponse:
     """Move the share's still-scheduled deliveries to a new time."""
     _share_id(share_id)
-    service.reschedule(ctx.rt, share_id, body.at, body.tz or None)
+    service.reschedule(ctx.rt, share_id, body.at, body.tz or None, actor=who.actor)
     return JSONResponse(service.get_share(ctx.rt, share_id).to_json())
 
 
@@ -141,7 +143,7 @@ def reschedule(share_id: str, body: s.RescheduleRequest, ctx: Ctx, who: Editor) 
 def cancel_share(share_id: str, ctx: Ctx, who: Editor) -> dict:
     """Cancel the deliveries that have not started sending; says which were already out."""
     _share_id(share_id)
-    result = service.cancel(ctx.rt, share_id)
+    result = service.cancel(ctx.rt, share_id, actor=who.actor)
     return {"cancelled": result.cancelled, "not_cancelled": result.not_cancelled}
 
 
@@ -154,7 +156,7 @@ def get_delivery(delivery_id: str, ctx: Ctx, who: Reader) -> JSONResponse:
              responses={**ERRORS, **NOT_FOUND, **CONFLICT})
 def retry(delivery_id: str, ctx: Ctx, who: Editor, body: s.RetryRequest | None = None) -> JSONResponse:
     """Send a failed or needs_review delivery again (needs_review: ``{"confirm": true}``)."""
-    d = service.retry(ctx.rt, delivery_id, confirmed=bool(body and body.confirm))
+    d = service.retry(ctx.rt, delivery_id, confirmed=bool(body and body.confirm), actor=who.actor)
     return JSONResponse(d.to_json())
 
 
@@ -162,7 +164,7 @@ def retry(delivery_id: str, ctx: Ctx, who: Editor, body: s.RetryRequest | None =
 def cancel_delivery(delivery_id: str, ctx: Ctx, who: Editor) -> dict:
     if not delivery_id.startswith("dl_"):
         raise NotFound(f"no delivery with id {delivery_id!r}")
-    result = service.cancel(ctx.rt, delivery_id)
+    result = service.cancel(ctx.rt, delivery_id, actor=who.actor)
     return {"cancelled": result.cancelled, "not_cancelled": result.not_cancelled}
 
 
@@ -170,7 +172,7 @@ def cancel_delivery(delivery_id: str, ctx: Ctx, who: Editor) -> dict:
              responses={**ERRORS, **NOT_FOUND, **CONFLICT})
 def mark_posted(delivery_id: str, ctx: Ctx, who: Editor, body: s.PostedRequest | None = None) -> JSONResponse:
     """Close a needs_review delivery: an editor checked the account and the post is out."""
-    d = service.mark_posted(ctx.rt, delivery_id, body.url if body and body.url else None)
+    d = service.mark_posted(ctx.rt, delivery_id, body.url if body and body.url else None, actor=who.actor)
     return JSONResponse(d.to_json())
 
 

@@ -28,7 +28,7 @@ from ..config import Settings, load_settings
 from ..errors import ArticleError, BrokerUnavailable, ComposeError, ConfigError, FetchError, InputError, NotFound
 from ..redact import redact
 from ..runtime import Runtime
-from . import actions, api, i18n, pages, present, sse
+from . import actions, api, approvals, i18n, pages, present, sse
 from . import metrics as metrics_route
 from .auth import LoginRequired, WebContext, identify
 from .sessions import LoginLimiter, Sessions
@@ -68,6 +68,7 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
     app.state.sse = sse.StreamLimits(web.sse_per_user, web.sse_total)
     for router in (api.health, metrics_route.router, api.router, sse.router, pages.router, actions.router):
         app.include_router(router)
+    approvals.install(app)  # sign-off, audit log, tokens (sharer/web/approvals.py)
     _errors(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=web.max_body_bytes)  # outermost of ours: before auth and parsing

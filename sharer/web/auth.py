@@ -12,6 +12,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 
+from ..actor import Actor
+from ..roles import Permission
 from ..runtime import Runtime
 from .sessions import SESSION_COOKIE, LoginLimiter, Sessions, same_token
 from .settings import User, WebSettings
@@ -40,10 +42,18 @@ class Principal:
     via: str  # "session" or "token"
     csrf: str | None = None  # the session's CSRF token (None for bearer tokens)
     session_id: str | None = None
+    token_name: str | None = None  # the API token's label (else its id)
 
     @property
     def can_write(self) -> bool:
         return self.user.can_write
+
+    @property
+    def actor(self) -> Actor:
+        """Who the service records: the dashboard user, or "<user> (token <name>)"."""
+        if self.via == "token":
+            return Actor.token(self.user.name, self.token_name or "?")
+        return Actor.web(self.user.name)
 
 
 class LoginRequired(Exception):
@@ -64,8 +74,9 @@ def identify(request: Request, ctx: WebContext) -> Principal | None:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        user = ctx.web.user(ctx.tokens.user_for(token.strip()))
-        return Principal(user, "token") if user else None
+        info = ctx.tokens.identify(token.strip())
+        user = ctx.web.user(info.user if info else None)
+        return Principal(user, "token", token_name=info.name) if user and info else None
     session = ctx.sessions.get(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
@@ -85,10 +96,28 @@ def api_reader(request: Request, ctx: Ctx) -> Principal:
     return who
 
 
-def api_editor(who: Annotated[Principal, Depends(api_reader)]) -> Principal:
-    if not who.can_write:
-        raise HTTPException(403, f"user {who.user.name!r} is a viewer; only editors may do this")
+def _require(who: Principal, permission: Permission) -> Principal:
+    if not who.user.can(permission):
+        needed = {Permission.SHARE: "editors", Permission.APPROVE: "approvers",
+                  Permission.AUDIT: "approvers and admins", Permission.ADMIN: "admins"}.get(permission, "others")
+        raise HTTPException(403, f"user {who.user.name!r} is a {who.user.role}; only {needed} may do this")
     return who
+
+
+def api_editor(who: Annotated[Principal, Depends(api_reader)]) -> Principal:
+    return _require(who, Permission.SHARE)
+
+
+def api_approver(who: Annotated[Principal, Depends(api_reader)]) -> Principal:
+    return _require(who, Permission.APPROVE)
+
+
+def api_auditor(who: Annotated[Principal, Depends(api_reader)]) -> Principal:
+    return _require(who, Permission.AUDIT)
+
+
+def api_admin(who: Annotated[Principal, Depends(api_reader)]) -> Principal:
+    return _require(who, Permission.ADMIN)
 
 
 def page_reader(request: Request, ctx: Ctx) -> Principal:
@@ -99,9 +128,15 @@ def page_reader(request: Request, ctx: Ctx) -> Principal:
 
 
 def page_editor(who: Annotated[Principal, Depends(page_reader)]) -> Principal:
-    if not who.can_write:
-        raise HTTPException(403, f"user {who.user.name!r} is a viewer; only editors may do this")
-    return who
+    return _require(who, Permission.SHARE)
+
+
+def page_approver(who: Annotated[Principal, Depends(page_reader)]) -> Principal:
+    return _require(who, Permission.APPROVE)
+
+
+def page_auditor(who: Annotated[Principal, Depends(page_reader)]) -> Principal:
+    return _require(who, Permission.AUDIT)
 
 
 async def checked_form(request: Request, who: Principal) -> dict[str, list[str]]:
@@ -125,3 +160,8 @@ Reader = Annotated[Principal, Depends(api_reader)]
 Editor = Annotated[Principal, Depends(api_editor)]
 PageReader = Annotated[Principal, Depends(page_reader)]
 PageEditor = Annotated[Principal, Depends(page_editor)]
+Approver = Annotated[Principal, Depends(api_approver)]
+Auditor = Annotated[Principal, Depends(api_auditor)]
+Admin = Annotated[Principal, Depends(api_admin)]
+PageApprover = Annotated[Principal, Depends(page_approver)]
+PageAuditor = Annotated[Principal, Depends(page_auditor)]

@@ -91,8 +91,9 @@ def user_group() -> None:
 
 @user_group.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["editor", "viewer"]), required=True,
-              help="editor: share, retry, cancel; viewer: read only.")
+@click.option("--role", type=click.Choice(["viewer", "editor", "approver", "admin"]), required=True,
+              help="viewer: read only; editor: share, retry, cancel; approver: also approve/reject; "
+                   "admin: also API tokens.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (no prompt).")
 @_errors
 def add(name: str, role: str, password_stdin: bool) -> None:
@@ -126,20 +127,21 @@ def list_users(ctx: click.Context) -> None:
     users = parse_users(rt.settings)
     demo = set(demo_users(users.values()))
     for u in users.values():
-        click.echo(f"{u.name:20} {u.role:7} {'(demo user: loopback only)' if u.name in demo else ''}".rstrip())
+        click.echo(f"{u.name:20} {u.role:8} {'(demo user: loopback only)' if u.name in demo else ''}".rstrip())
     tokens = Tokens(rt.redis, rt.settings.prefix).list()
     if tokens:
-        click.echo("\nTOKEN ID      USER                 CREATED                   LAST USED")
+        click.echo("\nTOKEN ID      USER                 NAME             CREATED                   LAST USED")
     for t in tokens:
         gone = "" if t.user in users else "  (user no longer in the config: refused)"
-        click.echo(f"{t.id:13} {t.user:20} {t.created_at:25} {t.last_used or '-'}{gone}")
+        click.echo(f"{t.id:13} {t.user:20} {t.label or '-':16} {t.created_at:25} {t.last_used or '-'}{gone}")
 
 
 @user_group.command("token")
 @click.argument("name")
+@click.option("--name", "label", help="A name for the token (e.g. ci-bot), shown in the audit log.")
 @click.pass_context
 @_errors
-def token(ctx: click.Context, name: str) -> None:
+def token(ctx: click.Context, name: str, label: str | None) -> None:
     """Create an API token for NAME (printed once; store it like a password)."""
     from ..runtime import get_runtime
     from .settings import parse_users
@@ -148,7 +150,9 @@ def token(ctx: click.Context, name: str) -> None:
     rt = get_runtime(_config(ctx))
     if name not in parse_users(rt.settings):
         raise InputError("NAME", f"no user {name!r} in {rt.settings.path} (add one with: sharer user add)")
-    token_id, value = Tokens(rt.redis, rt.settings.prefix).create(name)
+    token_id, value = Tokens(rt.redis, rt.settings.prefix).create(name, label)
+    _audit(rt, "token_create", f"created token {label or token_id} for {name}",
+           {"token_id": token_id, "for": name, "name": label})
     click.echo(value)
     click.echo(f"# token {token_id} for {name}: send it as 'Authorization: Bearer <token>'; "
                f"revoke with: sharer user revoke-token {token_id}", err=True)
@@ -164,6 +168,18 @@ def revoke_token(ctx: click.Context, token_id: str) -> None:
     from .users import Tokens
 
     rt = get_runtime(_config(ctx))
-    if not Tokens(rt.redis, rt.settings.prefix).revoke(token_id):
+    tokens = Tokens(rt.redis, rt.settings.prefix)
+    info = tokens.get(token_id)
+    if info is None or not tokens.revoke(token_id):
         raise NotFound(f"no token with id {token_id!r}")
+    _audit(rt, "token_revoke", f"revoked token {info.label or token_id} for {info.user}",
+           {"token_id": token_id, "for": info.user, "name": info.label})
     click.echo(f"token {token_id} revoked")
+
+
+def _audit(rt, action: str, detail: str, data: dict) -> None:
+    from ..actor import Actor
+    from ..store.audit import AuditAction, AuditEntry
+
+    actor = Actor.cli()
+    rt.audit.record(AuditEntry(AuditAction(action), actor.name, actor.user, detail, None, None, data))

@@ -19,6 +19,7 @@ STATUS_WORDS = {
     "queued": N_("queued"), "scheduled": N_("scheduled"), "sending": N_("sending"), "retrying": N_("retrying"),
     "delivered": N_("delivered"), "failed": N_("failed"), "cancelled": N_("cancelled"),
     "unknown": N_("unknown"), "needs_review": N_("needs review"),
+    "awaiting_approval": N_("waiting for approval"), "rejected": N_("rejected"),
 }
 STATUS_HELP = {
     "queued": N_("waiting for a worker"), "scheduled": N_("will be sent at its time"),
@@ -26,6 +27,8 @@ STATUS_HELP = {
     "delivered": N_("the post is out"), "failed": N_("gave up; nothing was published"),
     "cancelled": N_("cancelled before it was sent"), "unknown": N_("state unknown"),
     "needs_review": N_("may or may not have been published: check the account"),
+    "awaiting_approval": N_("an approver must sign off before it is sent"),
+    "rejected": N_("an approver sent it back: revise and resubmit"),
 }
 PUBLISH_MODES = {"mass": N_("mass send (群发, notifies followers)"), "publish": N_("publish (发布, no notification)"),
                  "draft": N_("save as draft only")}

@@ -97,6 +97,21 @@ class Event(BaseModel):
     status: str
     attempt: int
     message: str
+    actor: str | None = Field(None, description="who caused it: a user, 'user (token name)', "
+                                                "'cli:<os user>@<host>', scheduler, sweeper or worker")
+
+
+class ApprovalOut(BaseModel):
+    """A delivery's sign-off (null when its account needs none)."""
+
+    state: str = Field(description="pending, approved or rejected")
+    version: int
+    submitted_by: str
+    submitted_at: str | None
+    decided_by: str | None
+    decided_at: str | None
+    reason: str | None = Field(description="a rejection's reason")
+    edited: bool = Field(description="the approver changed the text; `post` is the approved version")
 
 
 class DeliveryOut(BaseModel):
@@ -120,6 +135,7 @@ class DeliveryOut(BaseModel):
     created_at: str
     updated_at: str
     post: dict[str, Any] | None
+    approval: ApprovalOut | None = None
     events: list[Event]
 
 
@@ -205,6 +221,7 @@ class AccountOut(BaseModel):
     last_success: Outcome | None
     last_failure: Outcome | None
     credentials: CredentialState | None = Field(description="present with ?check=true")
+    requires_approval: bool = Field(False, description="shares to it wait for an approver's sign-off")
 
 
 class AccountList(BaseModel):

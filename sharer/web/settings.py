@@ -21,16 +21,16 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..config import Secret, Settings, _CredentialResolver
 from ..errors import ConfigError
+from ..roles import ROLES, Permission, can
 from .i18n import DEFAULT as DEFAULT_LANGUAGE
 from .i18n import LANGUAGES, normalise
 
-ROLES = ("editor", "viewer")
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
 # The passwords of the shipped config's demo users (docs/web.md). Loopback only, enforced.
 DEMO_PASSWORDS = ("demo-editor", "demo-viewer")
 _WEB_KEYS = {"secret_key", "host", "port", "session_hours", "trusted_proxies", "language", "max_body_bytes",
-             "sse_per_user", "sse_total"}
+             "sse_per_user", "sse_total", "public_url"}
 DEFAULT_MAX_BODY = 8 * 1024 * 1024  # a 5 MB article upload or a 2 MB body with the form around it
 _USER_KEYS = {"role", "password_hash"}
 
@@ -41,9 +41,24 @@ class User:
     role: str
     password_hash: str
 
+    def can(self, permission: Permission) -> bool:
+        return can(self.role, permission)
+
     @property
     def can_write(self) -> bool:
-        return self.role == "editor"
+        return self.can(Permission.SHARE)
+
+    @property
+    def can_approve(self) -> bool:
+        return self.can(Permission.APPROVE)
+
+    @property
+    def can_audit(self) -> bool:
+        return self.can(Permission.AUDIT)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.can(Permission.ADMIN)
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,7 @@ def parse_users(settings: Settings) -> dict[str, User]:
             raise ConfigError(f"{p}: {where}.{unknown[0]}: unknown key (expected one of: role, password_hash)")
         role = table.get("role")
         if role not in ROLES:
-            raise ConfigError(f"{p}: {where}.role: must be \"editor\" or \"viewer\", got {role!r}")
+            raise ConfigError(f"{p}: {where}.role: must be one of {', '.join(ROLES)}, got {role!r}")
         pw_hash = table.get("password_hash")
         if not isinstance(pw_hash, str) or not pw_hash.startswith("$argon2id$"):
             raise ConfigError(f"{p}: {where}.password_hash: must be an argon2id hash "

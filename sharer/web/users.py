@@ -1,6 +1,7 @@
 """Passwords (argon2id) and API bearer tokens (random, stored hashed in Redis, revocable).
 
 Users live in the config, never in Redis: who may sign in is reviewed like the rest of the config.
+Roles (``viewer``, ``editor``, ``approver``, ``admin``) are defined in ``sharer.roles``.
 Tokens are per user and carry no role of their own: a token's rights are its user's current role, and a
 user removed from the config takes their tokens' rights away at once.
 """
@@ -11,6 +12,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,8 +22,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from redis import Redis
 
 from ..clock import iso
+from ..errors import InputError
 
 TOKEN_PREFIX = "shr_"
+TOKEN_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _hasher = PasswordHasher()  # argon2id, the library's current RFC 9106 defaults
 
 
@@ -48,6 +52,11 @@ class TokenInfo:
     user: str
     created_at: str
     last_used: str | None = None
+    label: str | None = None  # a name for the token ("ci-bot"): the audit log shows it
+
+    @property
+    def name(self) -> str:
+        return self.label or self.id
 
 
 class Tokens:
@@ -63,10 +72,12 @@ class Tokens:
     def _index(self) -> str:
         return f"{self.prefix}:web:tokens"
 
-    def create(self, user: str) -> tuple[str, str]:
+    def create(self, user: str, label: str | None = None) -> tuple[str, str]:
         """A new token for ``user``: (token id, the token — shown once, never stored)."""
+        if label is not None and not TOKEN_LABEL.match(label):
+            raise InputError("name", "a token name is letters, digits, '_', '.', '-' (at most 64)")
         token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        record = {"user": user, "digest": _digest(secret), "created_at": iso()}
+        record = {"user": user, "digest": _digest(secret), "created_at": iso(), "label": label}
         pipe = self.r.pipeline(transaction=True)
         pipe.set(self._key(token_id), json.dumps(record))
         pipe.zadd(self._index, {token_id: time.time()})
@@ -75,6 +86,11 @@ class Tokens:
 
     def user_for(self, token: str) -> str | None:
         """The user a presented token belongs to, or None (malformed, unknown, revoked)."""
+        info = self.identify(token)
+        return info.user if info else None
+
+    def identify(self, token: str) -> TokenInfo | None:
+        """The presented token's record (user, id, label), or None (malformed, unknown, revoked)."""
         if not token.startswith(TOKEN_PREFIX):
             return None
         token_id, sep, secret = token[len(TOKEN_PREFIX):].partition("_")
@@ -89,7 +105,15 @@ class Tokens:
         if not record.get("last_used") or time.time() - record.get("_used", 0) > 60:  # cheap: once a minute
             record.update(last_used=iso(), _used=time.time())
             self.r.set(self._key(token_id), json.dumps(record), xx=True)
-        return str(record["user"])
+        return TokenInfo(token_id, str(record["user"]), record.get("created_at", ""), record.get("last_used"),
+                         record.get("label"))
+
+    def get(self, token_id: str) -> TokenInfo | None:
+        raw = self.r.get(self._key(token_id)) if token_id.isalnum() and len(token_id) <= 32 else None
+        if raw is None:
+            return None
+        rec = json.loads(raw)
+        return TokenInfo(token_id, rec["user"], rec.get("created_at", ""), rec.get("last_used"), rec.get("label"))
 
     def revoke(self, token_id: str) -> bool:
         pipe = self.r.pipeline(transaction=True)
@@ -105,7 +129,8 @@ class Tokens:
                 continue
             rec = json.loads(raw)
             if user is None or rec.get("user") == user:
-                out.append(TokenInfo(token_id, rec["user"], rec.get("created_at", ""), rec.get("last_used")))
+                out.append(TokenInfo(token_id, rec["user"], rec.get("created_at", ""), rec.get("last_used"),
+                                     rec.get("label")))
         return out
 
 

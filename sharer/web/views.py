@@ -112,7 +112,7 @@ def account_rows(rt: Runtime, check: bool) -> list[dict[str, Any]]:
             "limit": int(cls.limit), "unit": cls.unit,
             "rate_limit": {"count": rate[0], "per_seconds": rate[1]} if rate else None,
             "timezone": a.timezone, "last_success": _outcome(ok), "last_failure": _outcome(bad),
-            "credentials": checks.get(a.name),
+            "credentials": checks.get(a.name), "requires_approval": rt.settings.needs_approval(a.name),
         })
     return rows
 

@@ -1,0 +1,167 @@
+"""The delivery log's Lua scripts. Each starts with ``MOVE_PRELUDE`` (generated from ``TRANSITIONS``),
+so every status change any script makes goes through the same checked ``move``.
+
+Scripts are data here; ``deliveries.py`` registers them and decodes their answers into typed results.
+"""
+
+from __future__ import annotations
+
+from .states import MOVE_PRELUDE
+
+# One compare-and-set status change (or a field update when the status stays).
+# KEYS[1] delivery hash, KEYS[2] its event list
+# ARGV: 1 status-index prefix, 2 allowed current statuses ("a,b", or "*": any, and the table is not
+#       consulted — a repair hatch for tests and operators), 3 new status ("" = keep), 4 now iso,
+#       5 message, 6 fencing token ("" = none), 7 fields json, 8 "1" to bump attempts, 9 events channel,
+#       10 TTL seconds for a settled record, 11 actor
+TRANSITION = MOVE_PRELUDE + """
+local c = {prefix = ARGV[1], chan = ARGV[9], now = ARGV[4], ttl = ARGV[10], actor = ARGV[11]}
+local h = KEYS[1]
+local cur = redis.call('HGET', h, 'status')
+if not cur then return {'missing', ''} end
+local forced = ARGV[2] == '*'
+if not forced then
+  local ok = false
+  for s in string.gmatch(ARGV[2], '[^,]+') do if s == cur then ok = true end end
+  if not ok then return {'conflict', cur} end
+end
+if ARGV[6] ~= '' and redis.call('HGET', h, 'attempts') ~= ARGV[6] then return {'stale', cur} end
+local new = ARGV[3]
+if new == '' then new = cur end
+if not forced and not can_move(cur, new) then return {'illegal', cur} end
+local fields = cjson.decode(ARGV[7])
+for k, v in pairs(fields) do
+  if v == false then redis.call('HDEL', h, k) else redis.call('HSET', h, k, tostring(v)) end
+end
+local attempts = move(c, h, KEYS[2], cur, new, ARGV[5], ARGV[8] == '1', forced)
+return {'ok', tostring(attempts)}
+"""
+
+# Claim a delivery for sending: queued/retrying -> sending with a lease and a new attempt number.
+# KEYS[3] the account's rate-limit log ("" = no limit)
+# ARGV: 1 status-index prefix, 2 now epoch, 3 now iso, 4 lease seconds, 5 channel, 6 share key prefix,
+#       7 rate count, 8 rate period seconds, 9 a unique member for this send,
+#       10 the schedule version the task was sent for ("" = any)
+CLAIM = MOVE_PRELUDE + """
+local c = {prefix = ARGV[1], chan = ARGV[5], now = ARGV[3], actor = 'worker'}
+local h = KEYS[1]
+local cur = redis.call('HGET', h, 'status')
+if not cur then return {'missing', ''} end
+local now = tonumber(ARGV[2])
+if ARGV[10] ~= '' and (redis.call('HGET', h, 'version') or '0') ~= ARGV[10] then return {'stale', cur} end
+-- belt and braces: a post waiting for (or refused) sign-off is never sent, whatever its status says
+local approval = redis.call('HGET', h, 'approval_state')
+if approval == 'pending' or approval == 'rejected' then return {'unapproved', approval} end
+if cur == 'queued' or cur == 'retrying' then
+  local not_before = tonumber(redis.call('HGET', h, 'not_before') or '0')
+  if not_before > now then return {'early', tostring(not_before)} end
+  -- the account's shared rate limit: a sliding-window log of send times (exact: never more than
+  -- ARGV[7] sends in any ARGV[8] seconds, whatever the number of workers)
+  if KEYS[3] ~= '' then
+    local limit, period = tonumber(ARGV[7]), tonumber(ARGV[8])
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - period)
+    if redis.call('ZCARD', KEYS[3]) >= limit then
+      local oldest = tonumber(redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2])
+      local wait_until = oldest + period
+      redis.call('HSET', h, 'not_before', tostring(wait_until))
+      return {'limited', tostring(wait_until - now)}
+    end
+    redis.call('ZADD', KEYS[3], now, ARGV[9])
+    redis.call('EXPIRE', KEYS[3], math.ceil(period) + 60)
+  end
+  local attempts = move(c, h, KEYS[2], cur, 'sending', 'sending', true)
+  redis.call('HSET', h, 'lease_until', tostring(now + tonumber(ARGV[4])))
+  -- hand back the record and its share's article: the worker needs nothing else to compose
+  local article = redis.call('HGET', ARGV[6] .. redis.call('HGET', h, 'share_id'), 'article') or ''
+  return {'ok', tostring(attempts), redis.call('HGETALL', h), article}
+end
+if cur == 'sending' then
+  local lease = tonumber(redis.call('HGET', h, 'lease_until') or '0')
+  if lease > now then return {'busy', tostring(lease)} end
+  move(c, h, KEYS[2], cur, 'unknown',
+       'the worker sending this post stopped answering (lease expired); checking the platform', false)
+  return {'expired', ''}
+end
+return {'skip', cur}
+"""
+
+# A sign-off decision over all of a share's deliveries at once, so two approvers (or an approver and a
+# cancel) can never split a share between them: approve, reject, or resubmit (after a rejection).
+# KEYS[1] the schedule, then per delivery: hash, event list
+# ARGV: 1 status-index prefix, 2 channel, 3 now iso, 4 actor (shown), 5 actor's user, 6 action,
+#       7 expected approval version ("" = the current one), 8 fields json {delivery id: {field: value}},
+#       9 reason / note, 10 now epoch, 11 TTL, 12 "1" = four-eyes (nobody approves their own share)
+DECIDE = MOVE_PRELUDE + """
+local c = {prefix = ARGV[1], chan = ARGV[2], now = ARGV[3], actor = ARGV[4], ttl = ARGV[11]}
+local action, now = ARGV[6], tonumber(ARGV[10])
+local extra = cjson.decode(ARGV[8])
+local eligible, seen = {}, {}
+for i = 2, #KEYS, 2 do
+  local h = KEYS[i]
+  local cur = redis.call('HGET', h, 'status')
+  local ap = redis.call('HGET', h, 'approval_state')
+  if cur then
+    table.insert(seen, cur)
+    local ok
+    if action == 'resubmit' then ok = cur == 'rejected'
+    else ok = ap == 'pending' and (cur == 'awaiting_approval' or cur == 'needs_review') end
+    if ok and ARGV[7] ~= '' and (redis.call('HGET', h, 'approval_version') or '1') ~= ARGV[7] then
+      return {'stale', redis.call('HGET', h, 'approval_version') or '1'}
+    end
+    if ok and action ~= 'resubmit' and ARGV[12] == '1' and redis.call('HGET', h, 'submitted_by') == ARGV[5] then
+      return {'self', ARGV[5]}
+    end
+    if ok then table.insert(eligible, {i, cur}) end
+  end
+end
+if #eligible == 0 then return {'conflict', table.concat(seen, ',')} end
+local out = {}
+for _, e in ipairs(eligible) do
+  local i, cur = e[1], e[2]
+  local h, ev = KEYS[i], KEYS[i + 1]
+  local id = redis.call('HGET', h, 'id')
+  for k, v in pairs(extra[id] or {}) do
+    if v == false then redis.call('HDEL', h, k) else redis.call('HSET', h, k, tostring(v)) end
+  end
+  local version = redis.call('HGET', h, 'approval_version') or '1'
+  local edited = extra[id] and extra[id]['override'] ~= nil
+  local new, msg
+  if action == 'approve' then
+    local due = tonumber(redis.call('HGET', h, 'scheduled_for') or '')
+    redis.call('HSET', h, 'approval_state', 'approved', 'decided_by', ARGV[4], 'decided_at', ARGV[3])
+    redis.call('HDEL', h, 'approval_reason')
+    msg = 'approved by ' .. ARGV[4] .. ' (version ' .. version .. ')'
+    if edited then msg = msg .. ' with the text edited' end
+    if cur == 'awaiting_approval' and due then
+      new = 'scheduled'
+      redis.call('ZADD', KEYS[1], due, id)
+    else
+      new = 'queued'
+      if cur == 'needs_review' then msg = msg .. ' after its slot had passed; sending now' end
+    end
+  elseif action == 'reject' then
+    new = 'rejected'
+    redis.call('HSET', h, 'approval_state', 'rejected', 'decided_by', ARGV[4], 'decided_at', ARGV[3],
+               'approval_reason', ARGV[9])
+    msg = 'rejected by ' .. ARGV[4] .. ': ' .. ARGV[9]
+  else
+    new = 'awaiting_approval'
+    version = tostring(tonumber(version) + 1)
+    redis.call('HSET', h, 'approval_state', 'pending', 'approval_version', version, 'submitted_by', ARGV[5],
+               'submitted_by_name', ARGV[4], 'submitted_at', ARGV[3])
+    redis.call('HDEL', h, 'decided_by', 'decided_at', 'approval_reason', 'error', 'error_kind')
+    msg = 'resubmitted by ' .. ARGV[4] .. ' as version ' .. version .. '; waiting for approval'
+    local due = tonumber(redis.call('HGET', h, 'scheduled_for') or '')
+    if due and due > now then
+      redis.call('ZADD', KEYS[1], due, id)
+    elseif due then  -- its slot passed while it was rejected: it goes out when approved
+      redis.call('HDEL', h, 'scheduled_for')
+      msg = msg .. ' (its slot has passed: it will be sent when approved)'
+    end
+    if ARGV[9] ~= '' then msg = msg .. ': ' .. ARGV[9] end
+  end
+  move(c, h, ev, cur, new, msg, false)
+  table.insert(out, {id, new, redis.call('HGET', h, 'account') or '', version})
+end
+return {'ok', out}
+"""

@@ -15,6 +15,7 @@ from typing import Any
 from redis import Redis
 
 from ..clock import iso, ms, now
+from . import titles
 from .keys import Keys
 
 TERMINAL = ("delivered", "failed", "cancelled")
@@ -269,13 +270,14 @@ class DeliveryStore:
     # --- writing ---------------------------------------------------------------------------------
 
     def create_share(self, share: dict[str, Any], deliveries: list[dict[str, Any]], status: str = "queued",
-                     message: str = "queued") -> list[Delivery]:
+                     message: str = "queued", *, at: float | None = None) -> list[Delivery]:
         """Write a share and its deliveries in one MULTI/EXEC: all of it exists, or none.
 
         Records get their Redis TTL (retention + 1 day, a backstop for the purge) when they settle.
+        ``at`` backdates the creation (imports and benchmarks); default now.
         """
         created_records: list[Delivery] = []
-        t = now()
+        t = now() if at is None else at
         created = iso(t)
         member_ms = f"{ms(t):013d}"
         ttl = self.retention + 86400  # backstop; `purge` removes index entries on time
@@ -284,6 +286,8 @@ class DeliveryStore:
         pipe.hset(share_key, mapping={**{k: _enc(v) for k, v in share.items()}, "created_at": created})
         pipe.expire(share_key, ttl)
         pipe.zadd(self.k.shares_index, {f"{member_ms}:{share['id']}": 0})
+        titles.add(pipe, self.k, f"{member_ms}:{share['id']}", str(share.get("title") or ""))
+        scheduled = False
         for d in deliveries:
             d = dict(d)
             text = d.pop("message", message)
@@ -296,6 +300,7 @@ class DeliveryStore:
             created_records.append(Delivery.from_hash({k: str(v) for k, v in fields.items()}, [ev]))
             if st == "scheduled":  # the dispatcher's queue: score = due time
                 pipe.zadd(self.k.schedule, {d["id"]: float(d["scheduled_for"])})
+                scheduled = True
             pipe.rpush(self.k.events(d["id"]), ev)
             if st in TERMINAL:
                 pipe.expire(self.k.delivery(d["id"]), ttl)
@@ -303,6 +308,9 @@ class DeliveryStore:
             pipe.zadd(self.k.all_index, {member: 0})
             pipe.zadd(self.k.status_index(st), {member: 0})
             pipe.zadd(self.k.account_index(d["account"]), {member: 0})
+        if scheduled:  # a dispatcher asleep until a later entry wakes up and looks again
+            pipe.lpush(self.k.schedule_wake, "1")
+            pipe.ltrim(self.k.schedule_wake, 0, 0)
         pipe.execute()
         return created_records
 
@@ -445,6 +453,8 @@ class DeliveryStore:
         """Delete deliveries and shares created before ``older_than`` (epoch seconds), indexes included."""
         cutoff = f"({ms(older_than):013d}"
         removed = 0
+        if not self.r.exists(self.k.title_index_version):  # a log older than the title index
+            titles.backfill(self.r, self.k)
         while True:
             members = [_s(m) for m in self.r.zrange(self.k.all_index, "-", cutoff, bylex=True, offset=0, num=batch)]
             if not members:
@@ -469,10 +479,16 @@ class DeliveryStore:
             members = [_s(m) for m in self.r.zrange(self.k.shares_index, "-", cutoff, bylex=True, offset=0, num=batch)]
             if not members:
                 break
-            pipe = self.r.pipeline(transaction=True)
+            pipe = self.r.pipeline(transaction=False)
             for m in members:
+                pipe.hget(self.k.share(m.split(":", 1)[1]), "title")
+            names = pipe.execute()
+            pipe = self.r.pipeline(transaction=True)
+            for m, title in zip(members, names):
                 pipe.delete(self.k.share(m.split(":", 1)[1]))
                 pipe.zrem(self.k.shares_index, m)
+                if title is not None:
+                    titles.remove(pipe, self.k, m, _s(title))
             pipe.execute()
         return removed
 

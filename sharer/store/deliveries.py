@@ -270,18 +270,21 @@ class DeliveryStore:
     # --- writing ---------------------------------------------------------------------------------
 
     def create_share(self, share: dict[str, Any], deliveries: list[dict[str, Any]], status: str = "queued",
-                     message: str = "queued", *, at: float | None = None) -> list[Delivery]:
+                     message: str = "queued", *, at: float | None = None, pipe: Any = None) -> list[Delivery]:
         """Write a share and its deliveries in one MULTI/EXEC: all of it exists, or none.
 
         Records get their Redis TTL (retention + 1 day, a backstop for the purge) when they settle.
-        ``at`` backdates the creation (imports and benchmarks); default now.
+        ``at`` backdates the creation (imports and benchmarks); default now. With ``pipe`` (bulk
+        imports) the commands are queued on the caller's pipeline, which executes them.
         """
         created_records: list[Delivery] = []
         t = now() if at is None else at
         created = iso(t)
         member_ms = f"{ms(t):013d}"
         ttl = self.retention + 86400  # backstop; `purge` removes index entries on time
-        pipe = self.r.pipeline(transaction=True)
+        own = pipe is None
+        if own:
+            pipe = self.r.pipeline(transaction=True)
         share_key = self.k.share(share["id"])
         pipe.hset(share_key, mapping={**{k: _enc(v) for k, v in share.items()}, "created_at": created})
         pipe.expire(share_key, ttl)
@@ -311,7 +314,8 @@ class DeliveryStore:
         if scheduled:  # a dispatcher asleep until a later entry wakes up and looks again
             pipe.lpush(self.k.schedule_wake, "1")
             pipe.ltrim(self.k.schedule_wake, 0, 0)
-        pipe.execute()
+        if own:
+            pipe.execute()
         return created_records
 
     def transition(self, delivery_id: str, allowed: Iterable[str] | str, new: str | None, message: str,

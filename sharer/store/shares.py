@@ -84,18 +84,21 @@ def query_shares(store: DeliveryStore, flt: ShareFilter, *, limit: int = 20, cur
     low = f"[{ms(flt.since):013d}" if flt.since is not None else "-"
     walk = _Walk(store, flt, limit, cursor, scan_budget)
     toks = titles.query_tokens(flt.q) if flt.q else set()
-    if toks and titles.ready(store.r, store.k):
-        key = titles.candidates_key(store.r, store.k, toks, fresh=cursor is None)
-        return walk.shares(key, high, low)
     deliveries = [store.k.status_index(flt.status)] if flt.status else []
     if flt.account:
         deliveries.append(store.k.account_index(flt.account))
-    if deliveries:
-        pipe = store.r.pipeline(transaction=False)
-        for key in deliveries:
-            pipe.zcard(key)
-        sizes = pipe.execute()
-        return walk.deliveries(min(zip(sizes, deliveries))[1], high, low)
+    pipe = store.r.pipeline(transaction=False)
+    for key in deliveries:
+        pipe.zcard(key)
+    smallest = min(zip(pipe.execute(), deliveries)) if deliveries else None
+    if toks and titles.ready(store.r, store.k):
+        key = titles.candidates_key(store.r, store.k, toks, fresh=cursor is None)
+        # a share has ~3 deliveries: walk whichever index holds fewer shares
+        if smallest is None or store.r.zcard(key) * 3 <= smallest[0]:
+            return walk.shares(key, high, low)
+    # a filter most deliveries match (``delivered``) is cheaper checked along the shares index
+    if smallest is not None and smallest[0] < store.r.zcard(store.k.shares_index):
+        return walk.deliveries(smallest[1], high, low)
     return walk.shares(store.k.shares_index, high, low)
 
 
@@ -107,8 +110,11 @@ class _Walk:
         self.found: list[tuple[str, ShareSummary]] = []
         self.plain = not (flt.q or flt.status or flt.account or flt.platform)
 
-    def _load(self, members: list[str]) -> None:
-        """Load these shares (two pipelined round trips) and keep the ones that match."""
+    def _load(self, members: list[str], cap: int | None = None) -> None:
+        """Load these shares and keep the ones that match, at most ``cap`` of them (None: all).
+
+        Title and the delivery filters are checked on a few fields first (one pipelined round trip
+        each); only shares that pass are loaded with their deliveries and events."""
         r, k = self.store.r, self.store.k
         pipe = r.pipeline(transaction=False)
         for m in members:
@@ -122,14 +128,32 @@ class _Walk:
                 continue
             rows.append((m, {"title": title, "url": _s(row[1] or b""), "created_at": _s(row[2] or b"")},
                          json.loads(_s(row[3]))))
-        if self.plain:
-            rows = rows[:self.limit - len(self.found)]
-        loaded = iter(self.store.get_many([i for _, _, ids in rows for i in ids], with_events=True))
-        by_id = {d.id: d for d in loaded}
-        for m, h, ids in rows:
-            summary = _summary(m.split(":", 1)[1], h, [by_id[i] for i in ids if i in by_id])
-            if self.flt.matches(summary):
-                self.found.append((m, summary))
+        f = self.flt
+        if rows and (f.status or f.account or f.platform):
+            pipe = r.pipeline(transaction=False)
+            for _, _, ids in rows:
+                for i in ids:
+                    pipe.hmget(k.delivery(i), "status", "account", "platform")
+            fields = iter(pipe.execute())
+            kept = []
+            for row in rows:
+                ds = [tuple(_s(x) if x is not None else None for x in next(fields)) for _ in row[2]]
+                if ((not f.status or any(d[0] == f.status for d in ds))
+                        and (not f.account or any(d[1] == f.account for d in ds))
+                        and (not f.platform or any(d[2] == f.platform for d in ds))):
+                    kept.append(row)
+            rows = kept
+        start = len(self.found)
+        while rows:
+            take = rows if cap is None else rows[:max(1, cap - (len(self.found) - start))]
+            rows = rows[len(take):]
+            by_id = {d.id: d for d in self.store.get_many([i for _, _, ids in take for i in ids], with_events=True)}
+            for m, h, ids in take:
+                summary = _summary(m.split(":", 1)[1], h, [by_id[i] for i in ids if i in by_id])
+                if self.flt.matches(summary):  # it may have changed since the first look
+                    self.found.append((m, summary))
+            if cap is not None and len(self.found) - start >= cap:
+                return
 
     def _page(self, more: bool) -> tuple[list[ShareSummary], str | None]:
         self.found.sort(key=lambda x: x[0], reverse=True)
@@ -148,15 +172,17 @@ class _Walk:
     def shares(self, index: str, high: str, low: str) -> tuple[list[ShareSummary], str | None]:
         """Walk an index of share members (the shares index or a title candidate set)."""
         r = self.store.r
-        scanned = 0
+        scanned = rounds = 0
         while True:
             need = self.limit - len(self.found)
-            batch = need if self.plain else max(1, min(max(need * 2, 50), self.budget - scanned))
+            grow = min(max(need * 2, 50) * 4 ** rounds, 2000)
+            batch = need if self.plain else max(1, min(grow, self.budget - scanned))
             members = [_s(m) for m in r.zrange(index, high, low, desc=True, bylex=True, offset=0, num=batch)]
             if not members:
                 return self._page(False)
-            self._load(members)
+            self._load(members, cap=need)
             scanned += len(members)
+            rounds += 1
             if len(self.found) >= self.limit:
                 last = self.found[self.limit - 1][0]
                 return self._page(len(self.found) > self.limit or self._more(index, last, low))
@@ -173,7 +199,7 @@ class _Walk:
         seen: set[str] = set()
         scanned = 0
         stop_ms: str | None = None
-        batch = max(self.limit * 4, 100)
+        batch = self.limit + 5  # most entries name a share of their own; grow when they do not
         while True:
             members = [_s(m) for m in r.zrange(index, high, low, desc=True, bylex=True, offset=0, num=batch)]
             if not members:
@@ -205,6 +231,7 @@ class _Walk:
             if len(members) < batch:
                 return self._page(False)
             high = f"({members[-1]}"
+            batch = min(batch * 4, 2000)
 
     def _stop(self, stop_ms: str | None, index: str, low: str) -> tuple[list[ShareSummary], str | None]:
         if len(self.found) >= self.limit:

@@ -2,8 +2,10 @@
 
 Each status notice is read from Redis once and encoded as an SSE ``event: delivery`` block once; every
 stream gets the same string through its own bounded queue (a stream filtered to one share only gets
-that share's). 200 open dashboards therefore cost one pub/sub connection, not 200, and one JSON decode
-per change, not 200.
+that share's). Notices arriving within ``COALESCE`` of each other (a share to ten accounts, a batch of
+scheduled posts) reach each stream as one string, so a burst costs each stream one wake-up and one
+write. 200 open dashboards therefore cost one pub/sub connection, not 200, and one JSON decode per
+change, not 200.
 
 A stream that falls ``QUEUE`` notices behind (a stalled client) is ended rather than buffered without
 bound; the browser reconnects and re-reads. After the hub's own Redis connection drops and comes
@@ -22,7 +24,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 log = logging.getLogger("sharer.web.hub")
 HELLO = "retry: 2000\nevent: hello\ndata: {}\n\n"
-QUEUE = 1000  # notices a stream may be behind before it is ended
+QUEUE = 1000  # bursts a stream may be behind before it is ended
+COALESCE = 0.005  # seconds: notices arriving within this window go to each stream as one write
 CLOSED = ""  # queued to a stream that is ended
 
 
@@ -40,6 +43,8 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Event | None = None
+        self._pending: list[tuple[str | None, str]] = []
+        self._flush_at: asyncio.TimerHandle | None = None
 
     async def subscribe(self, share: str | None = None, timeout: float = 5.0) -> Subscriber:
         """Register a stream; returns once the hub is subscribed, so the stream misses nothing after."""
@@ -62,7 +67,7 @@ class EventHub:
             return
         # first stream, or the app now runs on another event loop (tests): start here
         self._loop, self._ready = loop, asyncio.Event()
-        self.subscribers = set()
+        self.subscribers, self._pending, self._flush_at = set(), [], None
         self._task = loop.create_task(self._run(), name="sharer-event-hub")
 
     async def close(self) -> None:
@@ -104,7 +109,7 @@ class EventHub:
                     pass
 
     def publish_raw(self, data: object) -> None:
-        """Decode one notice and encode it once for every stream."""
+        """Decode one notice and encode it once; it goes out with the rest of its burst."""
         try:
             notice = json.loads(data)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -112,17 +117,37 @@ class EventHub:
         if not isinstance(notice, dict):
             return
         text = f"event: delivery\ndata: {json.dumps(notice, separators=(',', ':'))}\n\n"
-        self._fan_out(notice.get("share"), text)
+        self._pending.append((notice.get("share"), text))
+        if self._flush_at is None:
+            self._flush_at = asyncio.get_running_loop().call_later(COALESCE, self._flush)
+
+    def _flush(self) -> None:
+        """One write per stream per burst: every stream's queue gets the notices joined in one string
+        (built once for all unfiltered streams, once per share for share-filtered ones)."""
+        pending, self._pending, self._flush_at = self._pending, [], None
+        if not pending:
+            return
+        everything = "".join(text for _, text in pending)
+        per_share: dict[str, str] = {}
+        for share, text in pending:
+            if share is not None:
+                per_share[share] = per_share.get(share, "") + text
+        for sub in list(self.subscribers):
+            text = per_share.get(sub.share, "") if sub.share else everything
+            if text:
+                self._put(sub, text)
 
     def _fan_out(self, share: str | None, text: str) -> None:
         for sub in list(self.subscribers):
-            if share is not None and sub.share and sub.share != share:
-                continue
-            try:
-                sub.queue.put_nowait(text)
-            except asyncio.QueueFull:
-                sub.overflowed = True
-                self._end(sub)
+            if share is None or not sub.share or sub.share == share:
+                self._put(sub, text)
+
+    def _put(self, sub: Subscriber, text: str) -> None:
+        try:
+            sub.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            sub.overflowed = True
+            self._end(sub)
 
     def _end(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)

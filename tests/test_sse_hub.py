@@ -101,3 +101,7 @@ def test_every_stream_gets_every_notice_through_one_subscription(hub_site):
         assert [(n["delivery"], n["status"]) for n in got] == expected
         assert all(set(n) == {"delivery", "share", "status", "attempt", "at"} for n in got)
     assert [(n["delivery"], n["status"]) for n in filtered] == [x for x in expected if x[0] == b]
+    deadline = time.time() + 5  # the clients hung up: their streams are gone from the hub
+    while app.state.hub.subscribers and time.time() < deadline:
+        time.sleep(0.1)
+    assert not app.state.hub.subscribers

@@ -25,8 +25,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 log = logging.getLogger("sharer.web.hub")
 HELLO = "retry: 2000\nevent: hello\ndata: {}\n\n"
 QUEUE = 1000  # bursts a stream may be behind before it is ended
-COALESCE = 0.005  # seconds: notices arriving within this window go to each stream as one write
+COALESCE = 0.02  # seconds: notices arriving within this window go to each stream as one write
 CLOSED = ""  # queued to a stream that is ended
+KEEPALIVE = 15.0  # seconds: a comment line to every stream keeps proxies from closing idle ones
+KEEPALIVE_TEXT = ": keepalive\n\n"
 
 
 @dataclass(eq=False)
@@ -41,6 +43,7 @@ class EventHub:
         self.redis_url, self.channel = redis_url, channel
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
+        self._beat: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Event | None = None
         self._pending: list[tuple[str | None, str]] = []
@@ -65,18 +68,29 @@ class EventHub:
         loop = asyncio.get_running_loop()
         if self._task is not None and self._loop is loop and not self._task.done():
             return
+        if self._beat is not None and not self._beat.done() and self._loop is loop:
+            self._beat.cancel()
         # first stream, or the app now runs on another event loop (tests): start here
         self._loop, self._ready = loop, asyncio.Event()
         self.subscribers, self._pending, self._flush_at = set(), [], None
         self._task = loop.create_task(self._run(), name="sharer-event-hub")
+        self._beat = loop.create_task(self._keepalive(), name="sharer-event-hub-keepalive")
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE)
+            for sub in list(self.subscribers):
+                if sub.queue.empty():
+                    self._put(sub, KEEPALIVE_TEXT)
 
     async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        for task in (self._task, self._beat):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
         for sub in list(self.subscribers):
             self._end(sub)
         self._task = None

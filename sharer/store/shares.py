@@ -1,10 +1,12 @@
 """Listing shares, newest first, with filters: what the dashboard's share list and ``GET /api/shares`` show.
 
 Shares are indexed in one lexicographic sorted set (``"<13-digit created ms>:<share id>"``), so time
-order, a date range and the cursor are one ``ZRANGE BYLEX``. The other filters (status, account,
-platform, title) need the share's deliveries, so they are applied while walking the index; a page scans
-at most ``scan_budget`` index entries and then hands back a cursor, so one request never reads the whole
-log however selective the filter.
+order, a date range and the cursor are one ``ZRANGE BYLEX``. A filter starts from the narrowest index
+that serves it — the title index (``titles.py``) for a search, the status or account index for those
+filters (their members carry the same millisecond prefix) — and checks the rest on the candidates.
+Only a filter no index serves (a one-character search, a platform) scans the shares index, at most
+``scan_budget`` entries per request; a page cut short that way still hands back a cursor, so an
+empty page without one always means "nothing more", never "gave up".
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ set on the record's status that also bumps its version and moves the entry, all 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 from ..clock import iso, now
 from .keys import Keys
@@ -170,7 +172,7 @@ class ScheduleStore:
         self.wake(pipe)
         pipe.execute()
 
-    def wake(self, pipe=None) -> None:
+    def wake(self, pipe: Pipeline | None = None) -> None:
         """Tell a dispatcher waiting for a later entry to look again (one token is enough)."""
         p = pipe if pipe is not None else self.r.pipeline(transaction=False)
         p.lpush(self.k.schedule_wake, "1")
@@ -206,11 +208,12 @@ class ScheduleStore:
         out: list[tuple[str, float]] = []
         offset = 0
         while True:
-            rows = self.r.zrangebyscore(self.k.schedule, low, high, start=offset, num=batch, withscores=True)
+            rows: list[Any] = self.r.zrangebyscore(self.k.schedule, low, high, start=offset, num=batch,
+                                                   withscores=True)
             for member, score in rows:
                 did = _s(member)
-                if after is None or (score, did) > after:
-                    out.append((did, score))
+                if after is None or (float(score), did) > after:
+                    out.append((did, float(score)))
             if len(out) >= batch or len(rows) < batch:
                 break
             offset += len(rows)  # a run of entries at the cursor's own due time: skip past it

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
+from redis import Redis
 from redis.client import Pipeline
 
 from .keys import Keys
@@ -69,7 +71,7 @@ def remove(pipe: Pipeline, keys: Keys, member: str, title: str) -> None:
         pipe.zrem(keys.title_index(t), member)
 
 
-def candidates_key(pipe_or_redis, keys: Keys, toks: set[str], fresh: bool) -> str:
+def candidates_key(r: Redis, keys: Keys, toks: set[str], fresh: bool) -> str:
     """The sorted set holding every share that has all ``toks``: the token's own set for one token,
     else an intersection kept for 60 s (recomputed for a first page, reused by its next pages)."""
     ordered = sorted(toks)
@@ -77,7 +79,6 @@ def candidates_key(pipe_or_redis, keys: Keys, toks: set[str], fresh: bool) -> st
         return keys.title_index(ordered[0])
     digest = hashlib.sha1("\x00".join(ordered).encode()).hexdigest()[:20]
     tmp = keys.title_query(digest)
-    r = pipe_or_redis
     if fresh or not r.exists(tmp):
         pipe = r.pipeline(transaction=True)
         pipe.zinterstore(tmp, [keys.title_index(t) for t in ordered], aggregate="MIN")
@@ -86,13 +87,13 @@ def candidates_key(pipe_or_redis, keys: Keys, toks: set[str], fresh: bool) -> st
     return tmp
 
 
-def backfill(r, keys: Keys, batch: int = 1000) -> int:
+def backfill(r: Redis, keys: Keys, batch: int = 1000) -> int:
     """Index every share already in the log (a log written before the index existed), then mark the
     index complete. Shares written meanwhile index themselves. Returns how many were looked at."""
     high, seen = "+", 0
     while True:
-        members = [m.decode() if isinstance(m, bytes) else m
-                   for m in r.zrange(keys.shares_index, high, "-", desc=True, bylex=True, offset=0, num=batch)]
+        raw: list[Any] = r.zrange(keys.shares_index, high, "-", desc=True, bylex=True, offset=0, num=batch)
+        members = [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
         if not members:
             break
         pipe = r.pipeline(transaction=False)
@@ -110,7 +111,7 @@ def backfill(r, keys: Keys, batch: int = 1000) -> int:
     return seen
 
 
-def ready(r, keys: Keys, small: int = 5000) -> bool:
+def ready(r: Redis, keys: Keys, small: int = 5000) -> bool:
     """Whether title search may use the index; a small log without it is indexed on the spot (a large
     one by the hourly purge task or ``sharer purge``; until then search walks the log with a cursor)."""
     if r.exists(keys.title_index_version):

@@ -71,12 +71,22 @@ def remove(pipe: Pipeline, keys: Keys, member: str, title: str) -> None:
         pipe.zrem(keys.title_index(t), member)
 
 
-def candidates_key(r: Redis, keys: Keys, toks: set[str], fresh: bool) -> str:
-    """The sorted set holding every share that has all ``toks``: the token's own set for one token,
-    else an intersection kept for 60 s (recomputed for a first page, reused by its next pages)."""
+def candidates_key(r: Redis, keys: Keys, toks: set[str], fresh: bool, dense: int = 20000) -> str:
+    """The sorted set to walk for a query: every share having all ``toks`` is in it.
+
+    One token: its own set. Several: their intersection, kept for 60 s (recomputed for a first page,
+    reused by its next pages) — unless even the smallest set is larger than ``dense``, where the
+    intersection would cost more than it saves: then the smallest set itself is walked (matches are
+    dense there; each candidate's title is checked anyway)."""
     ordered = sorted(toks)
     if len(ordered) == 1:
         return keys.title_index(ordered[0])
+    pipe = r.pipeline(transaction=False)
+    for t in ordered:
+        pipe.zcard(keys.title_index(t))
+    size, smallest = min(zip(pipe.execute(), ordered))
+    if size == 0 or size > dense:
+        return keys.title_index(smallest)
     digest = hashlib.sha1("\x00".join(ordered).encode()).hexdigest()[:20]
     tmp = keys.title_query(digest)
     if fresh or not r.exists(tmp):

@@ -19,8 +19,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from ..connections import async_redis_client
 
 log = logging.getLogger("sharer.web.hub")
 HELLO = "retry: 2000\nevent: hello\ndata: {}\n\n"
@@ -99,7 +100,7 @@ class EventHub:
         assert self._ready is not None
         connected_before = False
         while True:
-            client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=5, health_check_interval=30)
+            client = async_redis_client(self.redis_url, socket_connect_timeout=5, health_check_interval=30)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)

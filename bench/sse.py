@@ -131,7 +131,7 @@ def main() -> None:
     cfg.write_text(
         f'[redis]\nurl = "redis://127.0.0.1:6379/14"\nprefix = "bench-sse-{tag}"\n'
         f'[celery]\nqueue = "bench-sse-{tag}"\n'
-        '[web]\nsecret_key = "sandbox:"\n'
+        f'[web]\nsecret_key = "sandbox:"\nsse_per_user = {args.streams}\nsse_total = {args.streams}\n'
         f'[users.bench]\nrole = "viewer"\npassword_hash = "{hash_password(secrets.token_hex(8))}"\n'
         '[accounts.bench]\nplatform = "webhook"\napi_base = "http://127.0.0.1:9/hook"\n'
         'credentials = { secret = "sandbox:" }\n'

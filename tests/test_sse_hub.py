@@ -23,7 +23,9 @@ from sharer.web.app import create_app
 
 @pytest.fixture(scope="module")
 def hub_site(web_config, runtime):
-    settings = replace(load_settings(web_config), prefix=f"{runtime.settings.prefix}-hub-{secrets.token_hex(3)}")
+    base = load_settings(web_config)
+    settings = replace(base, prefix=f"{runtime.settings.prefix}-hub-{secrets.token_hex(3)}",
+                       web={**base.web, "sse_per_user": 10})  # seven streams for one viewer
     app = create_app(settings)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,8 +1,12 @@
 """Dispatch lag and memory of the schedule: 10,000 deliveries due in the same minute, with 100,000
-more pending in the set, released by a real `celery -A tasks beat` (1 s tick).
+more pending in the set, released by a real `celery -A tasks beat` (its dispatcher thread wakes for
+the next due entry; the 15 s tick is only a backstop).
 
-Prints p50/p99/max of each delivery's dispatch lag (release time - due time) and Redis memory per
-scheduled delivery (record + event + indexes + schedule entry). Usage:
+Prints p50/p99/max of each delivery's dispatch lag (release time - due time, as the dispatch script
+records it) beside a bare baseline measured in the same run: one Python loop that sleeps until each
+entry of a plain sorted set is due and takes it (ZRANGEBYSCORE + ZREM) — the floor this machine's scheduling and
+Redis round trip allow. Also Redis memory per scheduled delivery (record + event + indexes +
+schedule entry). Usage:
     python bench/schedule.py [--due 10000] [--pending 100000]
 """
 
@@ -44,6 +48,29 @@ def create(rt: Runtime, article: dict, count: int, first_due: float, spread: flo
         rt.store.create_share({"id": share_id, "article": article, "title": "bench", "url": "https://x.example",
                                "delivery_ids": [d["id"] for d in deliveries]}, deliveries, status="scheduled")
     return ids
+
+
+def bare_baseline(rt: Runtime, count: int, spread: float, key: str) -> list[float]:
+    """Sleep until the next due member, take it, record how late that was (same due spread)."""
+    first = time.time() + 2
+    pipe = rt.redis.pipeline(transaction=False)
+    for i in range(count):
+        pipe.zadd(key, {f"b{i}": first + spread * i / count})
+    pipe.execute()
+    lags = []
+    while True:
+        head = rt.redis.zrange(key, 0, 0, withscores=True)
+        if not head:
+            return lags
+        wait = head[0][1] - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        t = time.time()
+        due_now = rt.redis.zrangebyscore(key, "-inf", t, start=0, num=500, withscores=True)
+        if due_now:
+            rt.redis.zrem(key, *[m for m, _ in due_now])
+            t = time.time()
+            lags += [t - due for _, due in due_now]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -92,6 +119,12 @@ def main() -> None:
                 break
             time.sleep(1)
         lags = [d.lag_seconds for d in rt.store.get_many(ids, with_events=False) if d.lag_seconds is not None]
+        for proc in (beat, control):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+        beat = control = None
+        print("measuring the bare baseline (same due spread, one minute)", flush=True)
+        bare = bare_baseline(rt, args.due, 60.0, f"bench-sched-{tag}:bare")
     finally:
         for proc in (beat, control):
             if proc is not None:
@@ -101,13 +134,13 @@ def main() -> None:
             for k in rt.redis.scan_iter(match=pattern, count=5000):
                 rt.redis.delete(k)
     print(f"released {len(lags)} of {args.due} (pending in the set: {args.pending})")
-    print("| dispatch lag | seconds |")
-    print("|---|---|")
-    print(f"| p50 | {pct(lags, 0.50):.3f} |")
-    print(f"| p99 | {pct(lags, 0.99):.3f} |")
-    print(f"| max | {max(lags):.3f} |")
+    print("| dispatch lag (s) | sharer (beat + dispatcher thread) | bare loop (sleep + take) |")
+    print("|---|---|---|")
+    for name, q in (("p50", 0.50), ("p99", 0.99)):
+        print(f"| {name} | {pct(lags, q):.3f} | {pct(bare, q):.3f} |")
+    print(f"| max | {max(lags):.3f} | {max(bare):.3f} |")
     print(f"Redis memory per scheduled delivery (record, event, indexes, schedule entry): {per_entry:.0f} bytes")
-    print(f"p99 target < 2 s: {'met' if pct(lags, 0.99) < 2 else 'NOT met'}")
+    print(f"p99 target < 0.1 s: {'met' if pct(lags, 0.99) < 0.1 else 'NOT met'}")
 
 
 if __name__ == "__main__":

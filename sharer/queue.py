@@ -104,7 +104,7 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": transport,
         "visibility_timeout": settings.visibility_timeout,
         "task_default_queue": settings.queue,
-        # Beat's own jobs (dispatch every second, sweep, purge) get a queue of their own, so a backlog
+        # Beat's own jobs (the dispatch backstop, sweep, purge) get a queue of their own, so a backlog
         # of deliveries never delays releasing scheduled posts. A plain `celery -A tasks worker`
         # consumes both; a busy installation runs a small extra worker with `-Q <queue>.control`.
         # With [celery] queue_per_platform, deliveries wait in one queue per platform, so a slow or

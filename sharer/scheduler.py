@@ -1,22 +1,33 @@
 """The dispatcher: release due scheduled posts (and long retry waits) to the workers.
 
-Ticked by beat every second (``sharer.dispatch``); several beats or dispatchers may run at once —
-the dispatch script hands each entry to exactly one of them. A post later than its max_lateness is
-not published silently: it becomes ``needs_review`` with an alert; so does one still waiting for sign-off
-(the approvers are told).
+``Dispatcher`` runs in every beat process (a thread started by ``beat_init``): it sleeps until the next
+due entry — blocking on the schedule's wake list, which every new or moved entry pushes to — and
+releases it the moment it is due, instead of polling once a second. Several beats or dispatchers may
+run at once: the dispatch script hands each entry to exactly one of them. A post later than its
+max_lateness is not published silently: it becomes ``needs_review`` with an alert; so does one still
+waiting for sign-off (the approvers are told). Beat still sends a
+``sharer.dispatch`` task every ``BACKSTOP`` seconds, so a stuck thread costs lag, never a post.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
+
+import redis
 
 from . import metrics
 from .runtime import Runtime
 from .store.schedule import Released
 
 log = logging.getLogger("sharer.scheduler")
+BACKSTOP = 15.0  # seconds between beat's own dispatch ticks (the thread normally got there first)
+MAX_SLEEP = 5.0  # wake at least this often (a claim whose dispatcher died, a missed nudge)
+# Redis checks blocked clients' timeouts on its own clock tick (hz 10: up to ~100 ms late), so the
+# last stretch before a due time is slept here, where the timer is exact.
+BLOCK_MARGIN = 0.12
 
 
 @dataclass
@@ -74,3 +85,39 @@ def _unapproved(rt: Runtime, r: Released) -> None:
     rt.audit.record(AuditEntry(AuditAction.UNAPPROVED_AT_DUE, actor.name, actor.user,
                                f"{d.account}: not approved by its slot; not sent", d.share_id, d.id))
     notify(rt, "missed", d.share_id, actor)
+
+
+class Dispatcher:
+    """Release each entry when it falls due: sleep until the earliest one, wake early when nudged."""
+
+    def __init__(self, rt: Runtime, max_sleep: float = MAX_SLEEP):
+        self.rt, self.max_sleep = rt, max_sleep
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                dispatch_due(self.rt)
+                self._sleep()
+            except redis.RedisError as e:  # Redis restarting or failing over: try again shortly
+                log.warning("dispatcher: %s; retrying in 1 s", e)
+                self.stop.wait(1.0)
+            except Exception:
+                log.exception("dispatcher failed; retrying in 1 s")
+                self.stop.wait(1.0)
+
+    def _sleep(self) -> None:
+        nxt = self.rt.schedule.next_due()
+        left = self.max_sleep if nxt is None else min(self.max_sleep, nxt - time.time())
+        if left > BLOCK_MARGIN:
+            if self.rt.schedule.wait(left - BLOCK_MARGIN):
+                return  # nudged: an entry was added or moved, look again
+            nxt = self.rt.schedule.next_due()
+            left = 0.0 if nxt is None else nxt - time.time()
+        if 0 < left <= BLOCK_MARGIN:
+            self.stop.wait(left)
+
+    def start(self) -> threading.Thread:
+        t = threading.Thread(target=self.run, name="sharer-dispatcher", daemon=True)
+        t.start()
+        return t

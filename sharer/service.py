@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -341,17 +342,59 @@ def _reserve(rt: Runtime, delivery_id: str, account: Account, when: When | None,
             "max_lateness": lateness, "message": f"scheduled for {when.label()}"}
 
 
-def schedule_list(rt: Runtime, *, account: str | None = None, start: datetime | None = None,
-                  end: datetime | None = None) -> list[Delivery]:
-    """Scheduled deliveries by due time (optionally one account's, within [start, end])."""
+SCHEDULE_CURSOR = re.compile(r"^\d+(\.\d+)?:[A-Za-z0-9_]{1,64}$")
+
+
+def schedule_page(rt: Runtime, *, account: str | None = None, start: datetime | None = None,
+                  end: datetime | None = None, limit: int = 200, cursor: str | None = None,
+                  scan_budget: int = 5000) -> tuple[list[Delivery], str | None]:
+    """Scheduled deliveries by due time, one page (optionally one account's, within [start, end]).
+
+    Returns (deliveries, next_cursor); a page cut short by ``scan_budget`` (entries of other accounts,
+    long retry waits) still has a cursor, so nothing scheduled is ever left out silently.
+    """
     if account:
         known_account(rt, account)
-    low = start.timestamp() if start else "-inf"
-    high = end.timestamp() if end else "+inf"
-    ids = [i.decode() if isinstance(i, bytes) else str(i)
-           for i in rt.redis.zrangebyscore(rt.keys.schedule, low, high, start=0, num=5000)]
-    found = [d for d in rt.store.get_many(ids, with_events=False) if d.status == "scheduled"]
-    return [d for d in found if not account or d.account == account]
+    if not 1 <= limit <= 1000:
+        raise InputError("limit", "must be between 1 and 1000")
+    if cursor and not SCHEDULE_CURSOR.match(cursor):
+        raise InputError("cursor", "not a cursor this API returned")
+    found: list[Delivery] = []
+    scanned = 0
+    while True:
+        rows, cursor = rt.schedule.entries(start.timestamp() if start else None, end.timestamp() if end else None,
+                                           cursor, batch=max(limit - len(found), 100))
+        records = {d.id: d for d in rt.store.get_many([i for i, _ in rows], with_events=False)}
+        for n, (did, due) in enumerate(rows):
+            d = records.get(did)
+            if d is not None and d.status == "scheduled" and (not account or d.account == account):
+                found.append(d)
+                if len(found) == limit:
+                    more = n + 1 < len(rows) or cursor is not None
+                    return found, (f"{due!r}:{did}" if more else None)
+        scanned += len(rows)
+        if cursor is None or scanned >= scan_budget:
+            return found, cursor
+
+
+def schedule_list(rt: Runtime, *, account: str | None = None, start: datetime | None = None,
+                  end: datetime | None = None) -> list[Delivery]:
+    """Every scheduled delivery by due time (optionally one account's, within [start, end])."""
+    out, cursor = [], None
+    while True:
+        page, cursor = schedule_page(rt, account=account, start=start, end=end, limit=1000, cursor=cursor)
+        out += page
+        if cursor is None:
+            return out
+
+
+def schedule_titles(rt: Runtime, share_ids: list[str]) -> dict[str, str]:
+    """The titles of these shares in one pipelined round trip (a purged share has none)."""
+    pipe = rt.redis.pipeline(transaction=False)
+    for sid in share_ids:
+        pipe.hget(rt.keys.share(sid), "title")
+    return {sid: t.decode() if isinstance(t, bytes) else t for sid, t in zip(share_ids, pipe.execute())
+            if t is not None}
 
 
 def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = None, *,

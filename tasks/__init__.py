@@ -23,6 +23,7 @@ def _configure(sender: Celery, **_: object) -> None:
     from sharer.errors import ConfigError
     from sharer.queue import celery_settings
     from sharer.runtime import get_runtime
+    from sharer.scheduler import BACKSTOP
 
     try:
         settings = get_runtime().settings
@@ -30,8 +31,9 @@ def _configure(sender: Celery, **_: object) -> None:
         _refuse(e)
     sender.conf.update(celery_settings(settings))
     sender.conf.beat_schedule = {
-        # release due scheduled posts (and long retry waits); several beats may run: it is atomic
-        "dispatch": {"task": "sharer.dispatch", "schedule": 1.0, "options": {"expires": 5}},
+        # release due scheduled posts (and long retry waits); several beats may run: it is atomic.
+        # Each beat's dispatcher thread wakes for the next due entry; this tick is only its backstop.
+        "dispatch": {"task": "sharer.dispatch", "schedule": BACKSTOP, "options": {"expires": 5}},
         # re-nudge deliveries whose message was lost, expire dead leases, flag overdue ones
         "sweep": {"task": "sharer.sweep", "schedule": 60.0},
         # enforce [log] retention_days

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from celery.signals import beat_init
+
 from sharer.errors import TransientError
 from sharer.queue import ALERT_TASK, DELIVER_TASK, NOTICE_TASK
 from sharer.runtime import get_runtime
@@ -26,6 +28,14 @@ def dispatch() -> int:
     from sharer.scheduler import dispatch_due
 
     return len(dispatch_due(get_runtime()).released)
+
+
+@beat_init.connect
+def start_dispatcher(**_: object) -> None:
+    """Every beat also runs the dispatcher thread that wakes for the next due entry."""
+    from sharer.scheduler import Dispatcher
+
+    Dispatcher(get_runtime()).start()
 
 
 @app.task(name="sharer.sweep", ignore_result=True)

@@ -18,7 +18,7 @@ from conftest import EXAMPLES, ROOT, run_cli, sandbox_posts, wait_settled
 from sharer import service
 from sharer.errors import InputError
 from sharer.loaders import load_article
-from sharer.scheduler import dispatch_due
+from sharer.scheduler import Dispatcher, dispatch_due
 
 
 class Beat:
@@ -62,7 +62,7 @@ def test_scheduled_share_goes_out_on_time_with_its_lag_recorded(emulators, runti
     sent = [e for e in d.events if e["status"] == "queued"][-1]
     released_at = datetime.fromisoformat(sent["at"].replace("Z", "+00:00")).timestamp()
     assert released_at >= d.scheduled_for - 0.01  # never early
-    assert 0 <= d.lag_seconds < 2.5  # beat ticks every second
+    assert 0 <= d.lag_seconds < 2.5  # beat's dispatcher thread wakes for it (its backstop tick is 15 s)
     assert [p["delivery"] for p in sandbox_posts(emulators["webhook"])] == [d.id]
 
 
@@ -238,3 +238,37 @@ def test_a_thousand_posts_due_together_with_two_beats_and_two_dispatchers_go_out
     posts = [p["delivery"] for p in sandbox_posts(emulators["webhook"])]
     assert len(posts) == n and set(posts) == set(ids)
     assert max(d.lag_seconds for d in records) < 60
+
+
+def test_the_dispatcher_sleeps_until_the_next_due_entry_and_a_new_earlier_one_wakes_it(runtime, article):
+    far = service.share(runtime, article, ["hook-b"], at=_in(3600), force=True)
+    disp = Dispatcher(runtime, max_sleep=120.0)  # without the wake-ups it would sleep two minutes
+    thread = disp.start()
+    try:
+        time.sleep(0.5)  # asleep now, waiting for the far entry
+        soon = [service.share(runtime, article, ["hook-b"], at=_in(1 + i * 0.3), force=True) for i in range(3)]
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            ds = [runtime.store.get(s.deliveries[0].id, with_events=False) for s in soon]
+            if all(d.status != "scheduled" for d in ds):
+                break
+            time.sleep(0.1)
+        # a post moved earlier wakes it too
+        moved = service.share(runtime, article, ["hook-b"], at=_in(600), force=True)
+        time.sleep(0.3)
+        service.reschedule(runtime, moved.share_id, _in(1))
+        deadline = time.time() + 20
+        while time.time() < deadline and runtime.store.get(moved.deliveries[0].id).status == "scheduled":
+            time.sleep(0.1)
+        ds.append(runtime.store.get(moved.deliveries[0].id, with_events=False))
+    finally:
+        disp.stop.set()
+        runtime.schedule.wake()
+        thread.join(10)
+    assert not thread.is_alive()
+    for d in ds:
+        assert d.status != "scheduled" and d.lag_seconds is not None
+        assert 0 <= d.lag_seconds < 1.5, d.lag_seconds  # not the 120 s it would have slept
+    assert runtime.store.get(far.deliveries[0].id).status == "scheduled"
+    for s in [far, *soon, moved]:
+        service.cancel(runtime, s.share_id)

@@ -16,7 +16,7 @@ from typing import Any
 from redis import Redis
 
 from ..clock import iso, ms, now
-from . import lua
+from . import lua, titles
 from .keys import Keys
 from .records import Delivery, ShareRecord
 from .states import CANCELLABLE, EXPLAINED, RETRYABLE, STATUSES, TERMINAL, Status
@@ -124,23 +124,30 @@ class DeliveryStore:
 
     def create_share(self, share: dict[str, Any], deliveries: list[dict[str, Any]], status: str = "queued",
                      message: str = "queued", *, actor: str = "worker",
-                     also: Callable[[Any], None] | None = None) -> list[Delivery]:
+                     also: Callable[[Any], None] | None = None, at: float | None = None,
+                     pipe: Any = None) -> list[Delivery]:
         """Write a share and its deliveries in one MULTI/EXEC: all of it exists, or none.
 
         A delivery dict may carry its own ``status`` and ``message`` (a share to several accounts waits
         for sign-off only on the accounts that need it). ``also(pipe)`` adds writes that belong with it
-        (the audit entry). Records get their Redis TTL (retention + 1 day) when they settle.
+        (the audit entry). Records get their Redis TTL (retention + 1 day, a backstop for the purge) when
+        they settle. ``at`` backdates the creation (imports and benchmarks); default now. With ``pipe``
+        (bulk imports) the commands are queued on the caller's pipeline, which executes them.
         """
         created_records: list[Delivery] = []
-        t = now()
+        t = now() if at is None else at
         created = iso(t)
         member_ms = f"{ms(t):013d}"
         ttl = self.retention + 86400  # backstop; `purge` removes index entries on time
-        pipe = self.r.pipeline(transaction=True)
+        own = pipe is None
+        if own:
+            pipe = self.r.pipeline(transaction=True)
         share_key = self.k.share(share["id"])
         pipe.hset(share_key, mapping={**{k: _enc(v) for k, v in share.items()}, "created_at": created})
         pipe.expire(share_key, ttl)
         pipe.zadd(self.k.shares_index, {f"{member_ms}:{share['id']}": 0})
+        titles.add(pipe, self.k, f"{member_ms}:{share['id']}", str(share.get("title") or ""))
+        scheduled = False
         for d in deliveries:
             d = dict(d)
             text = d.pop("message", message)
@@ -156,6 +163,7 @@ class DeliveryStore:
             # that its due time passing unapproved is noticed
             if d.get("scheduled_for") not in (None, "") and st in (Status.SCHEDULED, Status.AWAITING_APPROVAL):
                 pipe.zadd(self.k.schedule, {d["id"]: float(d["scheduled_for"])})
+                scheduled = True
             pipe.rpush(self.k.events(d["id"]), ev)
             if st in TERMINAL:  # a delivery may start settled (``failed``: it cannot compose)
                 pipe.expire(self.k.delivery(d["id"]), ttl)
@@ -165,7 +173,11 @@ class DeliveryStore:
             pipe.zadd(self.k.account_index(d["account"]), {member: 0})
         if also is not None:
             also(pipe)
-        pipe.execute()
+        if scheduled:  # a dispatcher asleep until a later entry wakes up and looks again
+            pipe.lpush(self.k.schedule_wake, "1")
+            pipe.ltrim(self.k.schedule_wake, 0, 0)
+        if own:
+            pipe.execute()
         return created_records
 
     def transition(self, delivery_id: str, allowed: Iterable[str] | str, new: str | None, message: str,
@@ -325,6 +337,8 @@ class DeliveryStore:
         """Delete deliveries and shares created before ``older_than`` (epoch seconds), indexes included."""
         cutoff = f"({ms(older_than):013d}"
         removed = 0
+        if not self.r.exists(self.k.title_index_version):  # a log older than the title index
+            titles.backfill(self.r, self.k)
         while True:
             members = [_s(m) for m in self.r.zrange(self.k.all_index, "-", cutoff, bylex=True, offset=0, num=batch)]
             if not members:
@@ -349,10 +363,16 @@ class DeliveryStore:
             members = [_s(m) for m in self.r.zrange(self.k.shares_index, "-", cutoff, bylex=True, offset=0, num=batch)]
             if not members:
                 break
-            pipe = self.r.pipeline(transaction=True)
+            pipe = self.r.pipeline(transaction=False)
             for m in members:
+                pipe.hget(self.k.share(m.split(":", 1)[1]), "title")
+            names = pipe.execute()
+            pipe = self.r.pipeline(transaction=True)
+            for m, title in zip(members, names):
                 pipe.delete(self.k.share(m.split(":", 1)[1]))
                 pipe.zrem(self.k.shares_index, m)
+                if title is not None:
+                    titles.remove(pipe, self.k, m, _s(title))
             pipe.execute()
         return removed
 

@@ -34,6 +34,19 @@ class Keys:
     def account_index(self, account: str) -> str:
         return f"{self.prefix}:idx:account:{account}"
 
+    def title_index(self, token: str) -> str:
+        """Shares whose title has ``token`` (see ``store/titles.py``); same members as the shares index."""
+        return f"{self.prefix}:idx:title:{token}"
+
+    def title_query(self, digest: str) -> str:
+        """A title query's intersection, kept for a minute so its next pages reuse it."""
+        return f"{self.prefix}:tmp:title:{digest}"
+
+    @property
+    def title_index_version(self) -> str:
+        """Set once every share in the log is in the title index (new shares are indexed when written)."""
+        return f"{self.prefix}:idx:title-version"
+
     @property
     def status_prefix(self) -> str:
         return f"{self.prefix}:idx:status:"
@@ -77,6 +90,11 @@ class Keys:
     def dispatcher_heartbeat(self) -> str:
         """String: epoch seconds of the dispatcher's last tick (scheduling warns when it goes quiet)."""
         return f"{self.prefix}:heartbeat:dispatcher"
+
+    @property
+    def schedule_wake(self) -> str:
+        """List: pushed when an entry is scheduled, so a dispatcher waiting for a later one wakes up."""
+        return f"{self.prefix}:schedule:wake"
 
     @property
     def events_channel(self) -> str:

@@ -11,8 +11,10 @@ set on the record's status that also bumps its version and moves the entry, all 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 from ..clock import iso, now
 from .keys import Keys
@@ -69,7 +71,7 @@ end
 return out
 """
 
-# KEYS: 1 delivery hash, 2 schedule, 3 account slots
+# KEYS: 1 delivery hash, 2 schedule, 3 account slots, 4 the dispatcher's wake list
 # ARGV: 1 new due epoch, 2 now iso, 3 zone, 4 slot label, 5 status index prefix, 6 channel, 7 message,
 #       8 actor. A post still waiting for sign-off may be moved too (its approval stands as it is).
 _RESCHEDULE = MOVE_PRELUDE + """
@@ -84,6 +86,8 @@ local id = redis.call('HGET', h, 'id')
 redis.call('ZADD', KEYS[2], tonumber(ARGV[1]), id)
 redis.call('ZADD', KEYS[3], tonumber(ARGV[1]), id)
 move(c, h, h .. ':events', cur, cur, ARGV[7])
+redis.call('LPUSH', KEYS[4], '1')
+redis.call('LTRIM', KEYS[4], 0, 0)
 return {'ok', tostring(version)}
 """
 
@@ -152,7 +156,8 @@ class ScheduleStore:
     def reschedule(self, delivery_id: str, account: str, due: float, zone: str, label: str,
                    actor: str = "worker") -> tuple[str, str]:
         res = self._reschedule(
-            keys=[self.k.delivery(delivery_id), self.k.schedule, self.k.account_slots(account)],
+            keys=[self.k.delivery(delivery_id), self.k.schedule, self.k.account_slots(account),
+                  self.k.schedule_wake],
             args=[repr(due), iso(), zone, label, self.k.status_prefix, self.k.events_channel,
                   f"rescheduled to {label}", actor],
         )
@@ -160,7 +165,59 @@ class ScheduleStore:
 
     def defer(self, delivery_id: str, until: float) -> None:
         """A wait too long for a Celery countdown: the dispatcher nudges it when due."""
-        self.r.zadd(self.k.schedule, {delivery_id: until})
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(self.k.schedule, {delivery_id: until})
+        self.wake(pipe)
+        pipe.execute()
+
+    def wake(self, pipe: Pipeline | None = None) -> None:
+        """Tell a dispatcher waiting for a later entry to look again (one token is enough)."""
+        p = pipe if pipe is not None else self.r.pipeline(transaction=False)
+        p.lpush(self.k.schedule_wake, "1")
+        p.ltrim(self.k.schedule_wake, 0, 0)
+        if pipe is None:
+            p.execute()
+
+    def next_due(self) -> float | None:
+        """When the dispatcher next has work: the earliest due entry or expiring claim (None: nothing)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrange(self.k.schedule, 0, 0, withscores=True)
+        pipe.zrange(self.k.schedule_claimed, 0, 0, withscores=True)
+        firsts = [rows[0][1] for rows in pipe.execute() if rows]
+        return min(firsts) if firsts else None
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for a wake-up; True when one came."""
+        if timeout <= 0:
+            return False
+        return self.r.blpop([self.k.schedule_wake], timeout=timeout) is not None
+
+    def entries(self, start: float | None = None, end: float | None = None, cursor: str | None = None,
+                batch: int = 500) -> tuple[list[tuple[str, float]], str | None]:
+        """One batch of schedule entries (delivery id, due) by due time from ``cursor`` (``"<due>:<id>"``,
+        exclusive); the second value is the cursor after it (None: the end)."""
+        low: float | str = "-inf" if start is None else start
+        after: tuple[float, str] | None = None
+        if cursor:
+            due, _, did = cursor.partition(":")
+            after = (float(due), did)
+            low = after[0]
+        high: float | str = "+inf" if end is None else end
+        out: list[tuple[str, float]] = []
+        offset = 0
+        while True:
+            rows: list[Any] = self.r.zrangebyscore(self.k.schedule, low, high, start=offset, num=batch,
+                                                   withscores=True)
+            for member, score in rows:
+                did = _s(member)
+                if after is None or (float(score), did) > after:
+                    out.append((did, float(score)))
+            if len(out) >= batch or len(rows) < batch:
+                break
+            offset += len(rows)  # a run of entries at the cursor's own due time: skip past it
+        out = out[:batch]
+        more = len(out) == batch
+        return out, (f"{out[-1][1]!r}:{out[-1][0]}" if more and out else None)
 
 
 def _s(v: object) -> str:

@@ -1,10 +1,12 @@
 """Listing shares, newest first, with filters: what the dashboard's share list and ``GET /api/shares`` show.
 
 Shares are indexed in one lexicographic sorted set (``"<13-digit created ms>:<share id>"``), so time
-order, a date range and the cursor are one ``ZRANGE BYLEX``. The other filters (status, account,
-platform, title) need the share's deliveries, so they are applied while walking the index; a page scans
-at most ``scan_budget`` index entries and then hands back a cursor, so one request never reads the whole
-log however selective the filter.
+order, a date range and the cursor are one ``ZRANGE BYLEX``. A filter starts from the narrowest index
+that serves it — the title index (``titles.py``) for a search, the status or account index for those
+filters (their members carry the same millisecond prefix) — and checks the rest on the candidates.
+Only a filter no index serves (a one-character search, a platform) scans the shares index, at most
+``scan_budget`` entries per request; a page cut short that way still hands back a cursor, so an
+empty page without one always means "nothing more", never "gave up".
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import ms
+from . import titles
 from .deliveries import Delivery, DeliveryStore, _s
 
 CURSOR = re.compile(r"^\d{13}:[A-Za-z0-9_]{1,64}$")
@@ -71,47 +74,173 @@ def load_share(store: DeliveryStore, share_id: str, with_events: bool = True) ->
 
 def query_shares(store: DeliveryStore, flt: ShareFilter, *, limit: int = 20, cursor: str | None = None,
                  scan_budget: int = 2000) -> tuple[list[ShareSummary], str | None]:
-    """Newest first. ``cursor`` is the ``next_cursor`` of the previous page (None: no more pages)."""
-    highs = []
-    if cursor:
-        highs.append(cursor)
+    """Newest first. ``cursor`` is the ``next_cursor`` of the previous page (None: no more pages).
+
+    The walk starts from the narrowest index the filter allows: the title index for a search, the
+    status or account index (the smaller) for those filters, else the shares index. A page that
+    stops before ``limit`` (the scan budget is spent) still returns a cursor: nothing is left out.
+    """
+    highs = [cursor] if cursor else []
     if flt.until is not None:
         highs.append(f"{ms(flt.until):013d}")  # exclusive: every member at that ms sorts after it
     high = f"({min(highs)}" if highs else "+"
     low = f"[{ms(flt.since):013d}" if flt.since is not None else "-"
-    found: list[ShareSummary] = []
-    scanned = 0
-    batch = max(limit * 2, 50)
-    r, k = store.r, store.k
-    while scanned < scan_budget:
-        members = [_s(m) for m in r.zrange(k.shares_index, high, low, desc=True, bylex=True, offset=0, num=batch)]
-        if not members:
-            return found, None
-        ids = [m.split(":", 1)[1] for m in members]
+    walk = _Walk(store, flt, limit, cursor, scan_budget)
+    toks = titles.query_tokens(flt.q) if flt.q else set()
+    deliveries = [store.k.status_index(flt.status)] if flt.status else []
+    if flt.account:
+        deliveries.append(store.k.account_index(flt.account))
+    pipe = store.r.pipeline(transaction=False)
+    for key in deliveries:
+        pipe.zcard(key)
+    smallest = min(zip(pipe.execute(), deliveries)) if deliveries else None
+    if toks and titles.ready(store.r, store.k):
+        key = titles.candidates_key(store.r, store.k, toks, fresh=cursor is None)
+        # a share has ~3 deliveries: walk whichever index holds fewer shares
+        if smallest is None or store.r.zcard(key) * 3 <= smallest[0]:
+            return walk.shares(key, high, low)
+    # a filter most deliveries match (``delivered``) is cheaper checked along the shares index
+    if smallest is not None and smallest[0] < store.r.zcard(store.k.shares_index):
+        return walk.deliveries(smallest[1], high, low)
+    return walk.shares(store.k.shares_index, high, low)
+
+
+class _Walk:
+    """One page of the share list: walk an index newest first, load candidates in batches, keep matches."""
+
+    def __init__(self, store: DeliveryStore, flt: ShareFilter, limit: int, cursor: str | None, budget: int):
+        self.store, self.flt, self.limit, self.cursor, self.budget = store, flt, limit, cursor, budget
+        self.found: list[tuple[str, ShareSummary]] = []
+        self.plain = not (flt.q or flt.status or flt.account or flt.platform)
+
+    def _load(self, members: list[str], cap: int | None = None) -> None:
+        """Load these shares and keep the ones that match, at most ``cap`` of them (None: all).
+
+        Title and the delivery filters are checked on a few fields first (one pipelined round trip
+        each); only shares that pass are loaded with their deliveries and events."""
+        r, k = self.store.r, self.store.k
         pipe = r.pipeline(transaction=False)
-        for sid in ids:
-            pipe.hmget(k.share(sid), "title", "url", "created_at", "delivery_ids")
-        rows = pipe.execute()
-        for member, sid, row in zip(members, ids, rows):
-            scanned += 1
+        for m in members:
+            pipe.hmget(k.share(m.split(":", 1)[1]), "title", "url", "created_at", "delivery_ids")
+        rows = []
+        for m, row in zip(members, pipe.execute()):
             if row[3] is None:  # purged meanwhile
                 continue
             title = _s(row[0] or b"")
-            if flt.q and flt.q.casefold() not in title.casefold():
+            if self.flt.q and not titles.matches(self.flt.q, title):
                 continue
-            h = {"title": title, "url": _s(row[1] or b""), "created_at": _s(row[2] or b"")}
-            summary = _summary(sid, h, store.get_many(json.loads(_s(row[3])), with_events=True))
-            if flt.matches(summary):
-                found.append(summary)
-                if len(found) == limit:
-                    more = r.zrange(k.shares_index, f"({member}", low, desc=True, bylex=True, offset=0, num=1)
-                    return found, member if more else None
-            if scanned >= scan_budget:
-                return found, member  # budget spent: the caller may continue from here
-        if len(members) < batch:
-            return found, None
-        high = f"({members[-1]}"
-    return found, None
+            rows.append((m, {"title": title, "url": _s(row[1] or b""), "created_at": _s(row[2] or b"")},
+                         json.loads(_s(row[3]))))
+        f = self.flt
+        if rows and (f.status or f.account or f.platform):
+            pipe = r.pipeline(transaction=False)
+            for _, _, ids in rows:
+                for i in ids:
+                    pipe.hmget(k.delivery(i), "status", "account", "platform")
+            fields = iter(pipe.execute())
+            kept = []
+            for row in rows:
+                ds = [tuple(_s(x) if x is not None else None for x in next(fields)) for _ in row[2]]
+                if ((not f.status or any(d[0] == f.status for d in ds))
+                        and (not f.account or any(d[1] == f.account for d in ds))
+                        and (not f.platform or any(d[2] == f.platform for d in ds))):
+                    kept.append(row)
+            rows = kept
+        start = len(self.found)
+        while rows:
+            take = rows if cap is None else rows[:max(1, cap - (len(self.found) - start))]
+            rows = rows[len(take):]
+            by_id = {d.id: d for d in self.store.get_many([i for _, _, ids in take for i in ids], with_events=True)}
+            for m, h, ids in take:
+                summary = _summary(m.split(":", 1)[1], h, [by_id[i] for i in ids if i in by_id])
+                if self.flt.matches(summary):  # it may have changed since the first look
+                    self.found.append((m, summary))
+            if cap is not None and len(self.found) - start >= cap:
+                return
+
+    def _page(self, more: bool) -> tuple[list[ShareSummary], str | None]:
+        self.found.sort(key=lambda x: x[0], reverse=True)
+        page = self.found[:self.limit]
+        cursor = page[-1][0] if page and (more or len(self.found) > self.limit) else None
+        return [s for _, s in page], cursor
+
+    def _rest(self, cursor: str | None) -> tuple[list[ShareSummary], str | None]:
+        """A page cut short by the scan budget: what was found, and where to go on."""
+        self.found.sort(key=lambda x: x[0], reverse=True)
+        return [s for _, s in self.found], cursor
+
+    def _more(self, index: str, below: str, low: str) -> bool:
+        return bool(self.store.r.zrange(index, f"({below}", low, desc=True, bylex=True, offset=0, num=1))
+
+    def shares(self, index: str, high: str, low: str) -> tuple[list[ShareSummary], str | None]:
+        """Walk an index of share members (the shares index or a title candidate set)."""
+        r = self.store.r
+        scanned = rounds = 0
+        while True:
+            need = self.limit - len(self.found)
+            grow = min(max(need * 2, 50) * 4 ** rounds, 2000)
+            batch = need if self.plain else max(1, min(grow, self.budget - scanned))
+            members = [_s(m) for m in r.zrange(index, high, low, desc=True, bylex=True, offset=0, num=batch)]
+            if not members:
+                return self._page(False)
+            self._load(members, cap=need)
+            scanned += len(members)
+            rounds += 1
+            if len(self.found) >= self.limit:
+                last = self.found[self.limit - 1][0]
+                return self._page(len(self.found) > self.limit or self._more(index, last, low))
+            if len(members) < batch:
+                return self._page(False)
+            if scanned >= self.budget:
+                return self._rest(members[-1] if self._more(index, members[-1], low) else None)
+            high = f"({members[-1]}"
+
+    def deliveries(self, index: str, high: str, low: str) -> tuple[list[ShareSummary], str | None]:
+        """Walk a delivery index (status or account): each entry names its share. The walk stops on a
+        millisecond boundary, so shares created in the same millisecond are never split across pages."""
+        r, k = self.store.r, self.store.k
+        seen: set[str] = set()
+        scanned = 0
+        stop_ms: str | None = None
+        batch = self.limit + 5  # most entries name a share of their own; grow when they do not
+        while True:
+            members = [_s(m) for m in r.zrange(index, high, low, desc=True, bylex=True, offset=0, num=batch)]
+            if not members:
+                return self._page(False)
+            pipe = r.pipeline(transaction=False)
+            for m in members:
+                pipe.hget(k.delivery(m.split(":", 1)[1]), "share_id")
+            fresh: list[str] = []
+            crossed = False
+            for m, sid in zip(members, pipe.execute()):
+                at = m.split(":", 1)[0]
+                if stop_ms is not None and at != stop_ms:
+                    crossed = True
+                    break
+                scanned += 1
+                if sid is not None:
+                    share = f"{at}:{_s(sid)}"
+                    if share not in seen and not (self.cursor and share >= self.cursor):
+                        seen.add(share)
+                        fresh.append(share)
+                if stop_ms is None and scanned >= self.budget:
+                    stop_ms = at  # budget spent: finish this millisecond, then stop
+            self._load(fresh)
+            if stop_ms is None and len(self.found) >= self.limit:
+                stop_ms = sorted(m for m, _ in self.found)[-self.limit].split(":", 1)[0]
+                crossed = members[-1].split(":", 1)[0] != stop_ms
+            if crossed:
+                return self._stop(stop_ms, index, low)
+            if len(members) < batch:
+                return self._page(False)
+            high = f"({members[-1]}"
+            batch = min(batch * 4, 2000)
+
+    def _stop(self, stop_ms: str | None, index: str, low: str) -> tuple[list[ShareSummary], str | None]:
+        if len(self.found) >= self.limit:
+            return self._page(True)
+        # the budget ran out on a sparse filter: the next page goes on below this millisecond
+        return self._rest(f"{stop_ms}:0" if self._more(index, f"{stop_ms}:", low) else None)
 
 
 def _summary(share_id: str, h: dict[str, Any], deliveries: list[Delivery]) -> ShareSummary:

@@ -184,11 +184,14 @@ def accounts(ctx: Ctx, who: Reader, check: bool = False) -> JSONResponse:
 
 
 @router.get("/schedule", response_model=s.ScheduleList, responses=ERRORS)
-def schedule(ctx: Ctx, who: Reader, account: str | None = None) -> JSONResponse:
-    """Scheduled deliveries, soonest first."""
+def schedule(ctx: Ctx, who: Reader, account: str | None = None,
+             limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+             cursor: Annotated[str | None, Query(max_length=100)] = None) -> JSONResponse:
+    """Scheduled deliveries, soonest first, a page at a time (``next_cursor`` → ``cursor``)."""
     if account:
         known_accounts(ctx.rt, [account], "account")
-    return JSONResponse({"deliveries": [d.to_json() for d in service.schedule_list(ctx.rt, account=account)]})
+    found, next_cursor = service.schedule_page(ctx.rt, account=account, limit=limit, cursor=cursor or None)
+    return JSONResponse({"deliveries": [d.to_json() for d in found], "next_cursor": next_cursor})
 
 
 health = APIRouter(tags=["health"])

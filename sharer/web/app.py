@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from ..runtime import Runtime
 from . import actions, api, approvals, i18n, pages, present, sse
 from . import metrics as metrics_route
 from .auth import LoginRequired, WebContext, identify
+from .hub import EventHub
 from .sessions import LoginLimiter, Sessions
 from .settings import WebSettings, check_bind, load_web_settings
 from .users import Tokens
@@ -56,7 +59,7 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
     templates.env.globals.update(iso=lambda ts: iso(ts) if ts else "", app_version=_version())
     templates.env.add_extension("jinja2.ext.i18n")  # {{ _("…") }} from the request's catalog (sharer.web.i18n)
     templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
-    app = FastAPI(title="sharer", version=_version(), docs_url=None, redoc_url=None,
+    app = FastAPI(title="sharer", version=_version(), docs_url=None, redoc_url=None, lifespan=_lifespan,
                   description="Share one article to many platforms, and see what happened. Authenticate with "
                               "`Authorization: Bearer shr_…` (create one with `sharer user token NAME`). "
                               "Delivery objects are the CLI's `--json` contract.")
@@ -64,6 +67,7 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
                                                  web.session_seconds),
                                Tokens(rt.redis, rt.settings.prefix), LoginLimiter(rt.redis, rt.settings.prefix),
                                templates)
+    app.state.hub = EventHub(rt.settings.redis_url, rt.keys.events_channel)  # one subscription for all SSE
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.sse = sse.StreamLimits(web.sse_per_user, web.sse_total)
     for router in (api.health, metrics_route.router, api.router, sse.router, pages.router, actions.router):
@@ -77,6 +81,13 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(web.trusted_proxies))
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The event hub starts with the first stream; on shutdown its subscription is closed."""
+    yield
+    await app.state.hub.close()
 
 
 def _version() -> str:

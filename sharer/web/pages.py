@@ -275,29 +275,37 @@ def schedule(request: Request, ctx: Ctx, who: PageReader) -> Response:
     return schedule_page(ctx, request, who)
 
 
+SCHEDULE_PAGE = 500  # deliveries per schedule page
+
+
 def schedule_page(ctx: WebContext, request: Request, who: Principal, error: str | None = None,
                   status: int = 200) -> HTMLResponse:
     rt = ctx.rt
     tz_name = user_tz(ctx, who)
     tz = ZoneInfo(tz_name)
+    cursor = request.query_params.get("cursor") or None
+    try:
+        found, next_cursor = service.schedule_page(rt, limit=SCHEDULE_PAGE, cursor=cursor)
+    except InputError as e:
+        found, next_cursor, error, status = [], None, error_message(e), 422
     by_share: dict[str, list] = defaultdict(list)
-    for d in service.schedule_list(rt):
+    for d in found:
         by_share[d.share_id].append(d)
+    titles = service.schedule_titles(rt, list(by_share))
     days: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for share_id, ds in by_share.items():
-        first = min(d.scheduled_for or 0 for d in ds)
-        try:
-            title = service.get_share(rt, share_id).title
-        except NotFound:
+        if share_id not in titles:
             continue
+        first = min(d.scheduled_for or 0 for d in ds)
         day = datetime.fromtimestamp(first, tz).strftime("%Y-%m-%d")
-        days[day].append({"share_id": share_id, "title": title, "deliveries": ds, "first": first,
+        days[day].append({"share_id": share_id, "title": titles[share_id], "deliveries": ds, "first": first,
                           "at_input": to_local_input(first, ds[0].timezone or tz_name),
                           "tz": ds[0].timezone or tz_name})
     present.values(ctx, request, who)
     ordered = [(i18n.when(min(x["first"] for x in items), tz, 1), sorted(items, key=lambda x: x["first"]))
                for _, items in sorted(days.items())]
-    return render(ctx, request, "schedule.html", who, status, days=ordered, zones=zones(), error=error)
+    return render(ctx, request, "schedule.html", who, status, days=ordered, zones=zones(), error=error,
+                  next_cursor=next_cursor, paged=bool(cursor))
 
 
 @router.get("/calendar")

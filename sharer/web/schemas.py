@@ -230,6 +230,7 @@ class AccountList(BaseModel):
 
 class ScheduleList(BaseModel):
     deliveries: list[DeliveryOut]
+    next_cursor: str | None = Field(None, description="pass back as `cursor` for the next page; null: no more")
 
 
 class Me(BaseModel):

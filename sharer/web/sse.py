@@ -2,15 +2,14 @@
 
 Every status change in the store PUBLISHes ``{delivery, share, status, attempt, at}`` on
 ``<prefix>:events`` inside the same Lua script that makes the change, so the stream misses nothing that
-happens while it is open. The first event (``hello``) tells the browser it is subscribed: it then
-re-reads the share once, covering changes made between rendering the page and subscribing.
+happens while it is open. The web process holds one subscription for all streams (``hub.py``). The
+first event (``hello``) tells the browser it is subscribed: it then re-reads the share once, covering
+changes made between rendering the page and subscribing.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
@@ -18,15 +17,14 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from ..connections import async_redis_client
 from .auth import Ctx, Reader
+from .hub import CLOSED, HELLO, EventHub, Subscriber
 
 router = APIRouter(prefix="/api", tags=["api"])
-KEEPALIVE = 15.0  # seconds: a comment line keeps proxies from closing an idle stream
 
 
 class StreamLimits:
-    """Open event streams per user and in all (each holds a Redis connection): 429 past either."""
+    """Open event streams per user and in all (each holds a connection and a queue): 429 past either."""
 
     def __init__(self, per_user: int, total: int):
         self.per_user, self.total = per_user, total
@@ -68,37 +66,33 @@ async def events(request: Request, ctx: Ctx, who: Reader,
                  ) -> StreamingResponse:
     """Live delivery status changes (Server-Sent Events)."""
     release = request.app.state.sse.take(who.user.name)
-    stream = _stream(request, ctx.rt.settings.redis_url, ctx.rt.keys.events_channel, share, release)
-    return StreamingResponse(stream, media_type="text/event-stream", background=BackgroundTask(release),
+    hub: EventHub = request.app.state.hub
+    try:
+        sub = await hub.subscribe(share)
+    except BaseException:
+        release()
+        raise
+    return StreamingResponse(_stream(hub, sub, release), media_type="text/event-stream",
+                             background=BackgroundTask(release),
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-async def _stream(request: Request, redis_url: str, channel: str, share: str | None,
-                  release: Callable[[], None]) -> AsyncIterator[str]:
-    client = async_redis_client(redis_url, socket_connect_timeout=5, health_check_interval=30)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
+async def _stream(hub: EventHub, sub: Subscriber, release: Callable[[], None]) -> AsyncIterator[str]:
+    """One stream: the hub's already-encoded notices and keepalives. A client that goes away cancels
+    it (Starlette listens for the disconnect), which unsubscribes it and frees its slot."""
     try:
-        await pubsub.subscribe(channel)
-        yield "retry: 2000\nevent: hello\ndata: {}\n\n"
-        last = time.monotonic()
-        while not await request.is_disconnected():
-            msg = await pubsub.get_message(timeout=1.0)
-            if msg is None:
-                if time.monotonic() - last > KEEPALIVE:
-                    last = time.monotonic()
-                    yield ": keepalive\n\n"
-                continue
-            try:
-                notice = json.loads(msg["data"])
-            except (TypeError, ValueError):
-                continue
-            if share and notice.get("share") != share:
-                continue
-            last = time.monotonic()
-            yield f"event: delivery\ndata: {json.dumps(notice, separators=(',', ':'))}\n\n"
+        yield HELLO
+        while True:
+            text = await sub.queue.get()  # the hub also queues the idle keepalive
+            while not sub.queue.empty() and text != CLOSED:  # behind: catch up in one write
+                nxt = sub.queue.get_nowait()
+                if nxt == CLOSED:
+                    yield text
+                    return
+                text += nxt
+            if text == CLOSED:
+                return
+            yield text
     finally:
+        hub.unsubscribe(sub)
         release()
-        try:
-            await pubsub.aclose()
-        finally:
-            await client.aclose()

@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "wecom": "sharer.platforms.wecom:WeCom",
     "feishu": "sharer.platforms.feishu:Feishu",
     "dingtalk": "sharer.platforms.dingtalk:DingTalk",
+    "slack": "sharer.platforms.slack:Slack",
 }
 
 

@@ -27,6 +27,7 @@ REGISTRY: dict[str, str] = {
     "feishu": "sharer.platforms.feishu:Feishu",
     "dingtalk": "sharer.platforms.dingtalk:DingTalk",
     "slack": "sharer.platforms.slack:Slack",
+    "discord": "sharer.platforms.discord:Discord",
 }
 
 

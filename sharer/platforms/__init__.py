@@ -28,6 +28,7 @@ REGISTRY: dict[str, str] = {
     "dingtalk": "sharer.platforms.dingtalk:DingTalk",
     "slack": "sharer.platforms.slack:Slack",
     "discord": "sharer.platforms.discord:Discord",
+    "line": "sharer.platforms.line:Line",
 }
 
 

@@ -29,6 +29,7 @@ REGISTRY: dict[str, str] = {
     "slack": "sharer.platforms.slack:Slack",
     "discord": "sharer.platforms.discord:Discord",
     "line": "sharer.platforms.line:Line",
+    "facebook": "sharer.platforms.facebook:Facebook",
 }
 
 

@@ -30,6 +30,7 @@ REGISTRY: dict[str, str] = {
     "discord": "sharer.platforms.discord:Discord",
     "line": "sharer.platforms.line:Line",
     "facebook": "sharer.platforms.facebook:Facebook",
+    "linkedin": "sharer.platforms.linkedin:LinkedIn",
 }
 
 

@@ -31,6 +31,7 @@ REGISTRY: dict[str, str] = {
     "line": "sharer.platforms.line:Line",
     "facebook": "sharer.platforms.facebook:Facebook",
     "linkedin": "sharer.platforms.linkedin:LinkedIn",
+    "bluesky": "sharer.platforms.bluesky:Bluesky",
 }
 
 

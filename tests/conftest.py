@@ -6,6 +6,7 @@ configured by a temporary TOML file that points every account at the in-process 
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import secrets
@@ -71,7 +72,28 @@ def account_tables(emulators) -> str:
             pid = f.stem
             if pid in emulators:
                 out.append(f.read_text().replace("{url}", emulators[pid].url))
+    for pid, tables in module_accounts().items():  # or ACCOUNTS in tests/test_<platform>.py
+        if pid in emulators:
+            out.append(tables.replace("{url}", emulators[pid].url))
     return "\n".join(out)
+
+
+def module_accounts() -> dict[str, str]:
+    """platform id -> the TOML account tables its test module declares as ``ACCOUNTS = \"\"\"…\"\"\"``.
+
+    Read from the source (``ast``), not imported, so every run's config has them whichever tests are
+    selected, and a platform's extra test accounts live in its one test file.
+    """
+    out: dict[str, str] = {}
+    for pid in specs():
+        path = ROOT / "tests" / f"test_{pid}.py"
+        if not path.exists():
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["ACCOUNTS"]
+                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+                out[pid] = node.value.value
+    return out
 
 
 def _toml_table(name: str, table: dict) -> str:

@@ -152,3 +152,87 @@ def run_fault(case: Fault, emulators: dict[str, Any], runtime: Any) -> DeliveryE
 def faults(cases: Sequence[Fault]) -> Any:
     """``@faults(TABLE)``: parametrize a test over the rows, named by ``Fault.name``."""
     return pytest.mark.parametrize("case", list(cases), ids=str)
+
+
+# --- the kill -9 proof ------------------------------------------------------------------------------
+
+def kill_while_held(emulators: dict[str, Any], platform: str, fault_path: str, expect: str, *,
+                    loops: int = 20, children: int = 4, options: dict[str, Any] | None = None) -> list[Any]:
+    """SIGKILL worker pool children while the platform holds the publish answer open, ``loops`` times.
+
+    One worker (``children`` pool processes, killed together each round) on a config of its own with a
+    short lease (6 s; the client's read timeout 5 s, the emulator holds 8 s); the account is the
+    platform's demo account on the test emulator. Each held request has already made its post. After
+    the sweeper expires the dead leases every delivery must end ``expect`` (``needs_review`` for a
+    platform that cannot look, ``delivered`` for one that finds its post or resends with the same
+    idempotency key) and every article must have exactly one post. Returns the settled deliveries.
+    """
+    import os
+    import secrets
+    import signal
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from conftest import REDIS_URL, Worker, _toml_table
+    from test_chaos import alive, cleanup, env_for, pool_children, settle, wait_for
+
+    from sharer import service
+    from sharer.config import load_settings
+    from sharer.platforms import get_platform
+    from sharer.runtime import Runtime
+
+    emu, spec = emulators[platform], get_platform(platform).spec
+    table = next(iter(spec.demo_accounts().values()))
+    table["api_base"] = table["api_base"].replace(f"http://127.0.0.1:{spec.sandbox.port}", emu.url)
+    if options:
+        table["options"] = {**table.get("options", {}), **options}
+    tag, account = secrets.token_hex(4), f"kill-{platform}"
+    tmp = Path(tempfile.mkdtemp(prefix=f"sharer-kill-{platform}-"))
+    config = tmp / "sharer.toml"
+    config.write_text(
+        f'[redis]\nurl = "{REDIS_URL}"\nprefix = "sharer-kill-{tag}"\n\n[celery]\nqueue = "sharer-kill-{tag}"\n\n'
+        '[defaults]\ntimezone = "UTC"\n\n[delivery]\nlease_seconds = 6\nhttp_timeout = 5\n'
+        "retry = { base = 0.1, cap = 0.5, max_attempts = 6 }\nduplicate_window_hours = 0\n\n"
+        + _toml_table(account, table))
+    rt = Runtime(load_settings(config))
+    run = secrets.token_hex(3)
+    ids: list[str] = []
+    tokens: dict[str, str] = {}
+
+    def posts_with(token: str) -> int:
+        return sum(token in repr(p) for p in sandbox_posts(emu))
+
+    w = Worker(env_for(config, tmp), concurrency=children)
+    try:
+        for first in range(0, loops, children):
+            wait_for(lambda: len([k for k in pool_children(w.proc.pid) if alive(k)]) == children, 30,
+                     "the pool to replace the killed children")  # a slow respawn must not eat a round
+            held = []
+            for i in range(first, min(first + children, loops)):
+                token = f"{run}k{i:03d}z"
+                inject(emu, path=fault_path, kind="hold", seconds=8.0, count=1, match=token)
+                art = Article(title=f"Kill {token}", url=f"https://news.example.com/kill/{token}/",
+                              summary="A worker dies mid-publish; the post must neither vanish nor double.",
+                              lang="en")
+                did = service.share(rt, art, [account]).deliveries[0].id
+                held.append(did)
+                tokens[did] = token
+            wait_for(lambda h=held: all(posts_with(tokens[d]) for d in h), 20, f"round {first}: the held posts")
+            assert all(d.status == "sending" for d in rt.store.get_many(held, with_events=False))  # mid-call
+            kids = [k for k in pool_children(w.proc.pid) if alive(k)]
+            assert len(kids) == children, kids  # every child is inside a held publish
+            for kid in kids:
+                os.kill(kid, signal.SIGKILL)
+            ids += held
+            time.sleep(0.2)
+        ds = settle(rt, ids, timeout=60)
+    finally:
+        w.stop()
+        cleanup(rt)
+    assert ds is not None
+    assert {d: posts_with(t) for d, t in tokens.items()} == {d: 1 for d in tokens}, "a post was lost or doubled"
+    for d in ds:
+        assert d.status == expect, (d.status, d.error)
+        assert "unknown" in [e["status"] for e in d.events]  # the interrupted attempt was reconciled
+    return ds

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, module_accounts
 from harness import TXT_URL
 
 from sharer.config import load_settings, parse_settings
@@ -88,11 +88,14 @@ def test_default_config_has_a_demo_account_per_platform():
 
 
 def test_test_account_files_match_the_registry():
-    for path in sorted((ROOT / "tests" / "accounts").glob("*.toml")):
-        assert path.stem in REGISTRY, f"{path.name}: no such platform"
-        accounts = tomllib.loads(path.read_text().replace("{url}", "http://127.0.0.1:1"))["accounts"]
+    files = sorted((ROOT / "tests" / "accounts").glob("*.toml"))
+    sources = [(path.stem, path.name, path.read_text()) for path in files]
+    sources += [(pid, f"test_{pid}.py ACCOUNTS", text) for pid, text in module_accounts().items()]
+    for pid, where, text in sources:
+        assert pid in REGISTRY, f"{where}: no such platform"
+        accounts = tomllib.loads(text.replace("{url}", "http://127.0.0.1:1"))["accounts"]
         for name, table in accounts.items():
-            assert name.startswith(f"{path.stem}-") and table["platform"] == path.stem, (path.name, name)
+            assert name.startswith(f"{pid}-") and table["platform"] == pid, (where, name)
 
 
 def _articles():

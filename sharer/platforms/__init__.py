@@ -26,6 +26,12 @@ REGISTRY: dict[str, str] = {
     "wecom": "sharer.platforms.wecom:WeCom",
     "feishu": "sharer.platforms.feishu:Feishu",
     "dingtalk": "sharer.platforms.dingtalk:DingTalk",
+    "slack": "sharer.platforms.slack:Slack",
+    "discord": "sharer.platforms.discord:Discord",
+    "line": "sharer.platforms.line:Line",
+    "facebook": "sharer.platforms.facebook:Facebook",
+    "linkedin": "sharer.platforms.linkedin:LinkedIn",
+    "bluesky": "sharer.platforms.bluesky:Bluesky",
 }
 
 

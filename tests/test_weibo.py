@@ -49,7 +49,7 @@ BAD_TOKEN = "not-the-sandbox-secret"  # what weibo-badtoken's env: reference res
 def make_account(template: str | None = None, api_base: str = "http://127.0.0.1:1", utm=UTM, **options) -> Account:
     opts = {"safe_domains": ["news.example.com"], **options}
     return Account(name="weibo-t", platform="weibo", api_base=api_base,
-                   credentials={"access_token": Secret("tok-123456")}, options=Weibo.validate_options(opts),
+                   credentials={"access_token": Secret("tok-123456")}, options=Weibo.parse_options(opts),
                    template=template, utm=utm)
 
 

@@ -93,13 +93,22 @@ class Rule:
 
     error: type[DeliveryError]
     text: str | Callable[[str], str] = "{message}"
-    retry_after: float | None = None  # for RateLimited: the documented wait
+    # for RateLimited: the documented wait, or a function of nothing giving it (e.g. "until the next hour")
+    retry_after: float | Callable[[], float] | None = None
 
-    def build(self, message: str, *, code: Any = None, status: int | None = None) -> DeliveryError:
-        text = self.text(message) if callable(self.text) else self.text.replace("{message}", message)
+    def build(self, message: str, *, code: Any = None, status: int | None = None,
+              fields: Mapping[str, str] | None = None) -> DeliveryError:
+        """The error; ``{message}`` (and each ``{name}`` of ``fields``, e.g. the account) filled in."""
+        if callable(self.text):
+            text = self.text(message)
+        else:
+            text = self.text
+            for name, value in (fields or {}).items():
+                text = text.replace("{" + name + "}", value)
+            text = text.replace("{message}", message)
         if issubclass(self.error, RateLimited):
-            return self.error(text, retry_after=60.0 if self.retry_after is None else self.retry_after,
-                              code=code, status=status)
+            wait = self.retry_after() if callable(self.retry_after) else self.retry_after
+            return self.error(text, retry_after=60.0 if wait is None else wait, code=code, status=status)
         return self.error(text, code=code, status=status)
 
 
@@ -113,8 +122,10 @@ class ErrorTable:
     gateway: type[DeliveryError] = Ambiguous  # 502/504: a proxy's answer, the request may be through
     rate_limit_default: float = 60.0  # a 429 without a readable wait
 
-    def for_code(self, code: Any, message: str, *, status: int | None = None) -> DeliveryError:
-        return self.codes.get(code, self.other_code).build(message, code=code, status=status)
+    def for_code(self, code: Any, message: str, *, status: int | None = None,
+                 fields: Mapping[str, str] | None = None) -> DeliveryError:
+        """The error for a business code; ``fields`` fill the rule's other placeholders (redacted)."""
+        return self.codes.get(code, self.other_code).build(message, code=code, status=status, fields=fields)
 
     def for_response(self, resp: requests.Response, message: str, *, code: Any = None,
                      retry_after: float | None = None, retry_safe: bool = False) -> DeliveryError:

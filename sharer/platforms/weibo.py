@@ -22,9 +22,8 @@ Quirks:
 from __future__ import annotations
 
 import ipaddress
-import json
-import string
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -38,96 +37,108 @@ from ..errors import (
     ComposeError,
     DeliveryError,
     Duplicate,
-    PermanentError,
     RateLimited,
     TransientError,
 )
 from ..media import Image, fetch_image
-from ..text import count_weibo, find_urls, trim
-from ._lookup import Age, age
+from ..text import count_weibo
+from ._weibo_lookup import LOOKUP_COUNT, known_uid, match_timeline, remember_uid
 from ._weibo_text import (
     _normal_domain,
-    _outside_urls,
     comparable,
     find_topics,
+    generate,
     host_allowed,
     parse_created_at,
-    render_lines,
     seconds_to_next_hour,
     status_url,
     strip_topics,
+    tag_link,
 )
 from ._weibo_text import mid_to_base62 as mid_to_base62  # re-exported: part of this platform's surface
-from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt, error_for_status, json_body, send, short
+from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt
+from .http import ErrorTable, Rule, json_body, send, short
+from .spec import Credentials, Demo, Limits, OptionError, Options, PlatformSpec, RateLimit, Sandbox
+
+__all__ = ["LOOKUP_COUNT", "Weibo", "WeiboOptions", "comparable", "find_topics", "mid_to_base62",
+           "parse_created_at", "seconds_to_next_hour", "strip_topics"]
 
 SANDBOX_RIP = "127.0.0.1"  # used when ``rip`` is unset and api_base is a loopback (sandbox) address
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Weibo: "< 5 MB"
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif")
-
-TRANSIENT = {"10001", "10002", "10003", "10009", "10010", "10011", "21331"}
-RATE_LIMITED = {"10022", "10023", "10024", "20016"}
-AUTH = {"21327", "21332", "21314", "21315", "21316", "21317", "21319"}
-DUPLICATE = {"20017", "20019"}
-SLOW = "20032"  # "posted, server slow": success without a guarantee
-LOOKUP_COUNT = 100  # user_timeline's largest page: one call (of the 100 a day) sees the most
+SLOW = "20032"  # "posted, server slow": success without a guarantee (its wait is an account option)
 
 
-# --- the platform --------------------------------------------------------------------------------------
+def _codes(rule: Rule, *codes: str) -> dict[str, Rule]:
+    return dict.fromkeys(codes, rule)
 
-class Weibo(Platform):
-    id = "weibo"
-    title = "Sina Weibo"
-    default_api_base = "https://api.weibo.com"
-    required_credentials = ("access_token",)
-    limit = 140
-    unit = "Weibo units"
-    sandbox_port = 8902
-    rate_limit = (30, 3600.0)  # posting: 30 per hour per user (Weibo rate-limiting wiki)
-    default_template = "{title}\n{summary}\n{url}"
-    option_defaults = {
-        "safe_domains": [],  # the app's bound 安全域名; the article link must be on one of them
-        "rip": "",  # the posting server's public IP; "" = 127.0.0.1 in the sandbox, an error elsewhere
-        "limit": 140,  # unverified server rule
-        "url_weight": 11,  # what one (t.cn-shortened) link counts; unverified
-        "margin": 0,  # units kept free below the limit
-        "attach_image": True,
-        "slow_check_seconds": 120,  # after 20032 ("posted, server slow, wait 1-2 minutes"): look then
-    }
 
-    @classmethod
-    def validate_options(cls, raw: Any) -> dict[str, Any]:
-        out = super().validate_options(raw)
-        domains = out["safe_domains"]
-        if not all(isinstance(d, str) and _normal_domain(d) and "/" not in d for d in domains):
-            raise ValueError("safe_domains: must be a list of domain names like \"news.example.com\"")
-        out["safe_domains"] = [_normal_domain(d) for d in domains]
+# Weibo's ``error_code`` (a string or a number; read as a string). Posting windows are clock hours.
+ERRORS = ErrorTable(codes={
+    **_codes(Rule(TransientError), "10001", "10002", "10003", "10009", "10010", "10011", "21331"),
+    **_codes(Rule(RateLimited, retry_after=lambda: seconds_to_next_hour(time.time())),
+             "10022", "10023", "10024", "20016"),
+    **_codes(Rule(AuthExpired, "Weibo rejected the access token of {account} ({detail}); web apps get no refresh "
+                               "token: the account owner must authorise again"),
+             "21327", "21332", "21314", "21315", "21316", "21317", "21319"),
+    **_codes(Rule(Duplicate), "20017", "20019"),
+})
+
+
+@dataclass(frozen=True)
+class WeiboOptions(Options):
+    safe_domains: tuple[str, ...] = ()  # the app's bound 安全域名; the article link must be on one of them
+    rip: str = ""                       # the posting server's public IP; "" = 127.0.0.1 in the sandbox only
+    limit: int = 140                    # unverified server rule
+    url_weight: int = 11                # what one (t.cn-shortened) link counts; unverified
+    margin: int = 0                     # units kept free below the limit
+    attach_image: bool = True
+    slow_check_seconds: float = 120     # after 20032 ("posted, server slow, wait 1-2 minutes"): look then
+
+    def check(self) -> WeiboOptions:
+        if not all(_normal_domain(d) and "/" not in d for d in self.safe_domains):
+            raise OptionError("safe_domains", "must be a list of domain names like \"news.example.com\"")
         for key in ("limit", "url_weight", "margin"):
-            if int(out[key]) != out[key] or out[key] < (0 if key == "margin" else 1):
-                raise ValueError(f"{key}: must be a {'non-negative' if key == 'margin' else 'positive'} integer")
-            out[key] = int(out[key])
-        if not 0 <= out["slow_check_seconds"] <= 3600:
-            raise ValueError("slow_check_seconds: must be between 0 and 3600")
-        if out["margin"] >= out["limit"]:
-            raise ValueError("margin: must be smaller than limit")
-        if out["rip"]:
+            if getattr(self, key) < (0 if key == "margin" else 1):
+                raise OptionError(key, f"must be a {'non-negative' if key == 'margin' else 'positive'} integer")
+        if not 0 <= self.slow_check_seconds <= 3600:
+            raise OptionError("slow_check_seconds", "must be between 0 and 3600")
+        if self.margin >= self.limit:
+            raise OptionError("margin", "must be smaller than limit")
+        if self.rip:
             try:
-                ipaddress.ip_address(out["rip"])
+                ipaddress.ip_address(self.rip)
             except ValueError:
-                raise ValueError(f"rip: must be an IP address, got {out['rip']!r}") from None
-        return out
+                raise OptionError("rip", f"must be an IP address, got {self.rip!r}") from None
+        return self.normalised(safe_domains=tuple(_normal_domain(d) for d in self.safe_domains))
+
+
+class Weibo(Platform[WeiboOptions]):
+    spec = PlatformSpec(
+        id="weibo", title="Sina Weibo", api_base="https://api.weibo.com",
+        limits=Limits(140, "Weibo units", count_weibo, media=1, media_bytes=MAX_IMAGE_BYTES - 1,
+                      media_types=IMAGE_TYPES),
+        options=WeiboOptions,
+        credentials=Credentials(required=("access_token",)),
+        template="{title}\n{summary}\n{url}",
+        rate_limit=RateLimit(30, 3600.0),  # posting: 30 per hour per user (Weibo rate-limiting wiki)
+        sandbox=Sandbox("sharer.sandbox.weibo:WeiboEmulator", 8902),
+        # the sandbox has no hourly quota to protect; real accounts keep Weibo's 30 posts/hour default
+        demo=(Demo(options={"safe_domains": ["news.example.com"], "rip": "127.0.0.1"},
+                   rate_limit=RateLimit(600, 3600.0)),),
+    )
 
     # --- composition (pure) ---------------------------------------------------------------------------
 
     def count(self, text: str) -> int:
-        return count_weibo(text, self.options["url_weight"])
+        return count_weibo(text, self.options.url_weight)
 
     @property
     def effective_limit(self) -> int:
-        return self.options["limit"] - self.options["margin"]
+        return self.options.limit - self.options.margin
 
     def compose(self, article: Article, text: str | None = None) -> Post:
-        name = self.account.name
-        domains = self.options["safe_domains"]
+        name, domains = self.account.name, self.options.safe_domains
         if not domains:
             raise ComposeError(name, "no safe_domains configured (options.safe_domains: the Weibo app's 安全域名); "
                                      "the share API only accepts statuses linking to them")
@@ -135,82 +146,33 @@ class Weibo(Platform):
         if not host_allowed(url, domains):
             raise ComposeError(name, f"the article link {article.url} is not on the account's safe domains "
                                      f"({', '.join(domains)}); Weibo's share API would reject it")
-        rip = self.options["rip"]
+        rip = self.options.rip
         if not rip:
             if not is_loopback_url(self.account.api_base):
                 raise ComposeError(name, "options.rip is required: Weibo's share API needs the posting server's "
                                          "public IP address")
             rip = SANDBOX_RIP
         limit = self.effective_limit
-        status, warnings = (self._override(text, article, url, limit) if text is not None
-                            else self._generate(article, url, limit))
-        pic = article.image if self.options["attach_image"] else None
+        if text is not None:
+            composed = tag_link(text, article.url, url)
+        else:
+            composed = generate(self.template, article_values(article, url), self.count, limit, self.unit)
+        if composed.problem:
+            raise ComposeError(name, composed.problem)
+        status = composed.text
+        if text is not None:
+            self.check_override(status, self.count(status), limit)
+        pic = article.image if self.options.attach_image else None
         payload = {"status": status, "pic": pic, "rip": rip}
-        return Post(self.id, name, status, payload, self.count(status), limit, self.unit, tuple(warnings))
-
-    def _override(self, text: str, article: Article, url: str, limit: int) -> tuple[str, list[str]]:
-        """An editor's text: checked, never cut. A bare article link in it is tagged."""
-        warnings = []
-        links = [text[s:e] for s, e in find_urls(text)]
-        if url not in links:
-            if article.url in links:
-                text = "".join(url if is_url and text[s:e] == article.url else text[s:e]
-                               for s, e, is_url in _outside_urls(text))
-                warnings.append("article link tagged")
-            else:
-                raise ComposeError(self.account.name, f"the text must contain the article link {url} "
-                                                      "(Weibo's share API needs a link on the safe domain)")
-        topics = find_topics(text)
-        if topics:
-            raise ComposeError(self.account.name, f"the text contains the topic {topics[0]}: Weibo's share API "
-                                                  "rejects #话题# topics (remove the # marks)")
-        self.check_override(text, self.count(text), limit)
-        return text, warnings
-
-    def _generate(self, article: Article, url: str, limit: int) -> tuple[str, list[str]]:
-        """Template text; the summary is trimmed to fit, then dropped, then the title trimmed."""
-        name, template = self.account.name, self.template
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
-        if "url" not in fields:
-            raise ComposeError(name, "the template has no {url}: Weibo's share API needs the article link")
-        values = article_values(article, url)
-        clean = {k: strip_topics(v) for k, v in values.items() if k not in ("url", "image")}
-        warnings = []
-        if any(clean[k] != values[k] for k in clean):
-            warnings.append("# marks of #topic# removed (Weibo's share API forbids topics)")
-        values.update(clean)
-        title, summary = values["title"], values["summary"] if "summary" in fields else ""
-
-        def render(t: str, s: str) -> str:
-            return render_lines(template, {**values, "title": t, "summary": s})
-
-        text = render(title, summary)
-        if self.count(text) > limit:
-            if summary and self.count(render(title, "")) <= limit:
-                cut = trim(summary, limit, count=lambda s: self.count(render(title, s)))
-                text = render(title, cut.text)
-                warnings.append("summary trimmed" if cut.text else "summary dropped")
-            else:
-                if summary:
-                    warnings.append("summary dropped")
-                cut = trim(title, limit, count=lambda t: self.count(render(t, "")))
-                if not cut.text or self.count(render(cut.text, "")) > limit:
-                    raise ComposeError(name, f"the template's fixed text and link alone exceed {limit} "
-                                             f"{self.unit}")
-                text = render(cut.text, "")
-                warnings.append("title trimmed")
-        topics = find_topics(text)
-        if topics:
-            raise ComposeError(name, f"the template produces the topic {topics[0]}: Weibo's share API "
-                                     "rejects #话题# topics")
-        return text, warnings
+        return Post(self.id, name, status, payload, self.count(status), limit, self.unit, composed.warnings,
+                    (pic,) if pic else ())
 
     # --- delivery --------------------------------------------------------------------------------------
 
     def publish(self, post: Post, ctx: DeliveryContext) -> Receipt:
         form = {"access_token": self.account.secret("access_token"), "status": post.payload["status"],
                 "rip": post.payload["rip"]}
-        files = None
+        files: dict[str, tuple[str, bytes, str]] | None = None
         if post.payload.get("pic"):
             image = self._fetch_image(post.payload["pic"], ctx)
             if image is not None:
@@ -225,7 +187,7 @@ class Weibo(Platform):
         # reconciliation reads this one status (statuses/show) instead of searching the timeline
         ctx.state["status_id"] = receipt.post_id
         ctx.save_state()
-        self._remember_uid(data, ctx)
+        remember_uid(data, ctx)
         return receipt
 
     def check_credentials(self, ctx: DeliveryContext) -> str:
@@ -238,58 +200,30 @@ class Weibo(Platform):
         return f"token valid for user {data.get('uid', '?')}{left}"
 
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
-        """Our status on the account: by id when a reply was read, else in the newest timeline page.
+        """Our status on the account: by id when a reply was read, else in the newest timeline page
+        (``_weibo_lookup.match_timeline``: matched on its text without links, its age and the uid).
 
-        A timeline status is ours when it is the account's own (its uid, when known; not a repost),
-        its text equals ours once links and whitespace are removed (``comparable``: the timeline
-        shows t.cn links), and it was made after the first attempt began (``_lookup.age``; one
-        stamped just before is "cannot tell"). After a 20017/20019 answer (``ctx.duplicate``) an
-        older identical status is the one Weibo already had. None only when
-        the page reached back before the first attempt (or held the whole timeline); otherwise the
-        answer is "cannot tell" — one page (100 statuses) is all the daily quota lets us spend.
+        After a 20017/20019 answer (``ctx.duplicate``) an older identical status is the one Weibo
+        already had. None only when the page reached back before the first attempt (or held the whole
+        timeline); otherwise "cannot tell" — one page (100 statuses) is all the daily quota lets us spend.
         """
         known = ctx.state.get("status_id")
         if known:
             return self._show(str(known), ctx)
-        needle = comparable(post.text)
-        if not needle:
+        if not comparable(post.text):
             raise Ambiguous("the status has no text besides its link, so it cannot be told apart on the timeline")
         resp = send(ctx, "GET", f"{self.account.api_base}/2/statuses/user_timeline.json", idempotent=True,
                     params={"access_token": self.account.secret("access_token"), "count": LOOKUP_COUNT})
-        page = self._answer(resp, ctx)
-        statuses = [s for s in page.get("statuses") or [] if isinstance(s, dict)]
-        uid = self._known_uid(ctx)
-        found: dict[Age, list[dict[str, Any]]] = {a: [] for a in Age}
-        for status in statuses:
-            user = status.get("user") or {}
-            owner = str(user.get("idstr") or user.get("id") or status.get("uid") or "")
-            if (uid and owner and owner != uid) or status.get("retweeted_status"):
-                continue
-            if comparable(str(status.get("text") or "")) == needle:
-                at = parse_created_at(status.get("created_at"))
-                found[age(at, ctx.window_start, ctx.duplicate)].append(status)
-        if found[Age.OURS]:
-            return self._receipt(found[Age.OURS][-1])  # newest first: the oldest match is the first made
-        if ctx.duplicate and found[Age.EARLIER]:
-            earlier = self._receipt(found[Age.EARLIER][0])
-            where = earlier.url or f"status {earlier.post_id}"
-            return Receipt(earlier.post_id, earlier.url, f"Weibo already had this post: {where}", already_posted=True)
-        if found[Age.NEAR]:
-            near = found[Age.NEAR][0]
-            raise Ambiguous(f"a status with the same text ({near.get('idstr') or near.get('id')}, "
-                            f"{near.get('created_at')}) was made just before the first attempt: ours if Weibo's "
-                            "clock runs behind, or an earlier share")
         since = None if ctx.window_start is None else ctx.window_start - CLOCK_SLACK
-        oldest = parse_created_at(statuses[-1].get("created_at")) if statuses else None
-        # the whole timeline was seen: a short page, and the total (when Weibo says it) no larger — a
-        # short page alone could be a server that caps ``count`` below what we asked for
-        total = page.get("total_number")
-        whole = len(statuses) < LOOKUP_COUNT and (not isinstance(total, int) or total <= len(statuses))
-        if whole or (since is not None and oldest is not None and oldest < since):
+        status, earlier = match_timeline(self._answer(resp, ctx), post.text, known_uid(ctx),
+                                         window_start=ctx.window_start, since=since, duplicate=ctx.duplicate)
+        if status is None:
             return None
-        reach = "the account's start" if since is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(since))
-        raise Ambiguous(f"the newest {len(statuses)} statuses on the timeline do not reach back to {reach}, "
-                        "so the status may be further down")
+        receipt = self._receipt(status)
+        if earlier:
+            where = receipt.url or f"status {receipt.post_id}"
+            return Receipt(receipt.post_id, receipt.url, f"Weibo already had this post: {where}", already_posted=True)
+        return receipt
 
     def _show(self, status_id: str, ctx: DeliveryContext) -> Receipt:
         """``statuses/show``: the status we have the id of (a reply was read before the worker stopped)."""
@@ -300,32 +234,21 @@ class Weibo(Platform):
             raise Ambiguous(f"Weibo no longer shows status {status_id}, which it accepted (deleted?)")
         return self._receipt(data)
 
-    def _remember_uid(self, status: dict[str, Any], ctx: DeliveryContext) -> None:
-        """The account's uid, from a status it made: lookups then ignore anyone else's statuses."""
-        user = status.get("user") or {}
-        uid = user.get("idstr") or user.get("id")
-        if uid and ctx.redis is not None and ctx.keys is not None:
-            try:
-                ctx.redis.set(ctx.keys.cache(self.account.name, "weibo-uid"), json.dumps(str(uid)))
-            except Exception:  # a cache: never worth failing a delivery over
-                pass
-
-    def _known_uid(self, ctx: DeliveryContext) -> str | None:
-        if ctx.redis is None or ctx.keys is None:
-            return None
-        try:
-            raw = ctx.redis.get(ctx.keys.cache(self.account.name, "weibo-uid"))
-            return json.loads(raw) if raw else None
-        except Exception:  # a cache: without it the timeline is simply not filtered by uid
-            return None
-
     def _answer(self, resp: requests.Response, ctx: DeliveryContext) -> dict[str, Any]:
         """The JSON body of a success; an error answer raises (Weibo's code first, else the HTTP status)."""
         data = json_body(resp)
-        if str(data.get("error_code") or "0").strip() not in ("", "0"):
-            raise self._error(resp, data, ctx)
+        code = str(data.get("error_code") or "0").strip()
+        if code not in ("", "0"):
+            detail = ctx.redact(short(str(data.get("error") or data.get("error_description") or "no error text")))
+            message = ctx.redact(f"Weibo error {code}: {detail}")
+            if code == SLOW:  # not a failure: accepted, shown later; the wait is the account's option
+                raise Ambiguous(f"Weibo says the status was received but the server is slow ({detail}); verify "
+                                "before posting again", accepted=True, check_after=self.options.slow_check_seconds,
+                                code=code, status=resp.status_code)
+            raise ERRORS.for_code(code, message, status=resp.status_code,
+                                  fields={"account": self.account.name, "detail": detail})
         if not 200 <= resp.status_code < 300:
-            raise error_for_status(resp, ctx.redact(f"Weibo answered HTTP {resp.status_code}: {short(resp.text)}"))
+            raise ERRORS.for_response(resp, ctx.redact(f"Weibo answered HTTP {resp.status_code}: {short(resp.text)}"))
         return data
 
     def _receipt(self, status: dict[str, Any]) -> Receipt:
@@ -336,26 +259,6 @@ class Weibo(Platform):
         if not uid or not mid.isdigit():
             return Receipt(idstr, None, note="Weibo's answer had no user id or numeric mid for a public URL")
         return Receipt(idstr, status_url(str(uid), mid))
-
-    def _error(self, resp: requests.Response, data: dict[str, Any], ctx: DeliveryContext) -> DeliveryError:
-        code = str(data.get("error_code")).strip()
-        detail = short(str(data.get("error") or data.get("error_description") or "no error text"))
-        message = ctx.redact(f"Weibo error {code}: {detail}")
-        kw = {"code": code, "status": resp.status_code}
-        if code in TRANSIENT:
-            return TransientError(message, **kw)
-        if code in RATE_LIMITED:
-            return RateLimited(message, retry_after=seconds_to_next_hour(time.time()), **kw)
-        if code in AUTH:
-            return AuthExpired(ctx.redact(f"Weibo rejected the access token of {self.account.name} ({detail}); web "
-                                          "apps get no refresh token: the account owner must authorise again"), **kw)
-        if code in DUPLICATE:
-            return Duplicate(message, **kw)
-        if code == SLOW:
-            return Ambiguous(ctx.redact(f"Weibo says the status was received but the server is slow ({detail}); "
-                                        "verify before posting again"), accepted=True,
-                             check_after=float(self.options["slow_check_seconds"]), **kw)
-        return PermanentError(message, **kw)
 
     def _fetch_image(self, url: str, ctx: DeliveryContext) -> Image | None:
         """Download the article image; any problem means posting without it (noted in the log)."""

@@ -94,23 +94,24 @@ class WeiboEmulator(Emulator):
 
     # --- API -----------------------------------------------------------------------------------------
 
-    def _user(self, req: Request, request: str) -> tuple[dict[str, Any] | None, Response | None]:
+    def _user(self, req: Request, request: str) -> dict[str, Any] | Response:
+        """The token's user, or Weibo's error answer for a missing, expired or unknown token."""
         token = req.arg("access_token")
         if not token:
-            return None, self.fail("10006", request)
+            return self.fail("10006", request)
         if token in self.expired:
-            return None, self.fail("21327", request)
+            return self.fail("21327", request)
         user = self.users.get(token)
-        return (user, None) if user else (None, self.fail("21332", request))
+        return user if user else self.fail("21332", request)
 
     @route("*", SHARE.replace(".", r"\."))
     def share(self, req: Request) -> Response:
         if req.method != "POST":
             return self.fail("10021")
         with self.lock:
-            user, err = self._user(req, SHARE)
-            if err:
-                return err
+            user = self._user(req, SHARE)
+            if isinstance(user, Response):
+                return user
             form, files = req.form(), req.files()
             if not form.get("rip"):
                 return self.fail("10016")
@@ -157,9 +158,9 @@ class WeiboEmulator(Emulator):
         """The token's user's statuses, newest first: ``count`` (≤ 100), ``page``, ``since_id``, ``max_id``."""
         request = "/2/statuses/user_timeline.json"
         with self.lock:
-            user, err = self._user(req, request)
-            if err:
-                return err
+            user = self._user(req, request)
+            if isinstance(user, Response):
+                return user
             try:
                 count = int(req.query.get("count", "20"))
                 page = int(req.query.get("page", "1"))
@@ -179,9 +180,9 @@ class WeiboEmulator(Emulator):
     def show(self, req: Request) -> Response:
         request = "/2/statuses/show.json"
         with self.lock:
-            user, err = self._user(req, request)
-            if err:
-                return err
+            user = self._user(req, request)
+            if isinstance(user, Response):
+                return user
             wanted = req.query.get("id", "")
             for status in self.statuses:
                 if status["idstr"] == wanted:
@@ -193,9 +194,9 @@ class WeiboEmulator(Emulator):
         """A t.cn link back to the long one (``url_short``; an unknown link gets ``result: false``)."""
         request = "/2/short_url/expand.json"
         with self.lock:
-            user, err = self._user(req, request)
-            if err:
-                return err
+            user = self._user(req, request)
+            if isinstance(user, Response):
+                return user
             out = []
             for short in [req.query.get("url_short", "")]:
                 long = self.short.get(short.rsplit("/", 1)[-1])
@@ -207,9 +208,9 @@ class WeiboEmulator(Emulator):
         """What the dashboard's credential check reads: the token's user and remaining lifetime."""
         request = "/oauth2/get_token_info"
         with self.lock:
-            user, err = self._user(req, request)
-            if err:
-                return err
+            user = self._user(req, request)
+            if isinstance(user, Response):
+                return user
             return Response(200, {"uid": user["id"], "appkey": "sandbox-appkey", "scope": "",
                                   "create_at": int(time.time()) - 3600, "expire_in": 157_679_999})
 
@@ -318,7 +319,7 @@ def _sniff(data: bytes) -> str | None:
 
 def _status_url(uid: str, mid: str) -> str:
     """``weibo.com/{uid}/{base62(mid)}``: 7-digit groups from the right, inner ones padded to 4."""
-    digits, groups = str(int(mid)), []
+    digits, groups = str(int(mid)), list[str]()
     while digits:
         groups.insert(0, digits[-7:])
         digits = digits[:-7]

@@ -326,9 +326,10 @@ def test_oauth2_confidential_client_and_dead_refresh_token(emulators, runtime):
 
 
 def x_seed(runtime) -> str:
-    from sharer.platforms.x import OAuth2Tokens
+    """The generation of the account's token record: a digest of its configured refresh token."""
+    from sharer.store.tokens import seed_of
 
-    return OAuth2Tokens(context(runtime, "x-oauth2c")[0]).seed
+    return seed_of(runtime.settings.account("x-oauth2c").secret("oauth2_refresh_token"))
 
 
 # --- end to end through the worker ----------------------------------------------------------------

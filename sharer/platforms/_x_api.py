@@ -1,32 +1,42 @@
 """X's API session for one attempt: tweepy's ``Client`` rerouted to ``api_base`` with our timeouts,
-errors mapped to ours, and the rotating OAuth 2.0 token pair shared by all workers in Redis.
+errors mapped through X's ``ErrorTable``, and the rotating OAuth 2.0 token pair shared by all workers
+(``SharedToken``: X only supplies the refresh call).
 
 Split from ``x.py`` (composition, delivery, reconciliation), which is what uses it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 import tweepy
-from redis.exceptions import LockError
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
-from ..errors import Ambiguous, AuthExpired, DeliveryError, Duplicate, PermanentError, RateLimited, TransientError
+from ..errors import Ambiguous, DeliveryError, Duplicate, PermanentError, TransientError
 from ..media import Image
-from .base import DeliveryContext, json_body, send, short
+from ..store.tokens import Grant, SharedToken, seed_of
+from .base import DeliveryContext
+from .http import ErrorTable, Rule, json_body, network_error, send, short
 
 OAUTH1 = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 OAUTH2 = ("client_id", "oauth2_refresh_token")
 PUBLIC_HOSTS = ("https://api.twitter.com", "https://api.x.com")  # what tweepy (and we) put in URLs
 TOKEN_PATH = "/2/oauth2/token"
 MEDIA_PATH = "/2/media/upload"
+DUPLICATE = "duplicate"  # X's 403 for a repeated text ("duplicate content"; v1.1 code 187)
+
+_REAUTHORISE = Rule(PermanentError, "{message}; re-authorise account '{account}'")
+# OAuth 2.0: a 401 is an expired access token (refreshed once); the rest is the shared meaning.
+ERRORS = ErrorTable(codes={DUPLICATE: Rule(Duplicate)})
+# OAuth 1.0a tokens never expire: a 401 means the app's access was revoked.
+ERRORS_OAUTH1 = ErrorTable(codes={DUPLICATE: Rule(Duplicate)}, statuses={401: _REAUTHORISE})
+# The token endpoint: a refused refresh token means authorising again.
+TOKEN_ERRORS = ErrorTable(statuses={400: _REAUTHORISE, 401: _REAUTHORISE, 403: _REAUTHORISE})
 
 
 # --- the API session ------------------------------------------------------------------------------
@@ -38,16 +48,19 @@ class _Reroute(HTTPAdapter):
         super().__init__(max_retries=0)
         self.api_base, self.timeout = api_base.rstrip("/"), timeout
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float, float] | tuple[float, None] | None = None, verify: bool | str = True,
+             cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+             proxies: Mapping[str, str] | None = None) -> requests.Response:
         url = request.url or ""
         for host in PUBLIC_HOSTS:
             if url.startswith(host + "/") and not url.startswith(self.api_base + "/"):
                 request.url = self.api_base + url[len(host):]
-                kwargs["proxies"] = get_environ_proxies(request.url)  # proxies of the real destination
+                proxies = get_environ_proxies(request.url)  # proxies of the real destination
                 break
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = (min(5.0, self.timeout), self.timeout)
-        return super().send(request, **kwargs)
+        if timeout is None:
+            timeout = (min(5.0, self.timeout), self.timeout)
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
 
 class _Api:
@@ -55,12 +68,12 @@ class _Api:
 
     def __init__(self, ctx: DeliveryContext):
         self.ctx, self.account = ctx, ctx.account
+        self.oauth2: SharedToken | None = None
         if all(self.account.has_secret(k) for k in OAUTH1):
-            self.oauth2 = None
             self.client = tweepy.Client(**{k: self.account.secret(k) for k in OAUTH1})
         elif all(self.account.has_secret(k) for k in OAUTH2):
-            self.oauth2 = OAuth2Tokens(ctx)
-            self.client = tweepy.Client(bearer_token=self.oauth2.access_token())
+            self.oauth2 = oauth2_token(ctx)
+            self.client = tweepy.Client(bearer_token=self.oauth2.get())
         else:
             raise PermanentError(f"account {self.account.name!r}: configure consumer_key, consumer_secret, "
                                  "access_token and access_token_secret (OAuth 1.0a) or client_id and "
@@ -87,8 +100,10 @@ class _Api:
                 raise self.error(e, what, write) from None
             except tweepy.HTTPException as e:
                 raise self.error(e, what, write) from None
+            except requests.JSONDecodeError:  # a 2xx we cannot read: a write may have been made
+                raise (Ambiguous if write else TransientError)("X answered without readable JSON") from None
             except requests.RequestException as e:
-                raise network_error(e, write) from None
+                raise network_error(e, idempotent=not write, title="X") from None
         raise AssertionError("unreachable")
 
     def create(self, text: str, media_ids: list[str] | None, reply_to: str | None) -> str:
@@ -123,22 +138,13 @@ class _Api:
 
     def error(self, e: tweepy.HTTPException, what: str, write: bool) -> DeliveryError:
         resp = e.response
-        status = resp.status_code
         detail = "; ".join(str(m) for m in e.api_messages) or str(resp.reason or "")
-        message = self.ctx.redact(f"X answered HTTP {status} to {what}: {short(detail)}")
-        if status == 429:
-            return RateLimited(message, retry_after=reset_in(resp.headers), status=status)
-        if status == 403 and ("duplicate" in detail.lower() or 187 in e.api_codes):
-            return Duplicate(message, status=status)
-        if status == 401:
-            if self.oauth2 is not None:
-                return AuthExpired(message, status=status)
-            return PermanentError(f"{message}; re-authorise account {self.account.name!r}", status=status)
-        if status in (502, 504) and write:
-            return Ambiguous(message, status=status)
-        if status >= 500:
-            return TransientError(message, status=status)
-        return PermanentError(message, status=status)
+        message = self.ctx.redact(f"X answered HTTP {resp.status_code} to {what}: {short(detail)}")
+        table = ERRORS if self.oauth2 is not None else ERRORS_OAUTH1
+        if resp.status_code == 403 and ("duplicate" in detail.lower() or 187 in e.api_codes):
+            return table.for_code(DUPLICATE, message, status=403)
+        return table.for_response(resp, message, retry_after=reset_in(resp.headers) if resp.status_code == 429
+                                  else None, retry_safe=not write, fields={"account": self.account.name})
 
 
 _STATUS_ERRORS = {400: tweepy.BadRequest, 401: tweepy.Unauthorized, 403: tweepy.Forbidden, 404: tweepy.NotFound,
@@ -166,93 +172,49 @@ def reset_in(headers: Any, default: float = 900.0) -> float:
     return max(0.0, max(resets) - time.time()) if resets else default
 
 
-def network_error(e: requests.RequestException, write: bool) -> DeliveryError:
-    """Same rule as ``base.send``: failed before sending is transient; after, a write is ambiguous."""
-    after = Ambiguous if write else TransientError
-    if isinstance(e, requests.ConnectTimeout):
-        return TransientError("could not connect to X (timeout)")
-    if isinstance(e, requests.ReadTimeout):
-        return after("no answer from X before the timeout; the request may have been received")
-    if isinstance(e, requests.ConnectionError):
-        text = repr(e)
-        before = any(s in text for s in ("NewConnectionError", "Connection refused", "NameResolution",
-                                         "Failed to resolve", "Max retries exceeded"))
-        if before and "RemoteDisconnected" not in text and "Connection aborted" not in text:
-            return TransientError("could not connect to X")
-        return after("the connection to X was dropped; the request may have been received")
-    if isinstance(e, requests.JSONDecodeError):
-        return after("X answered without readable JSON")
-    return TransientError(f"HTTP request to X failed: {type(e).__name__}")
-
-
 # --- OAuth 2.0 tokens -----------------------------------------------------------------------------
 
-class OAuth2Tokens:
-    """The account's OAuth 2.0 token pair, shared by all workers in Redis.
+def oauth2_token(ctx: DeliveryContext) -> SharedToken:
+    """The account's OAuth 2.0 access token, shared by all workers. X refresh tokens are single-use:
+    ``SharedToken`` stores each new one before the access token is used, one worker refreshing at a
+    time. The seed (a digest of the configured refresh token) lets an operator re-authorise by
+    putting a new one in the config."""
+    account = ctx.account
+    configured = account.secret("oauth2_refresh_token")
+    seed = seed_of(configured)
 
-    X refresh tokens are single-use: each refresh returns a new one and kills the old, so the new pair
-    is written to Redis the moment it arrives, before the access token is used, under a lock so only
-    one worker refreshes. ``seed`` (a digest of the configured refresh token) lets an operator
-    re-authorise by putting a new token in the config: a record from an older seed is ignored.
-    """
-
-    def __init__(self, ctx: DeliveryContext):
-        if ctx.redis is None or ctx.keys is None:
-            raise PermanentError("X OAuth 2.0 needs Redis to keep the rotating refresh token")
-        self.ctx, self.redis, self.account = ctx, ctx.redis, ctx.account
-        self.key = ctx.keys.token(self.account.name)
-        self.lock_key = ctx.keys.token_lock(self.account.name)
-        self.seed = hashlib.sha256(self.account.secret("oauth2_refresh_token").encode()).hexdigest()[:16]
-
-    def _load(self) -> dict[str, Any]:
-        raw = self.redis.get(self.key)
-        rec = json.loads(raw) if raw else {}
-        return rec if rec.get("seed") == self.seed else {}
-
-    def access_token(self) -> str:
-        rec = self._load()
-        if rec.get("access_token") and float(rec.get("expires_at", 0)) > time.time() + 60:
-            return rec["access_token"]
-        return self.refresh()
-
-    def refresh(self, failed: str | None = None) -> str:
-        lock = self.redis.lock(self.lock_key, timeout=max(30.0, 3 * self.ctx.timeout),
-                               blocking_timeout=self.ctx.timeout + 5)
-        if not lock.acquire():
-            raise TransientError("another worker is refreshing the X token")
-        try:
-            rec = self._load()
-            current = rec.get("access_token")
-            if current and current != failed and float(rec.get("expires_at", 0)) > time.time() + 60:
-                return current  # refreshed by another worker meanwhile
-            data = self._request(rec.get("refresh_token") or self.account.secret("oauth2_refresh_token"))
-            rec = {"seed": self.seed, "access_token": data["access_token"],
-                   "refresh_token": data.get("refresh_token") or rec.get("refresh_token"),
-                   "expires_at": time.time() + float(data.get("expires_in") or 7200)}
-            self.redis.set(self.key, json.dumps(rec))  # before any use: the old refresh token is spent
-            self.ctx.step("X OAuth 2.0 token refreshed")
-            return rec["access_token"]
-        finally:
-            try:
-                lock.release()
-            except LockError:  # the lock expired meanwhile: nothing to release
-                pass
-
-    def _request(self, refresh_token: str) -> dict[str, Any]:
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    def fetch(refresh_token: str | None) -> Grant:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token or configured}
         auth = None
-        if self.account.has_secret("client_secret"):  # confidential client: HTTP Basic
-            auth = (self.account.secret("client_id"), self.account.secret("client_secret"))
+        if account.has_secret("client_secret"):  # confidential client: HTTP Basic
+            auth = (account.secret("client_id"), account.secret("client_secret"))
         else:
-            form["client_id"] = self.account.secret("client_id")
-        resp = send(self.ctx, "POST", self.account.api_base + TOKEN_PATH, data=form, auth=auth)
+            form["client_id"] = account.secret("client_id")
+        resp = send(ctx, "POST", account.api_base + TOKEN_PATH, data=form, auth=auth)
         body = json_body(resp)
         if resp.status_code == 200 and body.get("access_token"):
-            return body
+            return Grant(str(body["access_token"]), float(body.get("expires_in") or 7200),
+                         body.get("refresh_token") or None)
         detail = body.get("error_description") or body.get("error") or body.get("detail") or resp.reason
-        message = self.ctx.redact(f"X answered HTTP {resp.status_code} to the token refresh: {short(str(detail))}")
-        if resp.status_code == 429:
-            raise RateLimited(message, retry_after=reset_in(resp.headers), status=429)
-        if resp.status_code >= 500:
-            raise TransientError(message, status=resp.status_code)
-        raise PermanentError(f"{message}; re-authorise account {self.account.name!r}", status=resp.status_code)
+        message = ctx.redact(f"X answered HTTP {resp.status_code} to the token refresh: {short(str(detail))}")
+        raise TOKEN_ERRORS.for_response(resp, message, retry_after=reset_in(resp.headers)
+                                        if resp.status_code == 429 else None, retry_safe=True,
+                                        fields={"account": account.name})
+
+    return ctx.shared_token(fetch, seed=seed, refresh_token=_stored_refresh_token(ctx, seed) or configured,
+                            margin=60.0)
+
+
+def _stored_refresh_token(ctx: DeliveryContext, seed: str) -> str | None:
+    """The live refresh token of a pair stored by the token store before ``SharedToken`` (same key and
+    seed, no ``lifetime``): the configured one is already spent, so an upgrade must start from it."""
+    if ctx.redis is None or ctx.keys is None:
+        return None
+    raw = ctx.redis.get(ctx.keys.token(ctx.account.name))
+    try:
+        rec = json.loads(raw) if raw else {}
+    except ValueError:
+        return None
+    if not isinstance(rec, dict) or "lifetime" in rec or rec.get("seed") != seed:
+        return None
+    return str(rec["refresh_token"]) if rec.get("refresh_token") else None

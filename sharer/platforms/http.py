@@ -128,11 +128,12 @@ class ErrorTable:
         return self.codes.get(code, self.other_code).build(message, code=code, status=status, fields=fields)
 
     def for_response(self, resp: requests.Response, message: str, *, code: Any = None,
-                     retry_after: float | None = None, retry_safe: bool = False) -> DeliveryError:
+                     retry_after: float | None = None, retry_safe: bool = False,
+                     fields: Mapping[str, str] | None = None) -> DeliveryError:
         """The error for a non-success HTTP answer. ``message`` must be redacted."""
         status = resp.status_code
         if status in self.statuses:
-            return self.statuses[status].build(message, code=code, status=status)
+            return self.statuses[status].build(message, code=code, status=status, fields=fields)
         if status == 429:
             wait = retry_after if retry_after is not None else parse_retry_after(
                 resp.headers.get("Retry-After"), self.rate_limit_default)

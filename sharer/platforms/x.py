@@ -8,7 +8,8 @@ Set-up
   3. Or OAuth 2.0 user context: ``client_id`` (+ ``client_secret`` for a confidential client) and a
      refresh token (``oauth2_refresh_token``) from one PKCE authorisation with the scopes
      ``tweet.read tweet.write users.read offline.access media.write``. Refresh tokens are single-use:
-     the current pair lives in Redis (``<prefix>:token:<account>``) from the first refresh on.
+     the current pair lives in Redis (``<prefix>:token:<account>``, a ``SharedToken``) from the first
+     refresh on.
   With all four OAuth 1.0a credentials configured, OAuth 1.0a is used; otherwise OAuth 2.0.
 
 Quirks
@@ -22,127 +23,74 @@ Quirks
 from __future__ import annotations
 
 import hashlib
-import html
 import json
-import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
 
-import regex
-
 from ..article import Article
-from ..compose import article_values, render_template, tag_url
-from ..errors import (
-    Ambiguous,
-    ComposeError,
-    DeliveryError,
-)
+from ..compose import article_values, tag_url
+from ..errors import Ambiguous, ComposeError, DeliveryError
 from ..media import fetch_image
-from ..text import count_x, find_urls, split_thread, thread_label, trim
+from ..text import count_x, split_thread, thread_label
 from ._lookup import Age, age
 from ._x_api import OAUTH1, OAUTH2, _Api
-from ._x_api import OAuth2Tokens as OAuth2Tokens  # re-exported: part of this platform's surface
+from ._x_text import body_paragraphs, clean, created, hashtag, hashtags, head_post, is_part
 from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt
+from .spec import Credentials, Demo, Limits, OptionError, Options, PlatformSpec, RateLimit, Sandbox
+
+__all__ = ["X", "XOptions", "body_paragraphs", "hashtag", "hashtags"]
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # GIFs need the chunked upload (not implemented)
 LABEL_RESERVE = count_x(thread_label(99, 99))  # room kept for the " k/n" numbering of a thread part
-_NOT_X_TEXT = dict.fromkeys(map(ord, "\ufffe\ufeff\uffff"))  # X rejects posts holding these
-_NOT_IN_HASHTAG = regex.compile(r"[^\p{L}\p{M}\p{Nd}_]")
 LOOKUP_PAGES = 5  # timeline pages of 100 read at most by one reconciliation
 
 
-# --- composition (pure) ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class XOptions(Options):
+    username: str = ""                  # for post URLs https://x.com/<username>/status/<id>
+    user_id: str = ""                   # the account's numeric id; "" = asked once with GET /2/users/me, cached
+    thread: bool = False                # post the article body as a numbered thread after the link post
+    max_length: int = 280               # weighted length limit (Premium accounts may post more: unverified)
+    max_thread_parts: int = 25
+    max_hashtags: int = 5
+    attach_image: bool = True
+    max_image_bytes: int = 5 * 1024 * 1024  # unverified (third-party SDK doc)
 
-def hashtag(tag: str) -> str | None:
-    """``"power battery"`` -> ``#PowerBattery``; characters X does not allow are dropped; None if no letter."""
-    words = [w for w in (_NOT_IN_HASHTAG.sub("", w) for w in tag.split()) if w]
-    if len(words) > 1:
-        words = [w[:1].upper() + w[1:] for w in words]
-    body = "".join(words)
-    return "#" + body if regex.search(r"\p{L}", body) else None
-
-
-def hashtags(tags: tuple[str, ...] | list[str]) -> list[str]:
-    out: list[str] = []
-    for tag in tags:
-        h = hashtag(tag)
-        if h and h.casefold() not in {o.casefold() for o in out}:
-            out.append(h)
-    return out
-
-
-class _Paragraphs(HTMLParser):
-    """Plain-text paragraphs of a (sanitised) article body: block elements separate paragraphs."""
-
-    BLOCKS = frozenset("p div li ul ol h1 h2 h3 h4 h5 h6 blockquote pre tr table figure figcaption dt dd hr".split())
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        self.out.append("\n\n" if tag in self.BLOCKS else " " if tag == "br" else "")
-
-    def handle_endtag(self, tag: str) -> None:
-        self.out.append("\n\n" if tag in self.BLOCKS else "")
-
-    def handle_data(self, data: str) -> None:
-        self.out.append(data)
+    def check(self) -> XOptions:
+        if not 2 <= self.max_thread_parts <= 99:
+            raise OptionError("max_thread_parts", "must be between 2 and 99")
+        if self.user_id and not self.user_id.isdigit():
+            raise OptionError("user_id", "must be the account's numeric X user id (or empty to look it up)")
+        if self.max_length < 2 * LABEL_RESERVE:
+            raise OptionError("max_length", f"must be at least {2 * LABEL_RESERVE}")
+        if self.max_hashtags < 0 or self.max_image_bytes <= 0:
+            key = "max_hashtags" if self.max_hashtags < 0 else "max_image_bytes"
+            raise OptionError(key, "must be a sensible positive number")
+        return self
 
 
-def body_paragraphs(body_html: str) -> list[str]:
-    parser = _Paragraphs()
-    parser.feed(body_html or "")
-    parser.close()
-    return [p for p in (_clean(" ".join(chunk.split())) for chunk in "".join(parser.out).split("\n\n")) if p]
-
-
-def _clean(text: str) -> str:
-    return unicodedata.normalize("NFC", text.translate(_NOT_X_TEXT))
-
-
-class X(Platform):
-    id = "x"
-    title = "X (Twitter)"
-    default_api_base = "https://api.x.com"
-    required_credentials = ()
-    optional_credentials = (*OAUTH1, "client_id", "client_secret", "oauth2_refresh_token")
-    option_defaults = {
-        "username": "",  # for post URLs https://x.com/<username>/status/<id>
-        "user_id": "",  # the account's numeric id; "" = asked once with GET /2/users/me and cached
-        "thread": False,  # post the article body as a numbered thread after the link post
-        "max_length": 280,  # weighted length limit (Premium accounts may post more: unverified)
-        "max_thread_parts": 25,
-        "max_hashtags": 5,
-        "attach_image": True,
-        "max_image_bytes": 5 * 1024 * 1024,  # unverified (third-party SDK doc)
-    }
-    default_template = "{title} {url} {hashtags}"
-    limit = 280
-    unit = "weighted characters"
-    sandbox_port = 8903
-    rate_limit = (100, 900.0)  # POST /2/tweets: 100 per 15 min per user (X docs, 2026)
-
-    @classmethod
-    def validate_options(cls, raw: Any) -> dict[str, Any]:
-        out = super().validate_options(raw)
-        if not 2 <= out["max_thread_parts"] <= 99:
-            raise ValueError("max_thread_parts: must be between 2 and 99")
-        if out["user_id"] and not str(out["user_id"]).isdigit():
-            raise ValueError("user_id: must be the account's numeric X user id (or empty to look it up)")
-        if out["max_length"] < 2 * LABEL_RESERVE or out["max_hashtags"] < 0 or out["max_image_bytes"] <= 0:
-            raise ValueError("max_length, max_hashtags and max_image_bytes must be sensible positive numbers")
-        return out
+class X(Platform[XOptions]):
+    spec = PlatformSpec(
+        id="x", title="X (Twitter)", api_base="https://api.x.com",
+        limits=Limits(280, "weighted characters", count_x, media=1, media_bytes=5 * 1024 * 1024,
+                      media_types=IMAGE_TYPES, thread=99),
+        options=XOptions,
+        credentials=Credentials(optional=(*OAUTH1, "client_id", "client_secret", "oauth2_refresh_token")),
+        template="{title} {url} {hashtags}",
+        rate_limit=RateLimit(100, 900.0),  # POST /2/tweets: 100 per 15 min per user (X docs, 2026)
+        sandbox=Sandbox("sharer.sandbox.x:XEmulator", 8903),
+        demo=(Demo(options={"username": "sharer_sandbox"}),),
+    )
 
     def compose(self, article: Article, text: str | None = None, thread: bool | None = None) -> Post:
-        limit = int(self.options["max_length"])
-        image = article.image if self.options["attach_image"] else None
-        thread = self.options["thread"] if thread is None else thread
+        limit = self.options.max_length
+        image = article.image if self.options.attach_image else None
+        thread = self.options.thread if thread is None else thread
         if text is not None:
-            text = _clean(text.strip())
+            text = clean(text.strip())
             self.check_override(text, count_x(text), limit)
-            notes = ("thread mode ignored: a text override is posted as one post",) if thread else ()
+            notes = ["thread mode ignored: a text override is posted as one post"] if thread else []
             return self._post([text], image, limit, notes)
         url = tag_url(article.url, self.account.utm)
         body = body_paragraphs(article.body_html) if thread else []
@@ -152,7 +100,7 @@ class X(Platform):
             return self._post([head], image, limit, notes)
         head, notes = self._head(article, url, limit - LABEL_RESERVE)
         rest = split_thread("\n\n".join(body), limit - LABEL_RESERVE, count=count_x, numbering=False)
-        most = int(self.options["max_thread_parts"])
+        most = self.options.max_thread_parts
         if len(rest) + 1 > most:
             notes.append(f"thread cut to {most} posts: the last {len(rest) + 1 - most} body parts are not posted")
             rest = rest[: most - 1]
@@ -160,39 +108,21 @@ class X(Platform):
         return self._post([p + thread_label(k, n) for k, p in enumerate([head, *rest], 1)], image, limit, notes)
 
     def _head(self, article: Article, url: str, limit: int) -> tuple[str, list[str]]:
-        """The link post: the template with summary, then title trimmed to fit, then hashtags while they fit."""
-        values = article_values(article, url)
-        render = lambda vals, tags: _clean(render_template(self.template, {**vals, "hashtags": " ".join(tags)}))
-        notes: list[str] = []
-        for name in ("summary", "title"):
-            if count_x(render(values, [])) <= limit:
-                break
-            if "{" + name + "}" in self.template:
-                cut = trim(values[name], limit, count=lambda s, n=name: count_x(render({**values, n: s}, [])))
-                values[name] = cut.text
-                if cut.trimmed:
-                    notes.append(f"{name} trimmed to fit {limit} weighted characters")
-        length = count_x(render(values, []))
+        tags = hashtags(article.tags)[: self.options.max_hashtags]
+        text, notes, length = head_post(self.template, article_values(article, url), tags, limit)
         if length > limit:
             raise ComposeError(self.account.name, f"the template is {length} weighted characters long even "
                                                   f"without title and summary; the limit is {limit}")
-        wanted = hashtags(article.tags)[: int(self.options["max_hashtags"])] if "{hashtags}" in self.template else []
-        used: list[str] = []
-        for tag in wanted:
-            if count_x(render(values, [*used, tag])) > limit:
-                notes.append(f"{len(wanted) - len(used)} hashtag(s) left out for lack of room")
-                break
-            used.append(tag)
-        return render(values, used), notes
+        return text, notes
 
-    def _post(self, parts: list[str], image: str | None, limit: int, notes: Any) -> Post:
+    def _post(self, parts: list[str], image: str | None, limit: int, notes: list[str]) -> Post:
         return Post(self.id, self.account.name, parts[0], {"parts": parts, "image": image},
-                    max(count_x(p) for p in parts), limit, self.unit, tuple(notes))
+                    max(count_x(p) for p in parts), limit, self.unit, tuple(notes), (image,) if image else ())
 
     # --- delivery ---------------------------------------------------------------------------------
 
     def status_url(self, post_id: str) -> str:
-        user = self.options["username"].lstrip("@")
+        user = self.options.username.lstrip("@")
         return f"https://x.com/{user}/status/{post_id}" if user else f"https://x.com/i/web/status/{post_id}"
 
     def receipt(self, ids: list[str]) -> Receipt:
@@ -222,7 +152,7 @@ class X(Platform):
         """Upload the article image. One we cannot fetch or would not send is left out (noted in the log);
         an upload X refuses is an error like any other."""
         try:
-            image = fetch_image(ctx, url, max_bytes=int(self.options["max_image_bytes"]), allowed=IMAGE_TYPES)
+            image = fetch_image(ctx, url, max_bytes=self.options.max_image_bytes, allowed=IMAGE_TYPES)
         except DeliveryError as e:
             ctx.step(f"image not attached ({e}); posting without it")
             return None
@@ -258,9 +188,9 @@ class X(Platform):
             timeline, complete = self._timeline(api, uid, start)
         earlier = near = None
         while len(done) < len(parts):
-            matches = [t for t in timeline if _is_part(t, parts[len(done)], done[-1] if done else None)]
+            matches = [t for t in timeline if is_part(t, parts[len(done)], done[-1] if done else None)]
             if not done:
-                ages = {t.id: age(_created(t), ws, ctx.duplicate) for t in matches}
+                ages = {t.id: age(created(t), ws, ctx.duplicate) for t in matches}
                 earlier = next((t for t in matches if ages[t.id] is Age.EARLIER), None) if ctx.duplicate else None
                 near = next((t for t in matches if ages[t.id] is Age.NEAR), None)
                 matches = [t for t in matches if ages[t.id] is Age.OURS]
@@ -286,8 +216,8 @@ class X(Platform):
 
     def _user_id(self, api: _Api, ctx: DeliveryContext) -> str:
         """The account's user id: ``options.user_id``, else ``GET /2/users/me`` once, cached per account."""
-        if self.options["user_id"]:
-            return str(self.options["user_id"])
+        if self.options.user_id:
+            return self.options.user_id
         key = ctx.keys.cache(self.account.name, "x-user-id") if ctx.keys is not None else None
         seed = hashlib.sha256("\0".join(self.account.secret(k) for k in (*OAUTH1, *OAUTH2)
                                         if self.account.has_secret(k)).encode()).hexdigest()[:16]
@@ -306,42 +236,18 @@ class X(Platform):
     def _timeline(self, api: _Api, uid: str, start: float | None) -> tuple[list[Any], bool]:
         """The account's posts since ``start`` (all of them, newest first) and whether the pages ran out."""
         posts: list[Any] = []
-        token = None
+        token: str | None = None
         since = datetime.fromtimestamp(start, UTC) if start is not None else None
+
+        def page(client: Any, user_auth: bool) -> Any:
+            return client.get_users_tweets(uid, max_results=100, start_time=since, pagination_token=token,
+                                           user_auth=user_auth,
+                                           tweet_fields=["created_at", "entities", "referenced_tweets"])
+
         for _ in range(LOOKUP_PAGES):
-            resp = api.call("the timeline", lambda c, ua, t=token: c.get_users_tweets(
-                uid, max_results=100, start_time=since, pagination_token=t, user_auth=ua,
-                tweet_fields=["created_at", "entities", "referenced_tweets"]), write=False)
+            resp = api.call("the timeline", page, write=False)
             posts += resp.data or []
             token = (resp.meta or {}).get("next_token")
             if not token:
                 return posts, True
         return posts, False
-
-
-def _created(tweet: Any) -> float | None:
-    at = getattr(tweet, "created_at", None)
-    return at.timestamp() if at is not None else None
-
-
-def _bare(text: str) -> str:
-    """A post's text as X keeps it, for comparison: entities decoded, NFC, no links, no whitespace."""
-    text = unicodedata.normalize("NFC", html.unescape(text or ""))
-    for start, end in reversed(find_urls(text)):
-        text = text[:start] + text[end:]
-    return "".join(text.split())
-
-
-def _is_part(tweet: Any, text: str, reply_to: str | None) -> bool:
-    """Whether ``tweet`` is the part with ``text``: same text without links, our links among its
-    ``expanded_url``s (when X lists them), and for part k+1 the reply to part k."""
-    if reply_to is not None and not any(r.type == "replied_to" and str(r.id) == reply_to
-                                        for r in tweet.referenced_tweets or []):
-        return False
-    if _bare(tweet.text) != _bare(text):
-        return False
-    entities = (tweet.entities or {}).get("urls")
-    if not entities:
-        return True
-    links = {str(u.get("expanded_url") or "").rstrip("/") for u in entities}
-    return all(text[s:e].rstrip("/") in links for s, e in find_urls(text))

@@ -36,7 +36,7 @@ try:  # the independent twitter-text port (dev dependency) judges lengths, so ou
         return parse_tweet(text).weightedLength
 
     def url_spans(text: str) -> list[tuple[int, int]]:
-        return [tuple(u["indices"]) for u in extract_urls_with_indices(text)]  # type: ignore[misc]
+        return [(int(u["indices"][0]), int(u["indices"][1])) for u in extract_urls_with_indices(text)]
 except ImportError:  # pragma: no cover - production install without dev extras
     from ..text import count_x as weighted_length
     from ..text import find_x_urls as url_spans

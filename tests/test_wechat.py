@@ -261,7 +261,8 @@ def test_a_token_rejected_twice_is_auth_expired(wx, runtime):
 def test_a_failed_token_is_dropped_only_while_it_is_still_cached(wx, runtime):
     run = run_for(runtime)
     first = run.platform.access_token(run.ctx)
-    runtime.redis.set(runtime.keys.token(MAIN), "ANOTHER-WORKERS-NEWER-TOKEN")
+    stored = json.loads(runtime.redis.get(runtime.keys.token(MAIN)))  # another worker stores a newer token
+    runtime.redis.set(runtime.keys.token(MAIN), json.dumps({**stored, "access_token": "ANOTHER-WORKERS-NEWER-TOKEN"}))
     assert run.platform.access_token(run.ctx, failed=first) == "ANOTHER-WORKERS-NEWER-TOKEN"
     assert api_calls(wx).count("stable_token") == 1
     assert run.platform.access_token(run.ctx, failed="ANOTHER-WORKERS-NEWER-TOKEN") == first  # still valid

@@ -2,20 +2,21 @@
 
 Quirks handled here once: errors come as HTTP 200 ``{"errcode","errmsg"}`` and success bodies may omit
 errcode; bodies must be raw UTF-8 JSON (``requests``' ``json=`` sends ``\\uXXXX`` escapes, which WeChat
-rejects); the token is cached in Redis and shared by every worker, one refresher at a time, and a
-rejected token is dropped only if the cache still holds it (fact sheet §1.1, §1.6).
+rejects). The ``stable_token`` is a ``SharedToken`` (cached in Redis and shared by every worker, one
+refresher at a time, a rejected token retired only if the cache still holds it; fact sheet §1.1), and
+errcodes are read through one ``ErrorTable`` (§1.6).
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Ambiguous, AuthExpired, DeliveryError, Duplicate, PermanentError, RateLimited, TransientError
-from .base import DeliveryContext, error_for_status, json_body, send, short
+from ..store.tokens import Grant, seed_of
+from .base import DeliveryContext
+from .http import ErrorTable, Rule, json_body, send, short
 
 if TYPE_CHECKING:
     from ..config import Account
@@ -26,8 +27,6 @@ TOKEN_MARGIN = 300.0  # refresh when fewer than 5 minutes remain (WeChat's own o
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 CHINA = timezone(timedelta(hours=8))  # daily API quotas reset at midnight Beijing time
 
-# Compare-and-delete: drop a key only if it still holds the value we saw (a token that failed, our lock).
-_CAS_DELETE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 MEANINGS = {
     -1: "system busy", 40001: "invalid credential", 40003: "invalid openid", 40004: "invalid media type",
@@ -56,38 +55,14 @@ class WxApi:
     # --- access token (shared by every worker through Redis) --------------------------------------
 
     def access_token(self, ctx: DeliveryContext, *, failed: str | None = None) -> str:
-        """The cached token, or a fresh one. ``failed``: a token WeChat just rejected (dropped only if
+        """The cached token, or a fresh one. ``failed``: a token WeChat just rejected (retired only if
         the cache still holds it, so a token another worker already replaced is not thrown away)."""
-        r = ctx.redis
-        if r is None or ctx.keys is None:  # no shared cache (one-off use): fetch each time
+        if ctx.redis is None or ctx.keys is None:  # no shared cache (one-off use): fetch each time
             return self.fetch_token(ctx)[0]
-        key = ctx.keys.token(self.account.name)
-        if failed:
-            r.eval(_CAS_DELETE, 1, key, failed)
-        cached = r.get(key)
-        if cached:
-            return _text(cached)
-        lock, me = ctx.keys.token_lock(self.account.name), secrets.token_hex(8)
-        deadline = time.monotonic() + ctx.timeout + 5
-        while True:
-            if r.set(lock, me, nx=True, px=int((ctx.timeout + 5) * 1000)):
-                try:
-                    cached = r.get(key)  # filled while we were taking the lock?
-                    if cached:
-                        return _text(cached)
-                    token, expires_in = self.fetch_token(ctx)
-                    ttl = max(expires_in - TOKEN_MARGIN, expires_in / 2)
-                    r.set(key, token, px=max(1000, int(ttl * 1000)))
-                    ctx.step("access token refreshed")
-                    return token
-                finally:
-                    r.eval(_CAS_DELETE, 1, lock, me)
-            time.sleep(0.05)  # another worker is refreshing: wait for its result
-            cached = r.get(key)
-            if cached:
-                return _text(cached)
-            if time.monotonic() > deadline:
-                raise TransientError("timed out waiting for another worker to refresh the WeChat access token")
+        # stable_token without force_refresh answers the current token: no refresh token to rotate
+        shared = ctx.shared_token(lambda _refresh: Grant(*self.fetch_token(ctx)), margin=TOKEN_MARGIN,
+                                  seed=seed_of(self.account.secret("appid"), self.account.secret("appsecret")))
+        return shared.refresh(failed=failed) if failed else shared.get()
 
     def fetch_token(self, ctx: DeliveryContext) -> tuple[str, float]:
         body = {"grant_type": "client_credential", "appid": self.account.secret("appid"),
@@ -140,7 +115,8 @@ class WxApi:
                write: bool) -> dict[str, Any]:
         """HTTP 200 + errcode 0 (or none) → the body; anything else → our error classes."""
         if resp.status_code != 200:
-            raise error_for_status(resp, ctx.redact(f"WeChat {what}: HTTP {resp.status_code} {short(resp.text, 200)}"))
+            raise ERRORS.for_response(resp, ctx.redact(f"WeChat {what}: HTTP {resp.status_code} "
+                                                       f"{short(resp.text, 200)}"))
         if not data:
             cls = Ambiguous if write else TransientError
             raise cls(f"WeChat {what}: the answer was not JSON", status=200)
@@ -150,22 +126,29 @@ class WxApi:
         raise error_for_code(ctx, code, data, what)
 
 
+def _until_beijing_midnight() -> float:
+    """Daily quotas reset at midnight Beijing time (unless someone runs clear_quota)."""
+    now = datetime.now(CHINA)
+    midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(60.0, (midnight - now).total_seconds())
+
+
+_REAUTHORISE = Rule(AuthExpired, "{message}: re-authorise account {account}")
+ERRORS = ErrorTable(codes={
+    -1: Rule(TransientError),
+    45011: Rule(RateLimited, retry_after=60.0),  # per-minute quota: next minute
+    45066: Rule(RateLimited, retry_after=60.0),  # mass send retried too fast
+    45009: Rule(RateLimited, retry_after=_until_beijing_midnight),  # daily API quota
+    45028: Rule(RateLimited, retry_after=_until_beijing_midnight),  # no mass-send quota left today
+    45065: Rule(Duplicate),  # clientmsgid already used
+    **dict.fromkeys(AUTH_CODES, _REAUTHORISE),
+})
+
+
 def error_for_code(ctx: DeliveryContext, code: int, data: dict[str, Any], what: str) -> DeliveryError:
     """Map a WeChat errcode (fact sheet §1.6) to our error classes; the message is redacted."""
     message = ctx.redact(f"WeChat {what} failed: {meaning(code, data)}")
-    if code == -1:
-        return TransientError(message, code=code)
-    if code in (45011, 45066):  # per-minute quota / mass send retried too fast: next minute
-        return RateLimited(message, retry_after=60.0, code=code)
-    if code in (45009, 45028):  # daily quota: next day (Beijing time), unless someone runs clear_quota
-        now = datetime.now(CHINA)
-        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        return RateLimited(message, retry_after=max(60.0, (midnight - now).total_seconds()), code=code)
-    if code == 45065:
-        return Duplicate(message, code=code)
-    if code in AUTH_CODES:
-        return AuthExpired(message + f": re-authorise account {ctx.account.name}", code=code)
-    return PermanentError(message, code=code)
+    return ERRORS.for_code(code, message, fields={"account": ctx.account.name})
 
 
 def errcode(data: dict[str, Any]) -> int:
@@ -200,7 +183,3 @@ def media(img: Image) -> dict[str, tuple[str, bytes, str]]:
 def utf8(body: dict[str, Any]) -> bytes:
     """Raw UTF-8 JSON: WeChat rejects \\uXXXX escapes of non-ASCII characters."""
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

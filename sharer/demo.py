@@ -150,7 +150,7 @@ def _wechat_pushes(rt: Runtime, accounts: list[str]) -> list[str]:
     """Demo WeChat accounts in mass or draft mode: they get the one multi-article push, not every article
     (a real account has 1 mass send a day)."""
     return [a for a in accounts if rt.settings.accounts[a].platform == "wechat"
-            and rt.settings.accounts[a].options.get("publish_mode") in ("mass", "draft")]
+            and rt.settings.accounts[a].options.publish_mode in ("mass", "draft")]
 
 
 def _wechat_showcase(rt: Runtime, accounts: list[str]) -> tuple[str, str]:

@@ -54,7 +54,7 @@ def mass_quota(rt: Runtime, account_name: str) -> Quota | None:
     from .platforms import _wechat_quota as quota
 
     account = rt.settings.account(account_name)
-    if account.platform != WeChat.id or account.options.get("publish_mode") != "mass":
+    if account.platform != WeChat.id or account.options.publish_mode != "mass":
         return None
     return quota.status(rt.redis, rt.keys, account)
 

@@ -65,7 +65,7 @@ def run_for(runtime, name: str = MAIN, *, state: dict | None = None, timeout: fl
     """A DeliveryContext like the worker's, recording steps and saved states."""
     account = runtime.settings.account(name)
     if options:
-        account = dataclasses.replace(account, options={**account.options, **options})
+        account = dataclasses.replace(account, options=dataclasses.replace(account.options, **options))
     run = Run(DeliveryContext(delivery_id="dl_wechat_test", account=account, session=runtime.session,
                               timeout=timeout, redis=runtime.redis, keys=runtime.keys, state=state or {},
                               media_rewrite=runtime.settings.media_rewrite))

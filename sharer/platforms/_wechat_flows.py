@@ -18,16 +18,12 @@ import time
 from typing import Any
 
 from ..errors import Ambiguous, PermanentError, TransientError
-from ._wechat_api import WxApi, errcode, error_for_code, media, need
-from ._wechat_html import download_image, rewrite_images
-from ._wechat_image import crops_for
-from .base import DeliveryContext, Post, Receipt, short
+from ._wechat_api import WxApi, need
+from ._wechat_draft import draft_exists, ensure_draft
+from ._wechat_options import WeChatOptions
+from .base import DeliveryContext, Post, Receipt
+from .http import short
 
-COVER_MAX_BYTES = 10 * 1024 * 1024  # add_material: image ≤ 10 MB, bmp/png/jpeg/gif
-INLINE_MAX_BYTES = 1024 * 1024 - 1  # uploadimg: jpg/png < 1 MB
-COVER_KINDS = ("image/jpeg", "image/png", "image/gif", "image/bmp")
-INLINE_KINDS = ("image/jpeg", "image/png")
-LOCAL_KEYS = ("publish_mode", "cover", "images", "more")  # payload keys that are ours, never sent
 PAGE = 20  # freepublish/batchget: count ≤ 20
 MAX_PAGES = 10  # a lookup reads at most 200 published articles before it says it cannot tell
 CLOCK_SLACK = 300.0  # WeChat's update_time vs our clock
@@ -39,105 +35,9 @@ PUBLISH_STATUS = {
 }
 
 
-# --- the draft ------------------------------------------------------------------------------------
-
-def articles_of(post: Post) -> list[dict[str, Any]]:
-    """The lead article then the others, as composed."""
-    p = post.payload
-    lead = {k: v for k, v in p.items() if k not in ("publish_mode", "more")}
-    return [lead, *(p.get("more") or [])]
-
-
-def ensure_draft(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> str:
-    """The saved draft, or a new one (covers and inline images uploaded first, each saved as it goes)."""
-    st = ctx.state
-    if st.get("draft_media_id"):
-        return str(st["draft_media_id"])
-    items = articles_of(post)
-    multi = len(items) > 1
-    draft = []
-    for item in items:
-        fields = {k: v for k, v in item.items() if k not in LOCAL_KEYS}
-        if multi:
-            fields.pop("digest", None)  # WeChat uses the digest only for single-article drafts
-        fields["thumb_media_id"], crops = _cover(api, ctx, item.get("cover"), o, lead=item is items[0])
-        if o.get("crop_cover", True):
-            fields.update(crops)
-        draft.append(fields)
-    done = _inline_images(api, ctx, [src for item in items for src in item.get("images", [])])
-    for fields in draft:
-        fields["content"] = rewrite_images(fields["content"], done)
-    data = api.call(ctx, "/cgi-bin/draft/add", "draft/add", {"articles": draft}, write=True)
-    st["draft_media_id"] = need(ctx, data, "media_id", "draft/add")
-    ctx.save_state()
-    ctx.step("draft created" if not multi else f"draft created ({len(draft)} articles)")
-    return str(st["draft_media_id"])
-
-
-def _cover(api: WxApi, ctx: DeliveryContext, cover: str | None, o: dict[str, Any], *,
-           lead: bool) -> tuple[str, dict[str, str]]:
-    """(thumb_media_id, crop fields) for one article's cover; uploaded once per cover URL."""
-    st = ctx.state
-    covers: dict[str, Any] = st.setdefault("covers", {})
-    key = cover or ""
-    if key in covers:
-        return covers[key]["media_id"], covers[key].get("crops", {})
-    if lead and st.get("thumb_media_id"):  # saved by an attempt made before multi-article support
-        return str(st["thumb_media_id"]), {}
-    if cover:
-        img = download_image(ctx, cover, "cover image", COVER_MAX_BYTES, COVER_KINDS)
-        data = api.call(ctx, "/cgi-bin/material/add_material", "cover upload", None, params={"type": "image"},
-                        files=media(img), write=True)
-        covers[key] = {"media_id": need(ctx, data, "media_id", "cover upload"), "crops": crops_for(img.data)}
-        ctx.step("cover uploaded")
-    elif o["default_cover_media_id"]:
-        covers[key] = {"media_id": o["default_cover_media_id"], "crops": {}}
-        ctx.step("using the account's default cover")
-    else:
-        raise PermanentError("WeChat news needs a cover image")
-    ctx.save_state()
-    return covers[key]["media_id"], covers[key]["crops"]
-
-
-def _inline_images(api: WxApi, ctx: DeliveryContext, srcs: list[str]) -> dict[str, str | None]:
-    done: dict[str, str | None] = ctx.state.setdefault("images", {})
-    uploaded = dropped = 0
-    try:
-        for src in dict.fromkeys(srcs):
-            if src in done:
-                continue
-            try:
-                img = download_image(ctx, src, "inline image", INLINE_MAX_BYTES, INLINE_KINDS)
-            except PermanentError as e:  # a broken/unsupported inline image is left out, not fatal
-                done[src] = None
-                dropped += 1
-                ctx.step(f"inline image dropped: {e.message}")
-                continue
-            data = api.call(ctx, "/cgi-bin/media/uploadimg", "inline image upload", None, files=media(img),
-                            write=True)
-            done[src] = need(ctx, data, "url", "inline image upload")
-            uploaded += 1
-    finally:
-        if uploaded or dropped:
-            ctx.save_state()
-    if uploaded:
-        ctx.step(f"{uploaded} inline image{'s' if uploaded != 1 else ''} uploaded")
-    return done
-
-
-def draft_exists(api: WxApi, ctx: DeliveryContext, media_id: str) -> dict[str, Any] | None:
-    """``draft/get``: the draft's answer, or None when WeChat does not show it (40007, or any refusal:
-    only a draft WeChat really shows counts as "still in the draft box", which allows a submit)."""
-    data = api.call(ctx, "/cgi-bin/draft/get", "draft lookup", {"media_id": media_id}, raw=True)
-    code = errcode(data)
-    if code == -1:
-        raise error_for_code(ctx, code, data, "draft lookup")
-    return None if code or not data.get("news_item") else data
-
-
 # --- publish (发布) --------------------------------------------------------------------------------
 
-def publish(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> Receipt:
+def publish(api: WxApi, post: Post, ctx: DeliveryContext, o: WeChatOptions) -> Receipt:
     st = ctx.state
     if st.get("publish_id"):  # an earlier attempt read the job id: only look at that job again
         ctx.step(f"resuming publish job {st['publish_id']}")
@@ -155,7 +55,7 @@ def publish(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> 
         # 40007: the draft left the draft box, so the earlier submit went through. (Another refusal of a
         # draft an earlier submit may have consumed is no proof of anything either.) Confirm, never re-submit.
         ctx.step(f"the draft was already submitted by an earlier attempt (errcode {e.code}): looking it up")
-        found = find_published(api, post, ctx, o, since=float(earlier), patience=float(o["publish_poll_seconds"]))
+        found = find_published(api, post, ctx, o, since=float(earlier), patience=float(o.publish_poll_seconds))
         if found is None:
             what = "was consumed by" if e.code == "40007" else f"was refused ({e.message}) after"
             raise Ambiguous(ctx.redact(f"WeChat draft {media_id} {what} an earlier submit whose answer was lost, "
@@ -169,11 +69,11 @@ def publish(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> 
     return wait_publish(api, ctx, st["publish_id"], o)
 
 
-def wait_publish(api: WxApi, ctx: DeliveryContext, publish_id: str, o: dict[str, Any]) -> Receipt:
+def wait_publish(api: WxApi, ctx: DeliveryContext, publish_id: str, o: WeChatOptions) -> Receipt:
     """Poll the job, bounded: a job still running after the bound is resumed by a later attempt."""
-    bound = float(o["publish_poll_seconds"])
+    bound = float(o.publish_poll_seconds)
     deadline = time.monotonic() + bound
-    interval = max(0.01, float(o["publish_poll_interval"]))
+    interval = max(0.01, float(o.publish_poll_interval))
     told = False
     while True:
         data = api.call(ctx, "/cgi-bin/freepublish/get", "publish status", {"publish_id": publish_id})
@@ -204,7 +104,7 @@ def wait_publish(api: WxApi, ctx: DeliveryContext, publish_id: str, o: dict[str,
         raise PermanentError(f"WeChat publish job {publish_id}: {meaning}{where}", code=f"publish_status {status}")
 
 
-def find_published_post(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> Receipt | None:
+def find_published_post(api: WxApi, post: Post, ctx: DeliveryContext, o: WeChatOptions) -> Receipt | None:
     """Reconciliation in publish mode (the worker's ``find_existing``)."""
     st = ctx.state
     publish_id = st.get("publish_id")
@@ -224,7 +124,7 @@ def find_published_post(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[st
     if media_id and draft_exists(api, ctx, str(media_id)) is not None:
         return None  # our draft is still in the draft box: no submit consumed it
     # reconciliation holds no lease: look again for a while (the job may still be publishing), not for long
-    patience = min(float(o["publish_poll_seconds"]), RECONCILE_PATIENCE)
+    patience = min(float(o.publish_poll_seconds), RECONCILE_PATIENCE)
     found = find_published(api, post, ctx, o, since=float(submitted), patience=patience)
     if found is not None:
         return found
@@ -232,7 +132,7 @@ def find_published_post(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[st
                                "left the draft box) but its article is not in the published list"))
 
 
-def find_published(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any], *, since: float,
+def find_published(api: WxApi, post: Post, ctx: DeliveryContext, o: WeChatOptions, *, since: float,
                    patience: float) -> Receipt | None:
     """Our article in ``freepublish/batchget`` (newest first) among those published since ``since``.
 
@@ -242,7 +142,7 @@ def find_published(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, An
     """
     lead = post.payload
     deadline = time.monotonic() + patience
-    pause = max(0.05, float(o["publish_poll_interval"]))
+    pause = max(0.05, float(o.publish_poll_interval))
     while True:
         matches, covered = _scan(api, ctx, lead["content_source_url"], lead["title"], since - CLOCK_SLACK)
         if len(matches) > 1:
@@ -308,38 +208,3 @@ def _owner(ctx: DeliveryContext, article_id: str) -> str | None:
         return None
     value = ctx.redis.hget(ctx.keys.cache(ctx.account.name, "wechat-article-owners"), article_id)
     return value.decode() if isinstance(value, bytes) else value
-
-
-# --- draft only, and the preview to a phone --------------------------------------------------------
-
-def draft_only(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> Receipt:
-    media_id = ensure_draft(api, post, ctx, o)
-    return _draft_receipt(api, ctx, media_id, len(articles_of(post)))
-
-
-def _draft_receipt(api: WxApi, ctx: DeliveryContext, media_id: str, count: int) -> Receipt:
-    data = draft_exists(api, ctx, media_id)
-    items = (data or {}).get("news_item") or [{}]
-    url = items[0].get("url")
-    what = "draft saved" if count == 1 else f"draft of {count} articles saved"
-    if data is None:
-        return Receipt(media_id, None, f"{what}; it has left the draft box (published or deleted in the console)")
-    ctx.state["draft_url"] = url
-    return Receipt(media_id, url, f"{what} in the WeChat draft box for an editor to finish and publish in the "
-                                  "console (the link is a temporary preview)")
-
-
-def find_draft(api: WxApi, post: Post, ctx: DeliveryContext) -> Receipt | None:
-    media_id = ctx.state.get("draft_media_id")
-    if not media_id:
-        return None  # a lost draft/add leaves at most a private draft; a retry makes the one we report
-    return _draft_receipt(api, ctx, str(media_id), len(articles_of(post)))
-
-
-def preview_to_phone(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any],
-                     target: dict[str, str]) -> tuple[str | None, str]:
-    media_id = ensure_draft(api, post, ctx, o)
-    body = {**target, "mpnews": {"media_id": media_id}, "msgtype": "mpnews"}
-    data = api.call(ctx, "/cgi-bin/message/mass/preview", "phone preview", body, write=True)
-    msg_id = data.get("msg_id")
-    return (None if msg_id is None else str(msg_id)), media_id

@@ -22,6 +22,7 @@ from ..media import EXTENSIONS, Image, guarded_get, sniff
 from ..text import count_chars, count_utf8_bytes, trim
 
 if TYPE_CHECKING:
+    from ..fetch import Fetched
     from .base import DeliveryContext
 
 WECHAT_LINK_HOST = "mp.weixin.qq.com"  # the only links WeChat keeps in an article
@@ -49,7 +50,7 @@ def wechat_html(body_html: str, max_chars: int, max_bytes: int) -> Body:
     warnings: list[str] = []
     removed = 0
     for a in soup.find_all("a"):
-        href = a.get("href") or ""
+        href = str(a.get("href") or "")
         parts = urlsplit(href)
         if parts.scheme in ("http", "https") and parts.hostname == WECHAT_LINK_HOST:
             a.attrs = {"href": href}
@@ -78,9 +79,11 @@ def wechat_html(body_html: str, max_chars: int, max_bytes: int) -> Body:
     html = "".join(str(b) for b in kept)
     images: list[str] = []
     for b in kept:
-        for img in (b.find_all("img") if isinstance(b, Tag) else []) + ([b] if _is_img(b) else []):
-            if img["src"] not in images:
-                images.append(img["src"])
+        found: list[object] = [*(b.find_all("img") if isinstance(b, Tag) else []), *([b] if _is_img(b) else [])]
+        for node in found:
+            src = str(node["src"]) if isinstance(node, Tag) else ""
+            if src and src not in images:
+                images.append(src)
     return Body(html, tuple(images), _first_paragraph(kept), tuple(warnings))
 
 
@@ -88,12 +91,13 @@ def rewrite_images(html: str, urls: dict[str, str | None]) -> str:
     """Point each ``<img src>`` at its uploaded URL; an image mapped to None (not accepted) is removed."""
     soup = BeautifulSoup(html, "html.parser")
     for img in soup.find_all("img"):
-        src = img.get("src")
+        src = str(img.get("src") or "")
         if src in urls:
-            if urls[src] is None:
+            new = urls[src]
+            if new is None:
                 img.decompose()
             else:
-                img["src"] = urls[src]
+                img["src"] = new
     return str(soup)
 
 
@@ -143,7 +147,7 @@ def download_image(ctx: DeliveryContext, url: str, what: str, max_bytes: int, al
     The declared Content-Type and the magic bytes must both say it is one of ``allowed``. A server or
     network failure is transient; a missing, oversized or wrongly typed image is permanent.
     """
-    def check(resp) -> None:  # before the body is read
+    def check(resp: Fetched) -> None:  # before the body is read
         if resp.status != 200:
             cls = TransientError if resp.status >= 500 or resp.status in (408, 429) else PermanentError
             raise cls(ctx.redact(f"{what} {url} could not be downloaded (HTTP {resp.status})"), status=resp.status)

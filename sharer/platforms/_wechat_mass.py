@@ -18,7 +18,9 @@ from typing import Any
 from ..errors import Ambiguous, PermanentError, RateLimited, TransientError
 from . import _wechat_quota as quota
 from ._wechat_api import WxApi, errcode, error_for_code, need
-from ._wechat_flows import ensure_draft, remember_job
+from ._wechat_draft import ensure_draft
+from ._wechat_flows import remember_job
+from ._wechat_options import WeChatOptions
 from .base import DeliveryContext, Post, Receipt
 
 
@@ -28,14 +30,14 @@ def clientmsgid(delivery_id: str) -> str:
     return cid if len(cid.encode()) <= 64 else "sharer-" + hashlib.sha256(delivery_id.encode()).hexdigest()[:48]
 
 
-def _target(o: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    tag = o.get("tag_id")
+def _target(o: WeChatOptions) -> tuple[dict[str, Any], str]:
+    tag = o.tag_id
     if tag is None:
         return {"is_to_all": True}, "all followers"
     return {"is_to_all": False, "tag_id": int(tag)}, f"followers with tag {tag}"
 
 
-def mass_send(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> Receipt:
+def mass_send(api: WxApi, post: Post, ctx: DeliveryContext, o: WeChatOptions) -> Receipt:
     st = ctx.state
     account = api.account
     if st.get("msg_id"):
@@ -99,9 +101,9 @@ def mass_send(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -
     return wait_mass(api, ctx, o)
 
 
-def _sendall(api: WxApi, ctx: DeliveryContext, media_id: str, cid: str, o: dict[str, Any]) -> dict[str, Any]:
+def _sendall(api: WxApi, ctx: DeliveryContext, media_id: str, cid: str, o: WeChatOptions) -> dict[str, Any]:
     body = {"filter": _target(o)[0], "mpnews": {"media_id": media_id}, "msgtype": "mpnews",
-            "send_ignore_reprint": int(bool(o["send_ignore_reprint"])), "clientmsgid": cid}
+            "send_ignore_reprint": int(bool(o.send_ignore_reprint)), "clientmsgid": cid}
     return api.call(ctx, "/cgi-bin/message/mass/sendall", "mass send", body, write=True, raw=True)
 
 
@@ -110,13 +112,13 @@ def _give_back(ctx: DeliveryContext) -> None:
         quota.give_back(ctx.redis, ctx.keys, ctx.account, ctx.delivery_id)
 
 
-def wait_mass(api: WxApi, ctx: DeliveryContext, o: dict[str, Any]) -> Receipt:
+def wait_mass(api: WxApi, ctx: DeliveryContext, o: WeChatOptions) -> Receipt:
     """Poll ``message/mass/get`` (bounded, resumed by a later attempt like a publish job)."""
     st = ctx.state
     msg_id = st["msg_id"]
-    bound = float(o["publish_poll_seconds"])
+    bound = float(o.publish_poll_seconds)
     deadline = time.monotonic() + bound
-    interval = max(0.01, float(o["publish_poll_interval"]))
+    interval = max(0.01, float(o.publish_poll_interval))
     told = False
     while True:
         status = _mass_status(api, ctx, msg_id)
@@ -146,7 +148,7 @@ def _mass_status(api: WxApi, ctx: DeliveryContext, msg_id: Any) -> str:
     return str(data.get("msg_status") or "")
 
 
-def find_mass(api: WxApi, post: Post, ctx: DeliveryContext, o: dict[str, Any]) -> Receipt | None:
+def find_mass(api: WxApi, post: Post, ctx: DeliveryContext, o: WeChatOptions) -> Receipt | None:
     """Reconciliation in mass mode. Without a msg_id, a retry is safe: it carries the same clientmsgid."""
     st = ctx.state
     if st.get("mass_unconfirmed"):

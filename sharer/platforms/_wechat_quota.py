@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ..config import Account
     from ..store.keys import Keys
+    from ._wechat_options import WeChatOptions
 
 DEFAULT_ZONE = "Asia/Shanghai"  # WeChat's own reset zone, when the account names none
 DEFAULTS = {"subscription": (1, "day"), "service": (4, "month")}
@@ -60,9 +61,9 @@ class Quota:
 
 def rule(account: Account) -> tuple[int, str]:
     """(sends per period, "day"|"month") from ``account_type``, ``mass_quota`` and ``mass_quota_period``."""
-    o = account.options
-    limit, period = DEFAULTS[o["account_type"]]
-    return (int(o["mass_quota"]) or limit), (o["mass_quota_period"] or period)
+    o: WeChatOptions = account.options
+    limit, period = DEFAULTS[o.account_type]
+    return (int(o.mass_quota) or limit), (o.mass_quota_period or period)
 
 
 def _period(account: Account, now: datetime | None = None) -> tuple[str, str, str, datetime]:

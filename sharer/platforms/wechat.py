@@ -14,7 +14,8 @@ Publishing modes (account option ``publish_mode``):
   * ``draft``: the draft is created and its (temporary) preview link returned, for an editor to finish
     in the WeChat console (原创 declaration has no API).
 
-This module composes (pure) and picks the flow; the flows are in ``_wechat_flows``, one API call with
+This module composes (pure) and picks the flow; the draft (and draft-only mode, phone preview) is in
+``_wechat_draft``, publishing in ``_wechat_flows``, 群发 in ``_wechat_mass``, one API call with
 its token and errcodes in ``_wechat_api``, body rules and downloads in ``_wechat_html``, cover crops in
 ``_wechat_image``. Docs: docs/platforms/wechat.md.
 """
@@ -27,16 +28,20 @@ from typing import Any
 from ..article import Article
 from ..compose import article_values, render_template, tag_url
 from ..errors import ComposeError, InputError
+from . import _wechat_draft as drafts
 from . import _wechat_flows as flows
 from . import _wechat_mass as mass
 from ._wechat_api import WxApi
 from ._wechat_html import trim_to, wechat_html
+from ._wechat_options import ACCOUNT_TYPES, MODES, WeChatOptions
 from .base import DeliveryContext, Platform, Post, Receipt
+from .spec import Credentials, Demo, Limits, PlatformSpec, Sandbox
+
+__all__ = ["ACCOUNT_TYPES", "MODES", "PhonePreview", "WeChat", "WeChatOptions"]
 
 URL_MAX_BYTES = 1024  # content_source_url ≤ 1 KB
 MAX_ARTICLES = 8  # one draft / one push carries at most 8 articles
-MODES = ("publish", "mass", "draft")
-ACCOUNT_TYPES = ("subscription", "service")
+IMAGE_TYPES = ("image/jpeg", "image/png")
 
 
 @dataclass(frozen=True)
@@ -50,45 +55,34 @@ class PhonePreview:
     articles: int
 
 
-class WeChat(Platform):
-    id = "wechat"
-    title = "WeChat Official Account"
-    default_api_base = "https://api.weixin.qq.com"
-    required_credentials = ("appid", "appsecret")
-    optional_credentials = ("callback_token",)  # the server-config Token, for MASSSENDJOBFINISH events
-    default_template = "{summary}"  # applies to the digest (摘要)
-    limit = 128  # the digest: Post.text is the digest, the part an editor may override
-    unit = "characters"
-    sandbox_port = 8901
-    option_defaults: dict[str, Any] = {
-        "title_max_chars": 32, "title_max_bytes": 64, "author_max_chars": 8, "digest_max_chars": 128,
-        "content_max_chars": 20_000, "content_max_bytes": 1_000_000,
-        "default_author": "", "default_cover_media_id": "", "default_cover_url": "",
-        "need_open_comment": False, "only_fans_can_comment": False, "crop_cover": True,
-        "publish_poll_seconds": 60.0, "publish_poll_interval": 2.0,
-        "publish_mode": "publish", "tag_id": None, "send_ignore_reprint": False,
-        "account_type": "subscription", "mass_quota": 0, "mass_quota_period": "",
-    }
+_COVER = {"default_cover_url": "https://news.example.com/images/brand-card.jpg"}
+_DEMOS = (
+    Demo(options={"publish_poll_interval": 0.5, **_COVER}),
+    # 群发 (mass send) to every follower: the demo's multi-article push goes here. A real service account
+    # has 4 mass sends a month; the sandbox has no followers to protect, so the demo allows more.
+    Demo(suffix="-mass", options={"publish_mode": "mass", "account_type": "service", "mass_quota": 1000,
+                                  "publish_poll_interval": 0.5, **_COVER}),
+    # Draft only: the push is left in the draft box for an editor to finish (原创 declaration) in the console.
+    Demo(suffix="-draft", options={"publish_mode": "draft", **_COVER}),
+)
 
-    @classmethod
-    def validate_options(cls, raw: Any) -> dict[str, Any]:
-        out = super().validate_options(raw)
-        if out["publish_mode"] not in MODES:
-            raise ValueError(f"publish_mode: must be one of {', '.join(MODES)}, got {out['publish_mode']!r}")
-        if out["account_type"] not in ACCOUNT_TYPES:
-            raise ValueError(f"account_type: must be one of {', '.join(ACCOUNT_TYPES)}, got {out['account_type']!r}")
-        if out["mass_quota_period"] not in ("", "day", "month"):
-            raise ValueError(f"mass_quota_period: must be \"day\" or \"month\", got {out['mass_quota_period']!r}")
-        if out["mass_quota"] < 0:
-            raise ValueError("mass_quota: must be 0 (the account type's quota) or more")
-        tag = out["tag_id"]
-        if tag is not None and (isinstance(tag, bool) or not isinstance(tag, int) or tag < 0):
-            raise ValueError(f"tag_id: must be a WeChat tag id (an integer), got {tag!r}")
-        return out
+
+class WeChat(Platform[WeChatOptions]):
+    spec = PlatformSpec(
+        id="wechat", title="WeChat Official Account", api_base="https://api.weixin.qq.com",
+        # the digest (摘要): Post.text, the part an editor may override; the cover is the one image
+        limits=Limits(128, "characters", media=1, media_bytes=10 * 1024 * 1024, media_types=IMAGE_TYPES),
+        options=WeChatOptions,
+        # callback_token: the server-config Token, for MASSSENDJOBFINISH events
+        credentials=Credentials(required=("appid", "appsecret"), optional=("callback_token",)),
+        template="{summary}",  # applies to the digest
+        sandbox=Sandbox("sharer.sandbox.wechat:WeChatEmulator", 8901),
+        demo=_DEMOS,
+    )
 
     @property
     def mode(self) -> str:
-        return self.options["publish_mode"]
+        return self.options.publish_mode
 
     # --- composition (pure) ---------------------------------------------------------------------
 
@@ -101,7 +95,7 @@ class WeChat(Platform):
         lead = self._article_fields(article, warnings, "")
         more = [self._article_fields(a, warnings, f"article {i}: ") for i, a in enumerate(items[1:], start=2)]
 
-        limit = o["digest_max_chars"]
+        limit = o.digest_max_chars
         if text is not None:  # an override replaces the digest (摘要), validated, never cut
             self.check_override(text, len(text), limit)
             digest = text
@@ -131,35 +125,35 @@ class WeChat(Platform):
         url = tag_url(article.url, self.account.utm)
         if len(url.encode()) > URL_MAX_BYTES:
             raise ComposeError(name, f"{where}the article URL is over WeChat's {URL_MAX_BYTES}-byte 阅读原文 limit")
-        cover = article.image or o["default_cover_url"] or None
-        if not cover and not o["default_cover_media_id"]:
+        cover = article.image or o.default_cover_url or None
+        if not cover and not o.default_cover_media_id:
             raise ComposeError(name, f"{where}WeChat news needs a cover image: give the article an image or set "
                                      "the account option default_cover_url or default_cover_media_id")
         if not article.image:
             warnings.append(f"{where}the article has no image: using the account's default cover")
-        title = trim_to(article.title, o["title_max_chars"], o["title_max_bytes"])
+        title = trim_to(article.title, o.title_max_chars, o.title_max_bytes)
         if title != article.title:
             warnings.append(f"{where}title trimmed to {len(title)} characters / {len(title.encode())} bytes "
-                            f"(limit {o['title_max_chars']} / {o['title_max_bytes']})")
+                            f"(limit {o.title_max_chars} / {o.title_max_bytes})")
         author = self._author(article, warnings, where)
         try:
-            body = wechat_html(article.body_html, o["content_max_chars"], o["content_max_bytes"])
+            body = wechat_html(article.body_html, o.content_max_chars, o.content_max_bytes)
         except ValueError as e:
             raise ComposeError(name, f"{where}{e}") from None
         warnings.extend(where + w for w in body.warnings)
         if not body.html:
             raise ComposeError(name, f"{where}the article has no body; WeChat news needs content")
         return {"title": title, "author": author, "content": body.html, "content_source_url": url,
-                "need_open_comment": int(o["need_open_comment"]),
-                "only_fans_can_comment": int(o["only_fans_can_comment"]),
+                "need_open_comment": int(o.need_open_comment),
+                "only_fans_can_comment": int(o.only_fans_can_comment),
                 "cover": cover,  # uploaded at delivery; its media_id becomes thumb_media_id
                 "images": list(body.images),  # inline images, uploaded at delivery and their src rewritten
                 "_first_paragraph": body.first_paragraph}
 
     def _author(self, article: Article, warnings: list[str], where: str = "") -> str:
         """The article's author if it fits, else the account's default author, else none (WeChat: optional)."""
-        limit = self.options["author_max_chars"]
-        candidates = [a for a in (article.author, self.options["default_author"]) if a]
+        limit = self.options.author_max_chars
+        candidates = [a for a in (article.author, self.options.default_author) if a]
         for a in candidates:
             if len(a) <= limit:
                 if a != candidates[0]:
@@ -175,7 +169,7 @@ class WeChat(Platform):
             from ._wechat_quota import rule
 
             count, period = rule(self.account)
-            tag = self.options["tag_id"]
+            tag = self.options.tag_id
             to = f"the followers with tag {tag}" if tag is not None else "all followers"
             return [f"mass send (群发) to {to}: pushed to their chats; uses one of the account's "
                     f"{count} mass send{'s' if count != 1 else ''} a {period}"]
@@ -191,7 +185,7 @@ class WeChat(Platform):
         if mode == "mass":
             return mass.mass_send(self.api, post, ctx, self.options)
         if mode == "draft":
-            return flows.draft_only(self.api, post, ctx, self.options)
+            return drafts.draft_only(self.api, post, ctx, self.options)
         return flows.publish(self.api, post, ctx, self.options)
 
     def find_existing(self, post: Post, ctx: DeliveryContext) -> Receipt | None:
@@ -201,7 +195,7 @@ class WeChat(Platform):
         if mode == "mass":
             return mass.find_mass(self.api, post, ctx, self.options)
         if mode == "draft":
-            return flows.find_draft(self.api, post, ctx)
+            return drafts.find_draft(self.api, post, ctx)
         return flows.find_published_post(self.api, post, ctx, self.options)
 
     def send_preview(self, post: Post, ctx: DeliveryContext, to: str) -> PhonePreview:
@@ -214,7 +208,7 @@ class WeChat(Platform):
         target = {"touser": value.strip()} if kind == "openid" and value.strip() else {"towxname": to.strip()}
         if not next(iter(target.values())):
             raise InputError("send_to", "give a WeChat ID or openid:OPENID")
-        msg_id, media_id = flows.preview_to_phone(self.api, post, ctx, self.options, target)
+        msg_id, media_id = drafts.preview_to_phone(self.api, post, ctx, self.options, target)
         return PhonePreview(self.account.name, to.strip(), media_id, msg_id, 1 + len(post.payload.get("more") or []))
 
     def check_credentials(self, ctx: DeliveryContext) -> str:

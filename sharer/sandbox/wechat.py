@@ -276,7 +276,7 @@ class WeChatEmulator(MassSendMixin, Emulator):
         if any(k.lower().startswith("on") for tag in soup.find_all(True) for k in tag.attrs):
             raise WxError(45166, "event handler attribute")
         for link in soup.find_all("a", href=True):
-            if urlsplit(link["href"]).hostname != "mp.weixin.qq.com":
+            if urlsplit(str(link["href"])).hostname != "mp.weixin.qq.com":
                 raise WxError(45166, "link to an external site")
         for img in soup.find_all("img"):
             if img.get("src") not in self.inline_urls:
@@ -337,7 +337,7 @@ class WeChatEmulator(MassSendMixin, Emulator):
         out = []
         for news, url in zip(art["items"], art["urls"]):
             item = {**news, "url": url, "is_deleted": art["deleted"]}
-            item["thumb_url"] = self.materials.get(item.get("thumb_media_id"), {}).get("url", "")
+            item["thumb_url"] = self.materials.get(str(item.get("thumb_media_id")), {}).get("url", "")
             if not with_content:
                 item.pop("content", None)
             out.append(item)

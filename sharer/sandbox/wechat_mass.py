@@ -28,6 +28,7 @@ class MassSendMixin:
     config: JSON
     seq: Any
     url: str
+    record_post: Any  # the Emulator's (the mixin is mixed into WeChatEmulator)
 
 
     @cgi("POST", r"/cgi-bin/draft/get")

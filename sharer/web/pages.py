@@ -153,7 +153,7 @@ def mode_words(ctx: WebContext, account: str) -> str:
     acc = ctx.rt.settings.accounts[account]
     if acc.platform != "wechat":
         return i18n.gettext("post")
-    mode = acc.options.get("publish_mode") or "publish"
+    mode = acc.options.publish_mode or "publish"
     return i18n.gettext(present.PUBLISH_MODES.get(mode, mode))
 
 

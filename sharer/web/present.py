@@ -104,12 +104,13 @@ def credential_words(message: str | None) -> str:
     return human_seconds(message)
 
 
-def limits(row: dict[str, Any], options: dict[str, Any]) -> list[str]:
-    """The limits an editor plans against. WeChat: title, digest and body — not just the digest."""
+def limits(row: dict[str, Any], options: Any) -> list[str]:
+    """The limits an editor plans against. WeChat: title, digest and body — not just the digest.
+    ``options``: the account's typed options (``WeChatOptions`` for WeChat)."""
     if row["platform"] == "wechat":
-        return [_("title %(n)s characters") % {"n": options.get("title_max_chars", 32)},
-                _("digest %(n)s characters") % {"n": options.get("digest_max_chars", row["limit"])},
-                _("body %(n)s characters") % {"n": options.get("content_max_chars", 20000)}]
+        return [_("title %(n)s characters") % {"n": options.title_max_chars},
+                _("digest %(n)s characters") % {"n": options.digest_max_chars},
+                _("body %(n)s characters") % {"n": options.content_max_chars}]
     return [f"{row['limit']} {unit(row['unit'])}"]
 
 

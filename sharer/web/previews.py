@@ -58,17 +58,16 @@ def crop_box(value: Any) -> tuple[float, float, float, float] | None:
     return x1, y1, x2 - x1, y2 - y1
 
 
-def look(post: dict[str, Any], rules: dict[str, str], options: dict[str, Any] | None = None) -> dict[str, Any]:
+def look(post: dict[str, Any], rules: dict[str, str], options: Any = None) -> dict[str, Any]:
     """The view model for one post: ``kind`` picks the drawing in ``_look.html``."""
     p, platform = post.get("payload") or {}, post.get("platform")
-    options = options or {}
     if platform == "wechat":
         return {"kind": "wechat", "title": p.get("title", ""), "digest": p.get("digest", ""),
                 "author": p.get("author", ""), "cover": image(p.get("cover"), rules),
                 "crop": crop_box(p.get("pic_crop_235_1")),
                 "body": safe_html(p.get("content", ""), WECHAT_TAGS, WECHAT_ATTRS, rules),
                 "source": p.get("content_source_url", ""),
-                "mode": options.get("publish_mode", "publish")}
+                "mode": getattr(options, "publish_mode", "publish")}
     if platform == "weibo":
         return {"kind": "weibo", "text": p.get("status", ""), "image": image(p.get("pic"), rules)}
     if platform == "x":

@@ -102,7 +102,7 @@ def test_empty_summary_falls_back_to_the_title_and_overrides_are_checked():
     with pytest.raises(ComposeError, match="4097 bytes long; the limit is 4096"):
         robot().compose(art, text="x" * 4097)
     with pytest.raises(ValueError, match="msgtype"):
-        DingTalk.validate_options({"msgtype": "feedCard"})
+        DingTalk.parse_options({"msgtype": "feedCard"})
     assert DingTalk.rate_limit == (20, 60.0)
 
 

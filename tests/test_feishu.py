@@ -79,9 +79,9 @@ def test_locale_option_and_validation():
     post = bot(locale="en_us").compose(article("baic-catl.json"))
     assert list(post.payload["content"]["post"]) == ["en_us"]
     with pytest.raises(ValueError, match="locale"):
-        Feishu.validate_options({"locale": "fr_fr"})
+        Feishu.parse_options({"locale": "fr_fr"})
     with pytest.raises(ValueError, match="max_body_bytes"):
-        Feishu.validate_options({"max_body_bytes": 10})
+        Feishu.parse_options({"max_body_bytes": 10})
     assert Feishu.rate_limit == (5, 1.0)
 
 

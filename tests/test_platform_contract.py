@@ -53,7 +53,7 @@ def test_platform_declares_itself(pid):
     spec = cls.spec
     assert issubclass(cls, Platform) and isinstance(spec, PlatformSpec) and spec.id == cls.id == pid
     assert spec.title and spec.limits.length > 0 and spec.limits.unit and callable(spec.limits.counter)
-    assert issubclass(spec.options, Options) or not cls._typed_options
+    assert issubclass(spec.options, Options)
     assert EMULATORS[pid] == (spec.sandbox.emulator, spec.sandbox.port)
     assert issubclass(emulator_class(pid), Emulator)
     assert (ROOT / "docs" / "platforms" / f"{pid}.md").exists() or pid == "webhook"
@@ -64,9 +64,8 @@ def test_sandbox_ports_are_distinct():
     assert len(ports) == len(set(ports))
 
 
-@pytest.mark.parametrize("pid", [p for p in IDS if get_platform(p)._typed_options])
+@pytest.mark.parametrize("pid", IDS)
 def test_a_bad_option_fails_naming_the_account_and_key(pid):
-    # (older modules, ported after issue 10, name the key their own way)
     table = next(iter(get_platform(pid).spec.demo_accounts().values()))
     raw = {"accounts": {"x-1": {**table, "options": {**table.get("options", {}), "no_such_option": 1}}}}
     with pytest.raises(ConfigError) as info:

@@ -142,7 +142,7 @@ def test_override_is_validated_never_cut():
 
 def test_options_are_checked():
     with pytest.raises(ValueError, match="msgtype"):
-        WeCom.validate_options({"msgtype": "image"})
+        WeCom.parse_options({"msgtype": "image"})
     assert WeCom.rate_limit == (20, 60.0)
 
 

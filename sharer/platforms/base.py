@@ -17,12 +17,12 @@ import requests
 from ..errors import Ambiguous, ComposeError, PermanentError
 from ..redact import redact
 from ..store.tokens import Grant, SharedToken
-from .http import error_for_status, json_body, parse_retry_after, send, short
+from .http import json_body, send, short
 from .spec import Credentials, Demo, Idempotency, Limits, Options, PlatformSpec, RateLimit, Sandbox
 
-__all__ = [  # the names platform modules import from here (the http helpers kept for older modules)
+__all__ = [  # the names platform modules import from here
     "Credentials", "DeliveryContext", "Demo", "Idempotency", "Limits", "Options", "Platform", "PlatformSpec",
-    "Post", "RateLimit", "Receipt", "Sandbox", "error_for_status", "json_body", "parse_retry_after", "send", "short",
+    "Post", "RateLimit", "Receipt", "Sandbox", "json_body", "send", "short",
 ]
 
 if TYPE_CHECKING:
@@ -135,9 +135,7 @@ class Platform(Generic[OptionsT]):
     """Base class: declare ``spec``, implement ``compose`` and ``publish``.
 
     The class attributes below are read from the spec (``__init_subclass__``), so code that asks a
-    platform class for ``id``, ``limit`` or ``rate_limit`` keeps working. A class declared the older
-    way (the attributes themselves, ``option_defaults`` + ``validate_options``) gets a spec built
-    from them, so the registry can treat every platform alike until it is ported.
+    platform class for ``id``, ``limit`` or ``rate_limit`` reads the one declaration.
     """
 
     spec: ClassVar[PlatformSpec]
@@ -146,14 +144,12 @@ class Platform(Generic[OptionsT]):
     default_api_base: ClassVar[str] = ""
     required_credentials: ClassVar[tuple[str, ...]] = ()
     optional_credentials: ClassVar[tuple[str, ...]] = ()
-    option_defaults: ClassVar[dict[str, Any]] = {}  # older modules only; a spec has typed ``options``
     default_template: ClassVar[str] = "{title}\n\n{summary}\n\n{url}"
     limit: ClassVar[int] = 0
     unit: ClassVar[str] = "characters"
     idempotent: ClassVar[bool] = False
     rate_limit: ClassVar[tuple[int, float] | None] = None
     sandbox_port: ClassVar[int] = 0
-    _typed_options: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -163,43 +159,14 @@ class Platform(Generic[OptionsT]):
             cls.required_credentials, cls.optional_credentials = spec.credentials.required, spec.credentials.optional
             cls.default_template, cls.limit, cls.unit = spec.template, spec.limits.length, spec.limits.unit
             cls.idempotent, cls.rate_limit, cls.sandbox_port = spec.idempotent, spec.rate_limit, spec.sandbox.port
-            cls._typed_options = True
-        elif "id" in cls.__dict__:
-            cls.spec = PlatformSpec(
-                id=cls.id, title=cls.title, api_base=cls.default_api_base,
-                limits=Limits(cls.limit, cls.unit), template=cls.default_template,
-                credentials=Credentials(cls.required_credentials, cls.optional_credentials),
-                rate_limit=RateLimit(*cls.rate_limit) if cls.rate_limit else None,
-                idempotency=Idempotency.KEY if cls.idempotent else Idempotency.NONE,
-                sandbox=Sandbox(f"sharer.sandbox.{cls.id}:{cls.__name__}Emulator", cls.sandbox_port),
-                demo=(),  # its demo account is written out in config/sharer.toml
-            )
 
     def __init__(self, account: Account):
         self.account = account
 
     @classmethod
-    def parse_options(cls, raw: Any) -> Any:
-        """The account's ``options`` table checked: the spec's typed options (older modules: a dict)."""
-        if cls._typed_options:
-            return cls.spec.options.parse(raw, cls.spec.id)
-        return cls.validate_options(raw)
-
-    @classmethod
-    def validate_options(cls, raw: Any) -> dict[str, Any]:
-        """Older modules: check ``options`` against ``option_defaults`` (same keys, same types)."""
-        if not isinstance(raw, dict):
-            raise ValueError("must be a table")
-        out = dict(cls.option_defaults)
-        for key, value in raw.items():
-            if key not in cls.option_defaults:
-                known = ", ".join(sorted(cls.option_defaults)) or "none"
-                raise ValueError(f"{key}: unknown option for {cls.id} (known: {known})")
-            default = cls.option_defaults[key]
-            if default is not None and not _same_kind(value, default):
-                raise ValueError(f"{key}: must be {type(default).__name__}, got {value!r}")
-            out[key] = value
-        return out
+    def parse_options(cls, raw: Any) -> Options:
+        """The account's ``options`` table checked against the spec's typed options."""
+        return cls.spec.options.parse(raw, cls.spec.id)
 
     @property
     def options(self) -> OptionsT:
@@ -245,12 +212,3 @@ class Platform(Generic[OptionsT]):
             err = ComposeError(self.account.name, f"text is {length} {self.unit} long; the limit is {limit}")
             err.length, err.limit = length, limit
             raise err
-
-
-def _same_kind(value: Any, default: Any) -> bool:
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, type(default))
-

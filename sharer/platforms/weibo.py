@@ -93,7 +93,7 @@ class WeiboOptions(Options):
     url_weight: int = 11                # what one (t.cn-shortened) link counts; unverified
     margin: int = 0                     # units kept free below the limit
     attach_image: bool = True
-    slow_check_seconds: float = 120     # after 20032 ("posted, server slow, wait 1-2 minutes"): look then
+    slow_check_seconds: float = 120.0   # after 20032 ("posted, server slow, wait 1-2 minutes"): look then
 
     def check(self) -> WeiboOptions:
         if not all(_normal_domain(d) and "/" not in d for d in self.safe_domains):

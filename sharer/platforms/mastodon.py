@@ -6,15 +6,13 @@ write:media read:accounts read:statuses``; copy "Your access token" into credent
 (or fewer) than 500 characters, set ``options.max_characters`` to its limit.
 
 Quirks:
-- Length = grapheme clusters, every URL counts ``characters_reserved_per_url`` (23), ``@user@domain``
-  counts as ``@user``. Compose is pure, so it uses the *configured* limit; delivery reads the instance's
-  real limit (``GET /api/v2/instance``, cached in Redis for a day) and refuses, with a message saying
-  which ``max_characters`` to configure, a status the instance would reject.
-- ``Idempotency-Key`` = the delivery id: Mastodon keeps it ~1 hour and answers a repeated POST with the
-  original status, so retrying a status POST after a timeout or dropped connection is safe.
-- Images: downloaded (type/size checked), uploaded with ``POST /api/v2/media`` which may answer 202
-  (``url: null``); ``GET /api/v1/media/:id`` answers 206 until processed, then 200 — polled a bounded
-  number of times.
+- Length = grapheme clusters, a URL counts ``characters_reserved_per_url`` (23), ``@user@domain`` counts
+  as ``@user``. Compose (pure) uses the *configured* limit; delivery reads the instance's real one
+  (``GET /api/v2/instance``, cached a day) and refuses a status it would reject, naming the setting.
+- ``Idempotency-Key`` = the delivery id: Mastodon answers a repeated POST (~1 hour) with the original
+  status, so resending after a timeout or dropped connection is safe.
+- Images: type/size checked, uploaded with ``POST /api/v2/media`` (may answer 202, ``url: null``);
+  ``GET /api/v1/media/:id`` answers 206 until processed — polled with backoff, a bounded number of times.
 - ``X-RateLimit-Reset`` is an ISO-8601 timestamp (not epoch seconds).
 """
 

@@ -1,9 +1,8 @@
 """Mastodon: one status on the account's instance (``POST {api_base}/api/v1/statuses``).
 
-Set-up: on the instance, Preferences → Development → New application with scopes ``write:statuses
-write:media read:accounts read:statuses``; copy "Your access token" into credential ``access_token``
-(``env:`` or ``file:``) and set ``api_base`` to ``https://your.instance``. If the instance allows more
-(or fewer) than 500 characters, set ``options.max_characters`` to its limit.
+Set-up: Preferences → Development → New application (scopes ``write:statuses write:media read:accounts
+read:statuses``); "Your access token" → credential ``access_token``, ``api_base`` = the instance's
+``https://`` URL; an instance allowing other than 500 characters → ``options.max_characters``.
 
 Quirks:
 - Length = grapheme clusters, a URL counts ``characters_reserved_per_url`` (23), ``@user@domain`` counts
@@ -13,8 +12,7 @@ Quirks:
   status, so resending after a timeout or dropped connection is safe.
 - Images: type/size checked, uploaded with ``POST /api/v2/media`` (may answer 202, ``url: null``);
   ``GET /api/v1/media/:id`` answers 206 until processed — polled with backoff, a bounded number of times.
-- ``X-RateLimit-Reset`` is an ISO-8601 timestamp (not epoch seconds).
-"""
+- ``X-RateLimit-Reset`` is an ISO-8601 timestamp (not epoch seconds)."""
 
 from __future__ import annotations
 

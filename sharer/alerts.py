@@ -7,11 +7,15 @@ on failure. Same signature scheme as the webhook platform: ``X-Sharer-Signature:
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from .errors import TransientError
 from .platforms.webhook import sign
 from .redact import redact
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from .config import Secret
 
 
 def send_alert(rt: Runtime, delivery_id: str, target: str = "global") -> bool:
@@ -35,6 +39,11 @@ def send_alert(rt: Runtime, delivery_id: str, target: str = "global") -> bool:
     }
     body = json.dumps(notice, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json; charset=utf-8", "X-Sharer-Delivery": d.id}
+    return post_signed(rt, url, secret, body, headers)
+
+
+def post_signed(rt: Runtime, url: str, secret: Secret | None, body: bytes, headers: dict[str, str]) -> bool:
+    """POST a notice to an alert receiver, signed when it has a secret; a failure is worth a retry."""
     if secret:
         headers["X-Sharer-Signature"] = sign(secret.reveal(), body)
     try:

@@ -13,13 +13,12 @@ import json
 import logging
 from dataclasses import dataclass
 
+from .alerts import post_signed
 from .article import Article
 from .clock import iso
 from .errors import DeliveryError, TransientError
 from .platforms import get_platform
 from .platforms.base import DeliveryContext
-from .platforms.webhook import sign
-from .redact import redact
 from .runtime import Runtime
 from .store.records import Delivery, ShareRecord
 
@@ -96,15 +95,7 @@ def _to_webhook(rt: Runtime, notice: Notice, share: ShareRecord, deliveries: lis
         "reason": reason or None, "link": notice.link, "message": notice.summary, "at": iso(),
     }, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json; charset=utf-8", "X-Sharer-Share": share.id}
-    if secret:
-        headers["X-Sharer-Signature"] = sign(secret.reveal(), body)
-    try:
-        resp = rt.session.post(url, data=body, headers=headers, timeout=(5, 15))
-    except Exception as e:  # requests errors carry the URL; keep only the kind
-        raise TransientError(f"alert webhook unreachable: {type(e).__name__}") from None
-    if resp.status_code >= 300:
-        raise TransientError(redact(f"alert webhook answered HTTP {resp.status_code}"))
-    return True
+    return post_signed(rt, url, secret, body, headers)
 
 
 def _to_bot(rt: Runtime, notice: Notice) -> bool:

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo install redis rabbitmq system-deps lint bench sandbox worker clean messages
+.PHONY: test demo install redis rabbitmq system-deps lint bench sandbox worker clean messages readme
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,10 @@ messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header -o sharer/web/translations/messages.pot .
 	$(BIN)/pybabel update -i sharer/web/translations/messages.pot -d sharer/web/translations -D messages \
 	  --no-location --ignore-obsolete --no-fuzzy-matching
+
+# README's platform table and id list, from the registry and each docs/platforms/<id>.md page.
+readme: install
+	$(BIN)/python docs/platforms/readme_table.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info node_modules

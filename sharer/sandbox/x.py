@@ -21,13 +21,14 @@ import hashlib
 import hmac
 import itertools
 import re
-import struct
 import time
-import zlib
 from typing import Any
 from urllib.parse import quote, unquote
 
+from ._x_wire import CREDS, INVALID, PUBLIC_HOSTS, USER, invalid, problem, unauthorized
 from .server import JSON, Emulator, Request, Response, route
+from .x_media import XMediaMixin
+from .x_reads import XReadsMixin
 
 try:  # the independent twitter-text port (dev dependency) judges lengths, so our counter is checked too
     from twitter_text import extract_urls_with_indices, parse_tweet
@@ -41,73 +42,17 @@ except ImportError:  # pragma: no cover - production install without dev extras
     from ..text import count_x as weighted_length
     from ..text import find_x_urls as url_spans
 
-PUBLIC_HOSTS = ("https://api.twitter.com", "https://api.x.com")
-USER = {"id": "1550000000000000001", "name": "Sharer Sandbox", "username": "sharer_sandbox"}
-CREDS = {k: f"sandbox-{k}" for k in ("consumer_key", "consumer_secret", "access_token", "access_token_secret",
-                                     "client_id", "client_secret", "oauth2_refresh_token")}
 SCOPE = "tweet.write users.read tweet.read offline.access media.write"
 DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
-MAX_IMAGE = 5 * 1024 * 1024
 TWEET_FIELDS = {"text", "media", "reply", "quote_tweet_id", "poll", "reply_settings", "geo", "community_id",
                 "for_super_followers_only", "direct_message_deep_link", "nullcast", "card_uri"}
-INVALID = "https://api.twitter.com/2/problems/invalid-request"
-
-
-def problem(status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any) -> Response:
-    return Response(status, {"detail": detail, "type": type_, "title": title, "status": status, **extra})
-
-
-def invalid(message: str, **extra: Any) -> Response:
-    """X's 400 for a request that breaks the schema: ``errors`` plus a generic problem."""
-    return Response(400, {"errors": [{"message": message, **extra}], "title": "Invalid Request",
-                          "detail": "One or more parameters to your request was invalid.", "type": INVALID})
-
-
-def unauthorized() -> Response:
-    return problem(401, "Unauthorized", "Unauthorized")
-
-
-def _parse_time(value: str) -> float:
-    """An RFC 3339 time (``2026-12-01T10:00:00Z``, optional fraction or offset) -> epoch seconds."""
-    from datetime import datetime
-
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def _enc(s: str) -> str:
     return quote(s, safe="-._~")
 
 
-def _png(w: int = 4, h: int = 3) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    raw = b"".join(b"\x00" + b"\xff\x80\x00" * w for _ in range(h))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-FILES = {
-    "sample.png": (_png(), "image/png"),
-    "sample.jpg": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 + b"\xff\xd9",
-                   "image/jpeg"),
-    "big.png": (_png() + b"\x00" * (MAX_IMAGE + 1), "image/png"),
-    "anim.gif": (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,"
-                 b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;", "image/gif"),
-    "not-an-image.png": (b"<html>not found</html>", "image/png"),
-}
-
-
-def sniff(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/gif" if data[:6] in (b"GIF87a", b"GIF89a") else None
-
-
-class XEmulator(Emulator):
+class XEmulator(XMediaMixin, XReadsMixin, Emulator):
     platform = "x"
 
     def reset_state(self) -> None:
@@ -288,112 +233,11 @@ class XEmulator(Emulator):
             pos = end
         return out + text[pos:], urls
 
-    # --- media -----------------------------------------------------------------------------------
-
-    @route("POST", r"/2/media/upload")
-    def upload(self, req: Request) -> Response:
-        with self.lock:
-            user = self._user(req)
-        if user is None:
-            return unauthorized()
-        files = req.files()
-        if "media" not in files:
-            return invalid("$.media: media is required")
-        data = files["media"][2]
-        category = req.form().get("media_category", "tweet_image")
-        if category not in ("tweet_image", "tweet_gif", "tweet_video", "dm_image", "dm_gif", "dm_video",
-                            "subtitles"):
-            return invalid(f"$.media_category: {category} is not a valid media category")
-        ctype = sniff(data)
-        if ctype is None:
-            return invalid("media type unrecognized.")
-        if len(data) > MAX_IMAGE and category == "tweet_image":
-            return invalid(f"File size exceeds {MAX_IMAGE} bytes.")
-        with self.lock:
-            media_id = str(next(self.ids))
-            self.media[media_id] = {"owner": user, "size": len(data), "type": ctype, "category": category}
-        image: JSON = {"image_type": ctype}
-        if ctype == "image/png":
-            image["w"], image["h"] = struct.unpack(">II", data[16:24])
-        return Response(200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(data),
-                                       "expires_after_secs": 86400, "image": image}})
-
-    # --- reads -----------------------------------------------------------------------------------
-
-    @route("GET", r"/2/users/me")
-    def me(self, req: Request) -> Response:
-        with self.lock:
-            user = self._user(req)
-        return Response(200, {"data": USER}) if user else unauthorized()
-
-    @route("GET", r"/2/users/(?P<id>[^/]+)/tweets")
-    def timeline(self, req: Request) -> Response:
-        """The user's posts, newest first: ``max_results`` 5-100, ``pagination_token`` (``meta.next_token``),
-        ``start_time``/``end_time`` (ISO 8601), ``since_id``/``until_id``, ``tweet.fields``."""
-        with self.lock:
-            user = self._user(req)
-        if user is None:
-            return unauthorized()
-        raw = req.query.get("max_results", "10")
-        if not raw.isdigit() or not 5 <= int(raw) <= 100:
-            return invalid(f"The `max_results` query parameter value [{raw}] is not between 5 and 100",
-                           parameters={"max_results": [raw]})
-        uid = req.params["id"]
-        if uid != USER["id"]:
-            return Response(200, {"errors": [{"value": uid, "detail": f"Could not find user with id: [{uid}].",
-                                              "title": "Not Found Error", "resource_type": "user", "parameter": "id",
-                                              "resource_id": uid,
-                                              "type": "https://api.twitter.com/2/problems/resource-not-found"}]})
-        bounds = {}
-        for name in ("start_time", "end_time"):
-            if name in req.query:
-                try:
-                    bounds[name] = _parse_time(req.query[name])
-                except ValueError:
-                    return invalid(f"Invalid '{name}':'{req.query[name]}'. '{name}' must be a valid RFC3339 "
-                                   "date-time", parameters={name: [req.query[name]]})
-        token = req.query.get("pagination_token")
-        if token is not None and not token.startswith("pt-"):
-            return invalid("The `pagination_token` query parameter value is not valid",
-                           parameters={"pagination_token": [token]})
-        fields = set(req.query.get("tweet.fields", "").split(","))
-        with self.lock:
-            mine = sorted((t for t in self.tweets.values() if t["author_id"] == uid
-                           and t["created_at"] >= bounds.get("start_time", 0)
-                           and t["created_at"] <= bounds.get("end_time", float("inf"))
-                           and int(t["id"]) > int(req.query.get("since_id") or 0)
-                           and int(t["id"]) < int(req.query.get("until_id") or 10**30)),
-                          key=lambda t: int(t["id"]), reverse=True)
-        if token is not None:  # the token names the newest id of the page it asks for
-            mine = [t for t in mine if int(t["id"]) <= int(token[3:])]
-        page, rest = mine[: int(raw)], mine[int(raw):]
-        data = []
-        for t in page:
-            item = {"id": t["id"], "text": t["text"], "edit_history_tweet_ids": t["edit_history_tweet_ids"]}
-            if "entities" in fields and t["entities"]:
-                item["entities"] = t["entities"]
-            if "referenced_tweets" in fields and t["in_reply_to_tweet_id"]:
-                item["referenced_tweets"] = [{"type": "replied_to", "id": t["in_reply_to_tweet_id"]}]
-            if "created_at" in fields:
-                item["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t["created_at"])) + \
-                    f".{int(t['created_at'] * 1000) % 1000:03d}Z"
-            data.append(item)
-        if not data:
-            return Response(200, {"meta": {"result_count": 0}})
-        meta = {"result_count": len(data), "newest_id": data[0]["id"], "oldest_id": data[-1]["id"]}
-        if rest:
-            meta["next_token"] = f"pt-{rest[0]['id']}"
-        return Response(200, {"data": data, "meta": meta})
-
     # --- sandbox extras --------------------------------------------------------------------------
 
     def control(self, req: Request) -> Response:
         if req.method == "GET" and req.path.startswith("/_sandbox/files/"):
-            name = req.path.rsplit("/", 1)[-1]
-            if name not in FILES:
-                return Response(404, {"error": f"no file {name}"})
-            data, ctype = FILES[name]
-            return Response(200, data, {"Content-Type": ctype})
+            return self.sandbox_file(req.path.rsplit("/", 1)[-1])
         if req.method == "POST" and req.path == "/_sandbox/config":
             spec = req.json()
             with self.lock:

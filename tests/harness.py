@@ -54,13 +54,17 @@ def offline(cls: type[Platform[Any]], *, name: str | None = None, credentials: d
 
 
 def ctx(runtime: Any, name: str, steps: list[str] | None = None, delivery_id: str | None = None,
-        account: Account | None = None) -> DeliveryContext:
-    """The context a worker would build for account ``name`` (real session, Redis and keys)."""
+        account: Account | None = None, **fields: Any) -> DeliveryContext:
+    """The context a worker would build for account ``name`` (real session, Redis and keys).
+
+    ``fields`` set other ``DeliveryContext`` fields as a retry would have them (``state``, ``on_state``,
+    ``window_start``, ``duplicate``, ``timeout``).
+    """
     acc = account or runtime.settings.account(name)
+    base: dict[str, Any] = {"timeout": 5, "media_rewrite": runtime.settings.media_rewrite,
+                            "on_step": steps.append if steps is not None else None}
     return DeliveryContext(delivery_id=delivery_id or f"dl_{acc.platform}_test", account=acc,
-                           session=runtime.session, timeout=5, redis=runtime.redis, keys=runtime.keys,
-                           media_rewrite=runtime.settings.media_rewrite,
-                           on_step=steps.append if steps is not None else None)
+                           session=runtime.session, redis=runtime.redis, keys=runtime.keys, **{**base, **fields})
 
 
 def platform_for(runtime: Any, name: str) -> Platform[Any]:
@@ -70,11 +74,13 @@ def platform_for(runtime: Any, name: str) -> Platform[Any]:
 
 def publish(runtime: Any, name: str, art: Article | None = None, *, override: str | None = None,
             steps: list[str] | None = None, delivery_id: str | None = None, payload: dict[str, Any] | None = None,
-            default: str = "baic-catl.json", **replace: Any) -> tuple[Receipt, Post]:
+            default: str = "baic-catl.json", context: dict[str, Any] | None = None,
+            **replace: Any) -> tuple[Receipt, Post]:
     """Compose ``art`` (default: ``default``; ``override``: the editor's text) for account ``name`` and
     publish it; returns (receipt, post).
 
-    ``payload`` replaces the composed payload; other keywords replace single payload fields.
+    ``payload`` replaces the composed payload; other keywords replace single payload fields;
+    ``context``: more ``DeliveryContext`` fields (see ``ctx``), e.g. ``{"timeout": 1}``.
     """
     platform = platform_for(runtime, name)
     post = platform.compose(art or article(default), override)
@@ -82,7 +88,7 @@ def publish(runtime: Any, name: str, art: Article | None = None, *, override: st
         post = dataclasses.replace(post, payload=payload)
     if replace:
         post = dataclasses.replace(post, payload={**post.payload, **replace})
-    return platform.publish(post, ctx(runtime, name, steps, delivery_id)), post
+    return platform.publish(post, ctx(runtime, name, steps, delivery_id, **(context or {}))), post
 
 
 def inject(emulator: Any, **fault: Any) -> None:

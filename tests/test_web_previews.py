@@ -83,3 +83,27 @@ def test_wechat_body_is_resanitised_and_its_cover_crop_drawn(web_app):
     draw = web_app.state.web.templates.env.get_template("_look.html").make_module({}).draw
     html = str(draw(look, "wechat-main"))
     assert '<svg class="wx-cover" viewBox="0.1 0.2' in html and 'href="http://site/c.jpg"' in html
+
+
+def test_x_draws_every_attached_image_on_the_first_post(web_app, runtime):
+    """Up to four images, lead first, on part 1 of the thread only; an address that is not http(s) is dropped."""
+    c = sign_in(web_app, "editor")
+    data = article_json(EXAMPLES / "baic-catl.json")
+    para = "The two sides plan to jointly develop power battery products and explore the NEV market. " * 2
+    data["body_html"] = "".join(f"<p>{para} {i}</p><img src='https://news.example.com/images/b{i}.png'>"
+                                for i in range(5))
+    r = c.post("/compose/preview", json={"article": data, "accounts": ["x-album", "x-main"]},
+               headers={"X-CSRF-Token": c.csrf})
+    assert r.status_code == 200, r.text
+    got = {p["account"]: p for p in r.json()["posts"]}
+    rules = runtime.settings.media_rewrite
+    album = got["x-album"]
+    assert len(album["media"]) == 4 and album["media_offered"] == []
+    first, *rest = album["look"].split('<li class="x-post">')[1:]
+    assert re.findall(r'<img class="look-img" src="([^"]+)"', first) == [rewrite(u, rules) for u in album["media"]]
+    assert 'class="x-media grid"' in first and rest and all("<img" not in part for part in rest)
+    single = got["x-main"]["look"]
+    assert single.count("<img") == 1 and "x-media grid" not in single
+    hostile = {"platform": "x", "payload": {"parts": ["t"], "image": "https://news.example.com/a.png",
+                                            "more_images": ["javascript:alert(1)", "https://news.example.com/b.png"]}}
+    assert previews.look(hostile, {})["images"] == ["https://news.example.com/a.png", "https://news.example.com/b.png"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -28,6 +29,7 @@ OAUTH2 = ("client_id", "oauth2_refresh_token")
 PUBLIC_HOSTS = ("https://api.twitter.com", "https://api.x.com")  # what tweepy (and we) put in URLs
 TOKEN_PATH = "/2/oauth2/token"
 MEDIA_PATH = "/2/media/upload"
+MEDIA_LIFETIME = 86400.0  # expires_after_secs when X's answer leaves it out (fact sheet §3.3: ~86400)
 DUPLICATE = "duplicate"  # X's 403 for a repeated text ("duplicate content"; v1.1 code 187)
 
 _REAUTHORISE = Rule(PermanentError, "{message}; re-authorise account '{account}'")
@@ -37,6 +39,14 @@ ERRORS = ErrorTable(codes={DUPLICATE: Rule(Duplicate)})
 ERRORS_OAUTH1 = ErrorTable(codes={DUPLICATE: Rule(Duplicate)}, statuses={401: _REAUTHORISE})
 # The token endpoint: a refused refresh token means authorising again.
 TOKEN_ERRORS = ErrorTable(statuses={400: _REAUTHORISE, 401: _REAUTHORISE, 403: _REAUTHORISE})
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """An uploaded image: its media id and how long X keeps it attachable (seconds from the upload)."""
+
+    media_id: str
+    expires_after: float
 
 
 # --- the API session ------------------------------------------------------------------------------
@@ -117,9 +127,9 @@ class _Api:
 
         return self.call("the post", fn, write=True)
 
-    def upload(self, image: Image) -> str:
+    def upload(self, image: Image) -> Uploaded:
         """``POST /2/media/upload`` (one shot) over the client's session and auth (tweepy has no v2 upload)."""
-        def fn(client: tweepy.Client, user_auth: bool) -> str:
+        def fn(client: tweepy.Client, user_auth: bool) -> Uploaded:
             auth = tweepy.OAuth1UserHandler(client.consumer_key, client.consumer_secret, client.access_token,
                                             client.access_token_secret).apply_auth() if user_auth else None
             headers = {"User-Agent": client.user_agent}
@@ -129,10 +139,14 @@ class _Api:
             with client.session.post(PUBLIC_HOSTS[0] + MEDIA_PATH, files={"media": media},
                                      data={"media_category": "tweet_image"}, headers=headers, auth=auth) as resp:
                 raise_for_status(resp)
-                media_id = (json_body(resp).get("data") or {}).get("id")
-            if not media_id:
+                data = json_body(resp).get("data") or {}
+            if not data.get("id"):
                 raise TransientError("X answered the image upload without a media id")
-            return str(media_id)
+            try:
+                lifetime = float(data.get("expires_after_secs") or MEDIA_LIFETIME)
+            except (TypeError, ValueError):
+                lifetime = MEDIA_LIFETIME
+            return Uploaded(str(data["id"]), lifetime)
 
         return self.call("the image upload", fn, write=False)
 

@@ -17,6 +17,9 @@ Quirks
   - tweepy hard-codes ``https://api.twitter.com``; a transport adapter on the client's session sends
     those requests to ``api_base`` instead. OAuth 1.0a signatures cover the original URL.
   - No idempotency key: a thread that fails at part k resumes at part k (ids kept in the delivery state).
+  - Up to 4 images (``images``: the lead image, then the body's) on the first post, uploaded one by one
+    (``POST /2/media/upload``); their ids are kept in the delivery state and reused by a retry while X
+    still holds them (``expires_after_secs``), so a retry uploads only what is missing or expired.
   - 429 carries no Retry-After: the wait is ``x-rate-limit-reset`` (Unix seconds) minus now.
 """
 
@@ -24,17 +27,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..article import Article
-from ..compose import article_values, tag_url
+from ..compose import ArticleImage, article_values, choose_images, tag_url
 from ..errors import Ambiguous, ComposeError, DeliveryError
 from ..media import fetch_image
 from ..text import count_x, split_thread, thread_label
 from ._lookup import Age, age
-from ._x_api import OAUTH1, OAUTH2, _Api
+from ._x_api import OAUTH1, OAUTH2, Uploaded, _Api
 from ._x_text import body_paragraphs, clean, created, hashtag, hashtags, head_post, is_part
 from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt
 from .spec import Credentials, Demo, Limits, OptionError, Options, PlatformSpec, RateLimit, Sandbox
@@ -42,6 +46,8 @@ from .spec import Credentials, Demo, Limits, OptionError, Options, PlatformSpec,
 __all__ = ["X", "XOptions", "body_paragraphs", "hashtag", "hashtags"]
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # GIFs need the chunked upload (not implemented)
+MAX_IMAGES = 4  # photos per post (fact sheet §3.3; a GIF or a video would go alone)
+MEDIA_MARGIN = 600.0  # an uploaded id is reused only while it has this long left (X keeps it ~24 h)
 LABEL_RESERVE = count_x(thread_label(99, 99))  # room kept for the " k/n" numbering of a thread part
 LOOKUP_PAGES = 5  # timeline pages of 100 read at most by one reconciliation
 
@@ -55,6 +61,7 @@ class XOptions(Options):
     max_thread_parts: int = 25
     max_hashtags: int = 5
     attach_image: bool = True
+    images: int = 1                     # attach up to this many: the lead image, then the body's (X takes 4)
     max_image_bytes: int = 5 * 1024 * 1024  # unverified (third-party SDK doc)
 
     def check(self) -> XOptions:
@@ -64,16 +71,23 @@ class XOptions(Options):
             raise OptionError("user_id", "must be the account's numeric X user id (or empty to look it up)")
         if self.max_length < 2 * LABEL_RESERVE:
             raise OptionError("max_length", f"must be at least {2 * LABEL_RESERVE}")
+        if not 1 <= self.images <= MAX_IMAGES:
+            raise OptionError("images", f"must be 1 to {MAX_IMAGES}, got {self.images}")
         if self.max_hashtags < 0 or self.max_image_bytes <= 0:
             key = "max_hashtags" if self.max_hashtags < 0 else "max_image_bytes"
             raise OptionError(key, "must be a sensible positive number")
         return self
 
 
+def images_of(payload: dict[str, Any]) -> list[str]:
+    """The image URLs a post attaches, in order (a post stored before ``more_images`` has ``image`` only)."""
+    return [u for u in [payload.get("image"), *payload.get("more_images", ())] if u][:MAX_IMAGES]
+
+
 class X(Platform[XOptions]):
     spec = PlatformSpec(
         id="x", title="X (Twitter)", api_base="https://api.x.com",
-        limits=Limits(280, "weighted characters", count_x, media=1, media_bytes=5 * 1024 * 1024,
+        limits=Limits(280, "weighted characters", count_x, media=MAX_IMAGES, media_bytes=5 * 1024 * 1024,
                       media_types=IMAGE_TYPES, thread=99),
         options=XOptions,
         credentials=Credentials(optional=(*OAUTH1, "client_id", "client_secret", "oauth2_refresh_token")),
@@ -85,7 +99,7 @@ class X(Platform[XOptions]):
 
     def compose(self, article: Article, text: str | None = None, thread: bool | None = None) -> Post:
         limit = self.options.max_length
-        image = article.image if self.options.attach_image else None
+        image = choose_images(article, self.options.images if self.options.attach_image else 0, MAX_IMAGES)
         thread = self.options.thread if thread is None else thread
         if text is not None:
             text = clean(text.strip())
@@ -115,9 +129,16 @@ class X(Platform[XOptions]):
                                                   f"without title and summary; the limit is {limit}")
         return text, notes
 
-    def _post(self, parts: list[str], image: str | None, limit: int, notes: list[str]) -> Post:
-        return Post(self.id, self.account.name, parts[0], {"parts": parts, "image": image},
-                    max(count_x(p) for p in parts), limit, self.unit, tuple(notes), (image,) if image else ())
+    def _post(self, parts: list[str], images: tuple[tuple[ArticleImage, ...], tuple[str, ...]], limit: int,
+              notes: list[str]) -> Post:
+        """``payload["image"]`` is the first image (what a one-image post always had), ``more_images`` the rest."""
+        attached, offered = images
+        urls = [i.url for i in attached]
+        payload: dict[str, Any] = {"parts": parts, "image": urls[0] if urls else None}
+        if len(urls) > 1:
+            payload["more_images"] = urls[1:]
+        return Post(self.id, self.account.name, parts[0], payload, max(count_x(p) for p in parts), limit,
+                    self.unit, tuple(notes), tuple(urls), offered)
 
     # --- delivery ---------------------------------------------------------------------------------
 
@@ -136,9 +157,8 @@ class X(Platform[XOptions]):
             media_ids = None
             if done:
                 ctx.step(f"resuming the thread at part {len(done) + 1}/{n}" if len(done) < n else "already posted")
-            elif post.payload.get("image"):
-                media_id = self._image(api, post.payload["image"], ctx)
-                media_ids = [media_id] if media_id else None
+            else:
+                media_ids = self._media(api, images_of(post.payload), ctx) or None
             for k in range(len(done), n):
                 post_id = api.create(parts[k], media_ids if k == 0 else None, done[-1] if done else None)
                 done.append(post_id)
@@ -148,17 +168,42 @@ class X(Platform[XOptions]):
                     ctx.step(f"part {k + 1}/{n} posted: {post_id}")
         return self.receipt(done)
 
-    def _image(self, api: _Api, url: str, ctx: DeliveryContext) -> str | None:
-        """Upload the article image. One we cannot fetch or would not send is left out (noted in the log);
-        an upload X refuses is an error like any other."""
+    def _media(self, api: _Api, urls: list[str], ctx: DeliveryContext) -> list[str]:
+        """The media ids for the first post, in the images' order.
+
+        Each upload is saved to the delivery state at once (url, id, until when it may be reused), so
+        a retry after a failed post or a crash uploads only the images it has no live id for.
+        """
+        saved = {m["url"]: m for m in ctx.state.get("media", []) if isinstance(m, dict) and m.get("url")}
+        ids: list[str] = []
+        for url in urls:
+            kept = saved.get(url)
+            if kept and float(kept.get("until") or 0) > time.time():
+                ctx.step(f"image ready (media {kept['id']})")
+                ids.append(str(kept["id"]))
+                continue
+            started = time.time()
+            uploaded = self._upload(api, url, ctx)
+            if uploaded is None:
+                continue
+            ids.append(uploaded.media_id)
+            saved[url] = {"url": url, "id": uploaded.media_id,
+                          "until": started + uploaded.expires_after - MEDIA_MARGIN}
+            ctx.state["media"] = list(saved.values())
+            ctx.save_state()
+        return ids
+
+    def _upload(self, api: _Api, url: str, ctx: DeliveryContext) -> Uploaded | None:
+        """Upload one image. One we cannot fetch or would not send is left out (noted in the log); an
+        upload X refuses is an error like any other."""
         try:
             image = fetch_image(ctx, url, max_bytes=self.options.max_image_bytes, allowed=IMAGE_TYPES)
         except DeliveryError as e:
             ctx.step(f"image not attached ({e}); posting without it")
             return None
-        media_id = api.upload(image)
-        ctx.step(f"image uploaded ({image.content_type}, {len(image.data)} bytes): media {media_id}")
-        return media_id
+        uploaded = api.upload(image)
+        ctx.step(f"image uploaded ({image.content_type}, {len(image.data)} bytes): media {uploaded.media_id}")
+        return uploaded
 
     def check_credentials(self, ctx: DeliveryContext) -> str:
         """``GET /2/users/me`` with the account's user auth (a read)."""

@@ -8,10 +8,12 @@ its transport adapter only then reroutes the request here. "sandbox:" credential
 ``entities.urls[].expanded_url`` keeping the original, as on X.
 
 Sandbox extras: ``GET /_sandbox/files/<name>`` serves test images (``sample.png``, ``sample.jpg``,
-``big.png`` over 5 MB, ``anim.gif``, ``not-an-image.png``); ``POST /_sandbox/config``
-``{"post_limit": N, "window": S, "duplicate_check": bool}`` sets the per-user posting limit (default 100
-per 900 s) and whether an identical text is refused with 403 duplicate (default true; false lets a
-second post show in tests).
+``big.png`` over 5 MB, ``anim.gif``, ``not-an-image.png``) and ``GET /_sandbox/images/<any>.png|jpg`` a
+small image that differs per name; ``POST /_sandbox/config`` ``{"post_limit": N, "window": S,
+"duplicate_check": bool, "media_ttl": S}`` sets the per-user posting limit (default 100 per 900 s),
+whether an identical text is refused with 403 duplicate (default true; false lets a second post show in
+tests) and how long an uploaded media id stays valid (default 86400 s). Each recorded post lists its
+``media`` (id, type, size, sha256 of the bytes) in order.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class XEmulator(XMediaMixin, XReadsMixin, Emulator):
         self.ids = itertools.count(1860000000000000001)
         self.tweets: dict[str, JSON] = {}
         self.media: dict[str, JSON] = {}
+        self.media_ttl = 86400.0  # expires_after_secs of an upload
         self.nonces: set[str] = set()
         self.oauth1_revoked = False
         self.refresh_token = CREDS["oauth2_refresh_token"]  # the one valid refresh token
@@ -186,7 +189,10 @@ class XEmulator(XMediaMixin, XReadsMixin, Emulator):
                 return invalid(f"$.{key}: is not defined in the schema and the schema does not allow additional "
                                "properties")
         text = body.get("text")
-        media_ids = (body.get("media") or {}).get("media_ids") or []
+        refused = None if body.get("media") is None else self.check_media(body["media"], user)
+        if refused is not None:
+            return refused
+        media_ids = list(body["media"]["media_ids"]) if body.get("media") is not None else []
         if text is None and not media_ids:
             return invalid("$.text: text is required unless media is attached")
         if text is not None and not isinstance(text, str):
@@ -196,9 +202,6 @@ class XEmulator(XMediaMixin, XReadsMixin, Emulator):
         if length > 280:
             return problem(400, "Invalid Request", "Your Tweet text is too long. For more information on how "
                            "Twitter determines text length see https://github.com/twitter/twitter-text.", INVALID)
-        if not isinstance(media_ids, list) or len(media_ids) > 4 or any(
-                not isinstance(m, str) or self.media.get(m, {}).get("owner") != user for m in media_ids):
-            return invalid("Your media IDs are invalid.", parameters={"media.media_ids": media_ids})
         reply_to = (body.get("reply") or {}).get("in_reply_to_tweet_id")
         if reply_to is not None and (not isinstance(reply_to, str) or reply_to not in self.tweets):
             return problem(403, "Forbidden", "You attempted to reply to a Tweet that is deleted or not visible to you.")
@@ -213,7 +216,8 @@ class XEmulator(XMediaMixin, XReadsMixin, Emulator):
                  "in_reply_to_tweet_id": reply_to, "media_ids": media_ids}
         self.tweets[tweet_id] = tweet
         self.record_post({"id": tweet_id, "text": text, "shown_text": shown, "weighted_length": length,
-                          "in_reply_to_tweet_id": reply_to, "media_ids": media_ids, "auth": auth,
+                          "in_reply_to_tweet_id": reply_to, "media_ids": media_ids,
+                          "media": self.attached(media_ids), "auth": auth,
                           "author_id": user, "url": f"https://x.com/{USER['username']}/status/{tweet_id}"})
         return Response(201, {"data": {"id": tweet_id, "text": shown, "edit_history_tweet_ids": [tweet_id]}},
                         {"location": f"https://api.twitter.com/2/tweets/{tweet_id}"})
@@ -236,15 +240,16 @@ class XEmulator(XMediaMixin, XReadsMixin, Emulator):
     # --- sandbox extras --------------------------------------------------------------------------
 
     def control(self, req: Request) -> Response:
-        if req.method == "GET" and req.path.startswith("/_sandbox/files/"):
-            return self.sandbox_file(req.path.rsplit("/", 1)[-1])
+        if req.method == "GET" and req.path.startswith(("/_sandbox/files/", "/_sandbox/images/")):
+            return self.sandbox_file(req.path.rsplit("/", 1)[-1], named=req.path.startswith("/_sandbox/images/"))
         if req.method == "POST" and req.path == "/_sandbox/config":
             spec = req.json()
             with self.lock:
                 self.post_limit = int(spec.get("post_limit", self.post_limit))
                 self.window = float(spec.get("window", self.window))
                 self.duplicate_check = bool(spec.get("duplicate_check", self.duplicate_check))
+                self.media_ttl = float(spec.get("media_ttl", self.media_ttl))
                 self.windows.clear()
             return Response(200, {"ok": True, "post_limit": self.post_limit, "window": self.window,
-                                  "duplicate_check": self.duplicate_check})
+                                  "duplicate_check": self.duplicate_check, "media_ttl": self.media_ttl})
         return super().control(req)

@@ -3,19 +3,26 @@
 
 From the fact sheet (§3.3): multipart ``media`` + ``media_category``; the answer is
 ``{"data": {"id", "media_key", "size", "expires_after_secs", "image"}}``; images over 5 MB are refused.
+A post's ``media.media_ids`` takes 1 to 4 ids, each the poster's own and not yet expired
+(``media_ttl`` seconds, 86400 as on X); otherwise X's 400 invalid-request body. Each upload keeps the
+SHA-256 of its bytes, so a test can tell which image a post carries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import struct
 import threading
+import time
 import zlib
+from typing import Any
 
 from ._x_wire import invalid, unauthorized
 from .server import JSON, Request, Response, route
 
 MAX_IMAGE = 5 * 1024 * 1024
+MAX_PER_POST = 4  # photos; a GIF or a video goes alone (not emulated: we send neither)
 CATEGORIES = ("tweet_image", "tweet_gif", "tweet_video", "dm_image", "dm_gif", "dm_video", "subtitles")
 
 
@@ -38,6 +45,14 @@ FILES = {
 }
 
 
+def named_image(name: str) -> tuple[bytes, str]:
+    """``/_sandbox/images/<name>``: a small valid PNG (JPEG for ``*.jpg``) whose bytes differ per name."""
+    seed = hashlib.sha256(name.encode()).digest()
+    if name.endswith((".jpg", ".jpeg")):
+        return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + seed + b"\x00" * 32 + b"\xff\xd9", "image/jpeg"
+    return _png(2 + seed[0] % 40, 2 + seed[1] % 40), "image/png"
+
+
 def sniff(data: bytes) -> str | None:
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
@@ -51,6 +66,7 @@ def sniff(data: bytes) -> str | None:
 class XMediaMixin:
     ids: itertools.count[int]
     media: dict[str, JSON]
+    media_ttl: float
     lock: threading.RLock
 
     def _user(self, req: Request) -> str | None:  # XEmulator's (OAuth 1.0a or 2.0)
@@ -76,15 +92,38 @@ class XMediaMixin:
             return invalid(f"File size exceeds {MAX_IMAGE} bytes.")
         with self.lock:
             media_id = str(next(self.ids))
-            self.media[media_id] = {"owner": user, "size": len(data), "type": ctype, "category": category}
+            self.media[media_id] = {"owner": user, "size": len(data), "type": ctype, "category": category,
+                                    "sha256": hashlib.sha256(data).hexdigest(),
+                                    "expires_at": time.time() + self.media_ttl}
         image: JSON = {"image_type": ctype}
         if ctype == "image/png":
             image["w"], image["h"] = struct.unpack(">II", data[16:24])
         return Response(200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(data),
-                                       "expires_after_secs": 86400, "image": image}})
+                                       "expires_after_secs": int(self.media_ttl), "image": image}})
 
-    def sandbox_file(self, name: str) -> Response:
-        """``GET /_sandbox/files/<name>``: one of ``FILES``."""
+    def check_media(self, media: Any, user: str) -> Response | None:
+        """X's refusal of a post's ``media`` object, or None when its ids may be attached."""
+        ids = media.get("media_ids") if isinstance(media, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(m, str) for m in ids):
+            return invalid("$.media.media_ids: expected an array of strings")
+        if not ids:
+            return invalid("$.media.media_ids: there must be a minimum of 1 item in the array")
+        if len(ids) > MAX_PER_POST:
+            return invalid(f"$.media.media_ids: there must be a maximum of {MAX_PER_POST} items in the array")
+        now = time.time()
+        if any(self.media.get(m, {}).get("owner") != user or self.media[m]["expires_at"] <= now for m in ids):
+            return invalid("Your media IDs are invalid.", parameters={"media.media_ids": ids})
+        return None
+
+    def attached(self, ids: list[str]) -> list[JSON]:
+        """What the emulator records of a post's media, in order."""
+        return [{"id": m, **{k: self.media[m][k] for k in ("type", "size", "sha256")}} for m in ids]
+
+    def sandbox_file(self, name: str, named: bool = False) -> Response:
+        """``GET /_sandbox/files/<name>`` (one of ``FILES``) or ``/_sandbox/images/<name>`` (``named_image``)."""
+        if named:
+            data, ctype = named_image(name)
+            return Response(200, data, {"Content-Type": ctype})
         if name not in FILES:
             return Response(404, {"error": f"no file {name}"})
         data, ctype = FILES[name]

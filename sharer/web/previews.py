@@ -70,9 +70,10 @@ def look(post: dict[str, Any], rules: dict[str, str], options: Any = None) -> di
                 "mode": getattr(options, "publish_mode", "publish")}
     if platform == "weibo":
         return {"kind": "weibo", "text": p.get("status", ""), "image": image(p.get("pic"), rules)}
-    if platform == "x":
+    if platform == "x":  # every attached image (up to 4) on the first post, as X shows them
         parts = p.get("parts") or [post.get("text", "")]
-        return {"kind": "x", "parts": parts, "image": image(p.get("image"), rules)}
+        pictures = [u for u in (image(v, rules) for v in [p.get("image"), *(p.get("more_images") or [])]) if u]
+        return {"kind": "x", "parts": parts, "image": pictures[0] if pictures else None, "images": pictures}
     if platform == "mastodon":
         media = p.get("media") or {}
         return {"kind": "mastodon", "text": p.get("status", ""), "image": image(media.get("url"), rules),

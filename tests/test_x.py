@@ -17,7 +17,8 @@ from sharer import service
 from sharer.article import Article
 from sharer.errors import Ambiguous, AuthExpired, ComposeError, Duplicate, PermanentError, RateLimited, TransientError
 from sharer.platforms._x_api import _Api
-from sharer.platforms.x import MEDIA_MARGIN, X, hashtag, hashtags
+from sharer.platforms._x_media import MEDIA_MARGIN
+from sharer.platforms.x import X, hashtag, hashtags
 from sharer.sandbox.x import USER
 from sharer.text import count_x, find_urls
 
@@ -256,10 +257,6 @@ FAULTS = [
           publish=NO_IMAGE),
     Fault("a text over 280 is refused", "x-main", None, PermanentError, "too long", status=400,
           publish={"payload": TOO_LONG}),
-    Fault("a media id X no longer holds is refused", "x-main", None, PermanentError, "Your media IDs are invalid",
-          exact=True, status=400, publish={"context": {"state": {"media": [
-              {"url": "https://news.example.com/images/2023/03/13/signing-ceremony.jpg", "id": "1860000000000000999",
-               "until": time.time() + 86400}]}}}),
     Fault("an image upload refused with 500 is transient, nothing posted", "x-main", {"kind": "error", "code": 500},
           TransientError, ["HTTP 500", "image upload"], path="/2/media/upload", exact=True, status=500),
 ]
@@ -386,6 +383,25 @@ def test_an_upload_about_to_expire_is_made_again(emulators, runtime):
     x.publish(post, ctx(runtime, "x-album", state=json.loads(json.dumps(first.state))))
     [p] = sandbox_posts(emu)
     assert uploads(emu) == 4 and not set(p["media_ids"]) & {m["id"] for m in first.state["media"]}
+
+
+def test_ids_x_dropped_early_are_uploaded_again_once(emulators, runtime):
+    """A saved id X refuses (400 "Your media IDs are invalid."): no post was made, so upload again and post."""
+    emu = emulators["x"]
+    lead = article(BAIC).image
+    state = {"media": [{"url": lead, "id": "1860000000000000999", "until": time.time() + 86400}]}
+    steps: list[str] = []
+    receipt, _ = publish(runtime, "x-main", steps=steps, context={"state": state})
+    [p] = sandbox_posts(emu)
+    assert p["id"] == receipt.post_id and len(p["media_ids"]) == 1 and p["media_ids"] != ["1860000000000000999"]
+    assert uploads(emu) == 1 and any("uploading them again" in s for s in steps)
+    tweets = [r for r in emu.requests if r["path"] == "/2/tweets"]
+    assert len(tweets) == 2  # the refused one and the post
+    fresh = {"media": [{"url": lead, "id": p["media_ids"][0], "until": time.time() + 86400}]}
+    inject(emu, path="/2/tweets", kind="error", code=400, message="Your media IDs are invalid.", count=2)
+    with pytest.raises(PermanentError, match="media IDs are invalid"):  # refused again: the error, not a loop
+        publish(runtime, "x-main", art=article(BAIC, title="Other"), context={"state": fresh})
+    assert uploads(emu) == 2 and len(sandbox_posts(emu)) == 1
 
 
 def test_the_emulator_refuses_media_ids_as_x_does(emulators):

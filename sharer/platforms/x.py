@@ -27,27 +27,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..article import Article
 from ..compose import ArticleImage, article_values, choose_images, tag_url
-from ..errors import Ambiguous, ComposeError, DeliveryError
-from ..media import fetch_image
+from ..errors import Ambiguous, ComposeError
 from ..text import count_x, split_thread, thread_label
 from ._lookup import Age, age
-from ._x_api import OAUTH1, OAUTH2, Uploaded, _Api
+from ._x_api import OAUTH1, OAUTH2, _Api
+from ._x_media import IMAGE_TYPES, MAX_IMAGES, first_post, images_of
 from ._x_text import body_paragraphs, clean, created, hashtag, hashtags, head_post, is_part
 from .base import CLOCK_SLACK, DeliveryContext, Platform, Post, Receipt
 from .spec import Credentials, Demo, Limits, OptionError, Options, PlatformSpec, RateLimit, Sandbox
 
 __all__ = ["X", "XOptions", "body_paragraphs", "hashtag", "hashtags"]
 
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # GIFs need the chunked upload (not implemented)
-MAX_IMAGES = 4  # photos per post (fact sheet §3.3; a GIF or a video would go alone)
-MEDIA_MARGIN = 600.0  # an uploaded id is reused only while it has this long left (X keeps it ~24 h)
 LABEL_RESERVE = count_x(thread_label(99, 99))  # room kept for the " k/n" numbering of a thread part
 LOOKUP_PAGES = 5  # timeline pages of 100 read at most by one reconciliation
 
@@ -77,11 +73,6 @@ class XOptions(Options):
             key = "max_hashtags" if self.max_hashtags < 0 else "max_image_bytes"
             raise OptionError(key, "must be a sensible positive number")
         return self
-
-
-def images_of(payload: dict[str, Any]) -> list[str]:
-    """The image URLs a post attaches, in order (a post stored before ``more_images`` has ``image`` only)."""
-    return [u for u in [payload.get("image"), *payload.get("more_images", ())] if u][:MAX_IMAGES]
 
 
 class X(Platform[XOptions]):
@@ -154,56 +145,17 @@ class X(Platform[XOptions]):
         n = len(parts)
         done = [str(i) for i in ctx.state.get("parts", [])][:n]
         with _Api(ctx) as api:
-            media_ids = None
-            if done:
+            if done:  # images go on part 1 only: once it is out, none is uploaded again
                 ctx.step(f"resuming the thread at part {len(done) + 1}/{n}" if len(done) < n else "already posted")
-            else:
-                media_ids = self._media(api, images_of(post.payload), ctx) or None
             for k in range(len(done), n):
-                post_id = api.create(parts[k], media_ids if k == 0 else None, done[-1] if done else None)
+                post_id = (api.create(parts[k], None, done[-1]) if done else
+                           first_post(api, ctx, parts[0], images_of(post.payload), self.options.max_image_bytes))
                 done.append(post_id)
                 ctx.state["parts"] = list(done)
                 ctx.save_state()  # after EACH part: a retry must never post it again
                 if n > 1:
                     ctx.step(f"part {k + 1}/{n} posted: {post_id}")
         return self.receipt(done)
-
-    def _media(self, api: _Api, urls: list[str], ctx: DeliveryContext) -> list[str]:
-        """The media ids for the first post, in the images' order.
-
-        Each upload is saved to the delivery state at once (url, id, until when it may be reused), so
-        a retry after a failed post or a crash uploads only the images it has no live id for.
-        """
-        saved = {m["url"]: m for m in ctx.state.get("media", []) if isinstance(m, dict) and m.get("url")}
-        ids: list[str] = []
-        for url in urls:
-            kept = saved.get(url)
-            if kept and float(kept.get("until") or 0) > time.time():
-                ctx.step(f"image ready (media {kept['id']})")
-                ids.append(str(kept["id"]))
-                continue
-            started = time.time()
-            uploaded = self._upload(api, url, ctx)
-            if uploaded is None:
-                continue
-            ids.append(uploaded.media_id)
-            saved[url] = {"url": url, "id": uploaded.media_id,
-                          "until": started + uploaded.expires_after - MEDIA_MARGIN}
-            ctx.state["media"] = list(saved.values())
-            ctx.save_state()
-        return ids
-
-    def _upload(self, api: _Api, url: str, ctx: DeliveryContext) -> Uploaded | None:
-        """Upload one image. One we cannot fetch or would not send is left out (noted in the log); an
-        upload X refuses is an error like any other."""
-        try:
-            image = fetch_image(ctx, url, max_bytes=self.options.max_image_bytes, allowed=IMAGE_TYPES)
-        except DeliveryError as e:
-            ctx.step(f"image not attached ({e}); posting without it")
-            return None
-        uploaded = api.upload(image)
-        ctx.step(f"image uploaded ({image.content_type}, {len(image.data)} bytes): media {uploaded.media_id}")
-        return uploaded
 
     def check_credentials(self, ctx: DeliveryContext) -> str:
         """``GET /2/users/me`` with the account's user auth (a read)."""

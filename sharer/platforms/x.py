@@ -90,19 +90,19 @@ class X(Platform[XOptions]):
 
     def compose(self, article: Article, text: str | None = None, thread: bool | None = None) -> Post:
         limit = self.options.max_length
-        image = choose_images(article, self.options.images if self.options.attach_image else 0, MAX_IMAGES)
+        media = choose_images(article, self.options.images if self.options.attach_image else 0, MAX_IMAGES)
         thread = self.options.thread if thread is None else thread
         if text is not None:
             text = clean(text.strip())
             self.check_override(text, count_x(text), limit)
             notes = ["thread mode ignored: a text override is posted as one post"] if thread else []
-            return self._post([text], image, limit, notes)
+            return self._post([text], media, limit, notes)
         url = tag_url(article.url, self.account.utm)
         body = body_paragraphs(article.body_html) if thread else []
         if not body:
             head, notes = self._head(article, url, limit)
             notes += ["no body text: posted as one post"] if thread else []
-            return self._post([head], image, limit, notes)
+            return self._post([head], media, limit, notes)
         head, notes = self._head(article, url, limit - LABEL_RESERVE)
         rest = split_thread("\n\n".join(body), limit - LABEL_RESERVE, count=count_x, numbering=False)
         most = self.options.max_thread_parts
@@ -110,7 +110,7 @@ class X(Platform[XOptions]):
             notes.append(f"thread cut to {most} posts: the last {len(rest) + 1 - most} body parts are not posted")
             rest = rest[: most - 1]
         n = len(rest) + 1
-        return self._post([p + thread_label(k, n) for k, p in enumerate([head, *rest], 1)], image, limit, notes)
+        return self._post([p + thread_label(k, n) for k, p in enumerate([head, *rest], 1)], media, limit, notes)
 
     def _head(self, article: Article, url: str, limit: int) -> tuple[str, list[str]]:
         tags = hashtags(article.tags)[: self.options.max_hashtags]

@@ -243,7 +243,7 @@ def test_a_hostile_payload_cannot_reach_the_page(web_app):
     assert "&lt;b&gt;#x&lt;/b&gt;" in li and '<span class="tag">#ok</span>' in li
     assert '<span class="mention">&lt;i&gt;N&lt;/i&gt;</span>' in li
     sky = str(draw(previews.look({"platform": "bluesky", "payload": posts["bluesky"]}, {}), "a"))
-    assert 'go <a rel="noopener noreferrer">&lt;here&gt;</a>' in sky  # the facet's text stays, its javascript: link does not
+    assert 'go <a rel="noopener noreferrer">&lt;here&gt;</a>' in sky  # the text stays, its javascript: link goes
 
 
 def test_a_platform_without_a_drawing_shows_its_json_and_ids_are_never_paths():

@@ -194,13 +194,15 @@ def test_the_six_are_drawn_as_their_apps_with_the_hostile_title_as_text(web_app,
 
 def test_the_six_speak_chinese_and_an_editors_mrkdwn_is_drawn_not_obeyed(web_app, runtime):
     texts = {"slack-demo": "*Breaking* _now_ ~old~ `code` <https://news.example.com/a?x=1&y=2|read> "
-                           "<javascript:alert(1)|click> <!here> 1 &lt; 2"}
+                           "<javascript:alert(1)|click> <!here> <@U1|ann> <#C1|general> <!date^1^{date}|1 Dec> "
+                           "1 &lt; 2"}
     looks, _payloads, _img = _drawn(web_app, runtime, "zh-CN", texts)
     slack = looks["slack-demo"]
     assert "<b>Breaking</b> <i>now</i> <s>old</s> <code>code</code>" in slack
     assert '<a href="https://news.example.com/a?x=1&amp;y=2" rel="noopener noreferrer">read</a>' in slack
     assert 'href="javascript' not in slack and '<a rel="noopener noreferrer">click</a>' in slack  # label, no link
-    assert '<span class="mention">@here</span>' in slack and "1 &lt; 2" in slack
+    names = " ".join(f'<span class="mention">{n}</span>' for n in ("@here", "@ann", "#general"))
+    assert f"{names} 1 Dec 1 &lt; 2" in slack  # names as Slack shows them, a date by its fallback text
     assert 'class="app-badge">应用<' in slack and "已附 1 张图片" in slack
     assert "群发给该账号的所有好友" in looks["line-demo"] and "公共主页" in looks["facebook-demo"]
 

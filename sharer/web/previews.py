@@ -119,11 +119,15 @@ def look(post: dict[str, Any], rules: dict[str, str], options: Any = None) -> di
     return {"kind": "json", "json": json.dumps(p, ensure_ascii=False, indent=2)}
 
 
-@functools.cache
 def layout(platform: Any) -> str | None:
     """``looks/<platform id>.html`` when that platform has a drawing of its own."""
     if not isinstance(platform, str) or not PLATFORM_ID.fullmatch(platform):
         return None
+    return _layout(platform)
+
+
+@functools.cache
+def _layout(platform: str) -> str | None:
     return f"looks/{platform}.html" if (LAYOUTS / f"{platform}.html").is_file() else None
 
 

@@ -51,12 +51,13 @@ def slack_text(obj: Any) -> Markup:
     holes: list[str] = []
 
     def link(m: re.Match[str]) -> str:
-        target, label = _unentity(m.group(1)), m.group(2)
-        if target.startswith(("!", "@", "#")):  # <!here>, <@U123|name>, <#C123|general>: a highlighted name
-            shown = _unentity(label) if label else ("@" + target[1:].split("^")[0] if target[0] == "!" else target)
-            holes.append(f'<span class="mention">{escape(shown)}</span>')
+        target, label = _unentity(m.group(1)), _unentity(m.group(2) or "")
+        if target.startswith("!date^"):  # a date Slack formats for each reader: its fallback text
+            holes.append(str(escape(label or target)))
+        elif target.startswith(("!", "@", "#")):  # <!here>, <@U123|ann>, <#C123|general>: a highlighted name
+            holes.append(f'<span class="mention">{escape(_mention(target, label))}</span>')
         else:
-            holes.append(f'<a href="{escape(target)}">{escape(_unentity(label) if label else target)}</a>')
+            holes.append(f'<a href="{escape(target)}">{escape(label or target)}</a>')
         return f"\x00{len(holes) - 1}\x00"
 
     html = str(escape(_unentity(SLACK_LINK.sub(link, text.replace("\x00", "")))))
@@ -67,6 +68,12 @@ def slack_text(obj: Any) -> Markup:
 
 def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text, flags=re.S)
+
+
+def _mention(target: str, label: str) -> str:
+    sigil = "#" if target[0] == "#" else "@"
+    name = label or (target[1:].split("^")[0] if target[0] == "!" else target[1:])
+    return name if name.startswith(sigil) else sigil + name
 
 
 def little_text(commentary: Any) -> Markup:

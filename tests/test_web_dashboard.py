@@ -329,3 +329,39 @@ def test_every_page_fits_a_phone_and_passes_axe(live, browsers, runtime, lang, v
                 break
         assert page.evaluate("document.activeElement.id") == "at-input"
     page.context.close()
+
+
+NEW_LOOKS = {"slack-demo": "slack", "discord-demo": "discord", "line-demo": "line", "facebook-demo-photos": "facebook",
+             "linkedin-demo": "linkedin", "bluesky-album": "bluesky"}
+
+
+@pytest.mark.parametrize(("lang", "viewport"), BOTH, ids=BOTH_IDS)
+def test_the_six_new_previews_fit_a_phone_and_pass_axe(live, browsers, runtime, tmp_path, lang, viewport):  # noqa: F811
+    """Slack, Discord, LINE, Facebook, LinkedIn and Bluesky drawn on the compose page and the share page
+    (English: the edge-case article, long words and markup in the title; Chinese: the CJK article)."""
+    path = ARTICLE if lang == "zh-CN" else EXAMPLES / "edge-cases.json"
+    article = load_article(str(path))
+    page = new_page(browsers, lang, viewport)
+    sign_in(page, live)
+    page.set_input_files("#load-form input[name=file]", str(path))
+    page.click("#load-form button[type=submit]")
+    page.wait_for_selector(f"input[name=title][value^='{article.title[:2]}']")
+    for name in NEW_LOOKS:
+        page.check(f"input[name=accounts][value={name}]")
+    for name, kind in NEW_LOOKS.items():
+        page.wait_for_selector(f".preview[data-account='{name}'] .look.{kind}")
+    page.wait_for_selector("form#compose[data-state=ready]")
+    image = rewrite(article.image, runtime.settings.media_rewrite)
+    for name in NEW_LOOKS:
+        assert page.locator(f".preview[data-account='{name}'] .look img[src='{image}']").count() >= 1, name
+    no_horizontal_scroll(page)
+    axe_clean(page)
+    if viewport == DESKTOP and lang == "zh-CN":
+        page.locator("#previews").screenshot(path=screenshot("previews-zh.png", tmp_path))
+    share = service.share(runtime, article, list(NEW_LOOKS), force=True, shared_by="editor")
+    page.goto(f"{live}/shares/{share.share_id}")
+    for name, kind in NEW_LOOKS.items():
+        page.wait_for_selector(f".delivery[data-account='{name}'] .look.{kind}", state="attached")
+    no_horizontal_scroll(page)
+    axe_clean(page)
+    page.context.close()

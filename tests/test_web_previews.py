@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from html import unescape
+from html.parser import HTMLParser
 
 from conftest import EXAMPLES
 from web_support import article_json, sign_in
@@ -107,3 +108,172 @@ def test_x_draws_every_attached_image_on_the_first_post(web_app, runtime):
     hostile = {"platform": "x", "payload": {"parts": ["t"], "image": "https://news.example.com/a.png",
                                             "more_images": ["javascript:alert(1)", "https://news.example.com/b.png"]}}
     assert previews.look(hostile, {})["images"] == ["https://news.example.com/a.png", "https://news.example.com/b.png"]
+
+
+# --- the six platforms drawn from templates/looks/<id>.html ---------------------------------------------------------
+
+HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)> "Q" & A|B #not_tag *x*'
+DRAWN = ["slack-demo", "discord-demo", "discord-plain", "line-demo", "line-push", "facebook-demo",
+         "facebook-demo-photos", "linkedin-demo", "bluesky-demo", "bluesky-album"]
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, {k: v or "" for k, v in attrs}))
+
+
+def _tags(html: str) -> list[tuple[str, dict[str, str]]]:
+    """Every real element and its attributes, as a browser parses them (escaped text is not an element)."""
+    parser = _Elements()
+    parser.feed(html)
+    return parser.found
+
+
+def _harmless(tag: str, attrs: dict[str, str]) -> bool:
+    return not any(k.startswith("on") for k in attrs) and not any(
+        attrs.get(k, "").strip().lower().startswith(("javascript:", "data:")) for k in ("href", "src"))
+
+
+def _drawn(web_app, runtime, lang: str = "en", texts: dict | None = None):
+    """The hostile-titled edge-case article previewed to the six platforms' accounts through the page endpoint."""
+    c = sign_in(web_app, "editor")
+    data = {**article_json(EXAMPLES / "edge-cases.json"), "title": HOSTILE}
+    r = c.post("/compose/preview", json={"article": data, "accounts": DRAWN, "texts": texts or {}},
+               headers={"X-CSRF-Token": c.csrf, "Accept-Language": lang})
+    assert r.status_code == 200, r.text
+    got = {p["account"]: p for p in r.json()["posts"]}
+    assert all(not got[a]["error"] for a in DRAWN), {a: got[a]["error"] for a in DRAWN}
+    rules = runtime.settings.media_rewrite
+    return ({a: got[a]["look"] for a in DRAWN}, {a: got[a]["payload"] for a in DRAWN},
+            lambda url: rewrite(url, rules))
+
+
+def test_the_six_are_drawn_as_their_apps_with_the_hostile_title_as_text(web_app, runtime):
+    looks, payloads, img = _drawn(web_app, runtime)
+    lead, inline = img("https://news.example.com/images/nev.png"), img("https://news.example.com/images/inline.png")
+    for name, html in looks.items():
+        kind = name.split("-")[0]
+        assert f'<div class="look {kind}">' in html, name
+        assert HOSTILE in _text(html) or name == "discord-plain", name  # shown, as text
+        assert "&lt;script&gt;" in html or name == "discord-plain", name
+        for tag, attrs in _tags(html):
+            assert tag not in ("script", "iframe", "object", "style"), (name, tag)
+            assert _harmless(tag, attrs), (name, tag, attrs)
+            if tag == "img":
+                assert attrs.get("alt"), (name, attrs)  # every picture says what it is
+        srcs = re.findall(r'<img[^>]* src="([^"]+)"', html)
+        assert all(s in (lead, inline) for s in srcs), (name, srcs)  # only the article's pictures, rewritten
+
+    slack = looks["slack-demo"]  # a section with the title as a bold link, then the image block
+    url = payloads["slack-demo"]["blocks"][0]["text"]["text"].split("|")[0].removeprefix("*<")
+    assert re.search(r'<b><a href="' + re.escape(url.replace("&", "&amp;")) + '"[^>]*>', slack)
+    assert "Family emoji" in _text(slack) and 'class="app-badge">APP<' in slack and "1 image attached" in slack
+    assert f'src="{lead}"' in slack and "Notification text:" in slack
+
+    discord = looks["discord-demo"]  # content, then an embed: colour bar, the title linking to the article
+    embed = payloads["discord-demo"]["embeds"][0]
+    assert '<svg class="dc-bar"' in discord and f'src="{lead}"' in discord
+    assert f'<a href="{embed["url"].replace("&", "&amp;")}" rel="noopener noreferrer">' in discord
+    assert " ".join(payloads["discord-demo"]["content"].split()) in _text(discord)
+    plain = looks["discord-plain"]  # embed = false, username = "Newsroom": the name shown, no embed, no image
+    assert 'class="chat-name">Newsroom<' in plain and "dc-embed" not in plain and "<img" not in plain
+
+    line = looks["line-demo"]  # the text as one bubble, the lead image as the next message
+    text = payloads["line-demo"]["messages"][0]["text"]
+    assert " ".join(text.split()) in _text(line) and line.index("ln-bubble") < line.index(f'src="{lead}"')
+    assert "Broadcast to every friend of the account" in line
+    push = looks["line-push"]
+    assert "Pushed to U4af4980629a0b1c2d3e4f5a6b7c8d9e0" in push and "without a notification" in push
+    assert "<img" not in push and "image attached" not in push
+
+    fb = looks["facebook-demo"]  # a link post: Facebook's own card from the link, no photo attached
+    assert "NEWS.EXAMPLE.COM" in fb and "<img" not in fb and "no image attached" in fb
+    assert "2 more images in the article, not attached" in fb
+    photos = looks["facebook-demo-photos"]  # post_as = photo, images = 3: both of the article's images
+    assert re.findall(r'<img src="([^"]+)" alt="photo (\d) of 2">', photos) == [(lead, "1"), (inline, "2")]
+    assert "2 images attached" in photos and "fb-link" not in photos
+
+    li = looks["linkedin-demo"]  # commentary unescaped for readers, hashtags marked, the article card
+    commentary = payloads["linkedin-demo"]["commentary"]
+    assert "\\<script\\>" in commentary and HOSTILE in _text(li)
+    assert '<span class="tag">#NEV</span>' in li and '<span class="tag">#not_tag' not in li
+    assert f'class="li-thumb" src="{lead}"' in li and "news.example.com" in _text(li)
+
+    sky = looks["bluesky-demo"]  # the short link as a facet link to the full URL, the link card with its thumb
+    features = [f for facet in payloads["bluesky-demo"]["record"]["facets"] for f in facet["features"]]
+    facet = payloads["bluesky-demo"]["article_url"]
+    assert facet in [f.get("uri") for f in features]
+    assert '<span class="tag">#not_tag</span>' in sky  # the composer made it a tag facet: the app shows it so
+    assert re.search(r'<a href="' + re.escape(facet.replace("&", "&amp;")) + r'"[^>]*>news\.example\.com/', sky)
+    assert f'class="bs-thumb" src="{lead}"' in sky and "@sharer.test" in sky
+    album = looks["bluesky-album"]  # images = 4: an images embed instead of the card
+    shown = [(src, unescape(alt)) for src, alt in re.findall(r'<img src="([^"]+)" alt="([^"]+)">', album)]
+    assert shown == [(lead, HOSTILE), (inline, "inline")]  # each image with its alt text, in order
+    assert "bs-card" not in album and "2 images attached" in album
+
+
+def test_the_six_speak_chinese_and_an_editors_mrkdwn_is_drawn_not_obeyed(web_app, runtime):
+    texts = {"slack-demo": "*Breaking* _now_ ~old~ `code` <https://news.example.com/a?x=1&y=2|read> "
+                           "<javascript:alert(1)|click> <!here> <@U1|ann> <#C1|general> <!date^1^{date}|1 Dec> "
+                           "1 &lt; 2"}
+    looks, _payloads, _img = _drawn(web_app, runtime, "zh-CN", texts)
+    slack = looks["slack-demo"]
+    assert "<b>Breaking</b> <i>now</i> <s>old</s> <code>code</code>" in slack
+    assert '<a href="https://news.example.com/a?x=1&amp;y=2" rel="noopener noreferrer">read</a>' in slack
+    assert 'href="javascript' not in slack and '<a rel="noopener noreferrer">click</a>' in slack  # label, no link
+    names = " ".join(f'<span class="mention">{n}</span>' for n in ("@here", "@ann", "#general"))
+    assert f"{names} 1 Dec 1 &lt; 2" in slack  # names as Slack shows them, a date by its fallback text
+    assert 'class="app-badge">应用<' in slack and "已附 1 张图片" in slack
+    assert "群发给该账号的所有好友" in looks["line-demo"] and "公共主页" in looks["facebook-demo"]
+
+
+def test_a_hostile_payload_cannot_reach_the_page(web_app):
+    """Stored posts are data from Redis: whatever they hold, the drawing escapes it and keeps only http(s) links."""
+    draw = web_app.state.web.templates.env.get_template("_look.html").make_module({}).draw
+    evil = "javascript:alert(1)"
+    posts = {
+        "discord": {"content": "<b>x</b>", "embeds": [{"title": "<i>t</i>", "url": evil, "color": 0x5865F2,
+                    "image": {"url": evil}, "footer": {"text": "<script>f</script>"}}]},
+        "line": {"messages": [{"type": "image", "originalContentUrl": evil, "previewImageUrl": "data:x"},
+                              {"type": "flex", "altText": "<img src=x onerror=y>"}]},
+        "facebook": {"message": "<svg onload=x>", "link": evil, "photos": [evil]},
+        "linkedin": {"commentary": "<b>\\#x</b> #ok @[<i>N</i>](urn:li:person:1)", "content": {"article": {
+                     "source": evil, "title": "<u>t</u>"}}, "thumbnail_url": evil},
+        "bluesky": {"record": {"text": "go <here>", "facets": [
+            {"index": {"byteStart": 3, "byteEnd": 9}, "features": [{"$type": "app.bsky.richtext.facet#link",
+                                                                   "uri": evil}]},
+            {"index": {"byteStart": 0, "byteEnd": 99}, "features": [{"$type": "x"}]}],
+            "embed": {"$type": "app.bsky.embed.external", "external": {"uri": evil, "title": "<b>t</b>",
+                                                                        "thumb": evil}}}},
+        "slack": {"text": "<b>n</b>", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "<h1>"}},
+                  {"type": "context", "elements": [{"type": "mrkdwn", "text": "<javascript:x|ctx>"},
+                                                   {"type": "image", "image_url": evil, "alt_text": "a"}]},
+                  {"type": "image", "image_url": evil, "alt_text": "a"}, {"type": "<script>"}]},
+    }
+    for platform, payload in posts.items():
+        look = previews.look({"platform": platform, "payload": payload, "media": [evil]}, {})
+        assert look["template"] == f"looks/{platform}.html"
+        html = str(draw(look, "acct<b>"))
+        assert "acct&lt;b&gt;" in html or platform == "discord", platform
+        for tag, attrs in _tags(html):
+            assert tag in {"div", "p", "span", "b", "i", "s", "code", "a", "br", "ol", "li", "svg", "rect", "hr",
+                           "img"} and _harmless(tag, attrs), (platform, tag, attrs)
+        assert "<img" not in html, platform  # no picture with an address the rules refuse
+    dc = str(draw(previews.look({"platform": "discord", "payload": posts["discord"]}, {}), "a"))
+    assert 'fill="#5865f2"' in dc and "&lt;i&gt;t&lt;/i&gt;" in dc and '<p class="dc-title">&lt;i&gt;' in dc
+    li = str(draw(previews.look({"platform": "linkedin", "payload": posts["linkedin"]}, {}), "a"))
+    assert "&lt;b&gt;#x&lt;/b&gt;" in li and '<span class="tag">#ok</span>' in li
+    assert '<span class="mention">&lt;i&gt;N&lt;/i&gt;</span>' in li
+    sky = str(draw(previews.look({"platform": "bluesky", "payload": posts["bluesky"]}, {}), "a"))
+    assert 'go <a rel="noopener noreferrer">&lt;here&gt;</a>' in sky  # the text stays, its javascript: link goes
+
+
+def test_a_platform_without_a_drawing_shows_its_json_and_ids_are_never_paths():
+    assert previews.look({"platform": "webhook", "payload": {"a": 1}}, {})["kind"] == "json"
+    for bad in ("../base", "_media", "looks/slack", "Slack", "", None, 3):
+        assert previews.layout(bad) is None, bad
+    assert previews.layout("bluesky") == "looks/bluesky.html"

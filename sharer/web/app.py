@@ -30,7 +30,7 @@ from ..config import Settings, load_settings
 from ..errors import ArticleError, BrokerUnavailable, ComposeError, ConfigError, FetchError, InputError, NotFound
 from ..redact import redact
 from ..runtime import Runtime
-from . import actions, api, approvals, i18n, pages, present, sse
+from . import actions, api, approvals, i18n, pages, present, richtext, sse
 from . import metrics as metrics_route
 from .auth import LoginRequired, WebContext, identify
 from .hub import EventHub
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, config: str | None = None, h
 def build(rt: Runtime, web: WebSettings) -> FastAPI:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(iso=lambda ts: iso(ts) if ts else "", app_version=_version())
+    templates.env.filters.update(richtext.FILTERS)  # the platform text formats the looks/ drawings use
     templates.env.add_extension("jinja2.ext.i18n")  # {{ _("…") }} from the request's catalog (sharer.web.i18n)
     templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     app = FastAPI(title="sharer", version=_version(), docs_url=None, redoc_url=None, lifespan=_lifespan,

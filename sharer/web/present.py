@@ -120,7 +120,9 @@ UNITS = {"characters": N_("characters"), "bytes": N_("bytes"), "weighted charact
 
 PLATFORM_TITLES = {"wechat": N_("WeChat Official Account"), "weibo": N_("Sina Weibo"), "x": N_("X (Twitter)"),
                    "telegram": N_("Telegram"), "mastodon": N_("Mastodon"), "wecom": N_("WeCom group robot"),
-                   "feishu": N_("Feishu/Lark bot"), "dingtalk": N_("DingTalk robot"), "webhook": N_("Webhook")}
+                   "feishu": N_("Feishu/Lark bot"), "dingtalk": N_("DingTalk robot"), "webhook": N_("Webhook"),
+                   "slack": N_("Slack"), "discord": N_("Discord"), "line": N_("LINE Official Account"),
+                   "facebook": N_("Facebook Page"), "linkedin": N_("LinkedIn"), "bluesky": N_("Bluesky")}
 
 
 def platform_title(platform: str, fallback: str = "") -> str:

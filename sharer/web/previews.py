@@ -5,11 +5,18 @@ is HTML on the wire (WeChat's article body, Telegram's ``parse_mode=HTML`` text)
 with an allow-list before it reaches the page: it was restricted by the composer already, but the page
 must not trust that. Image addresses go through ``[media] rewrite`` like at delivery, so the preview
 shows the very file the platform will receive.
+
+A platform without a drawing here gets one by adding ``templates/looks/<platform id>.html``: it is found
+by id and receives the payload as sent (``l.p``), an ``l.img(url)`` that applies the same image rules,
+and the text-format filters of ``sharer.web.richtext``. Without either, the post shows as its JSON.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import nh3
@@ -23,6 +30,8 @@ TELEGRAM_ATTRS = {"a": {"href"}, "span": {"class"}, "code": {"class"}, "blockquo
 WECHAT_TAGS = {"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "code", "strong", "b",
                "em", "i", "u", "s", "del", "ins", "sub", "sup", "mark", "small", "ul", "ol", "li", "a", "img",
                "figure", "figcaption", "table", "thead", "tbody", "tr", "th", "td", "caption", "span", "section"}
+LAYOUTS = Path(__file__).resolve().parent / "templates" / "looks"
+PLATFORM_ID = re.compile(r"[a-z][a-z0-9]*")  # never a path: ids are plain words (and _partials stay private)
 WECHAT_ATTRS = {"a": {"href"}, "img": {"src", "alt"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
 
 
@@ -32,12 +41,13 @@ def image(url: str | None, rules: dict[str, str]) -> str | None:
     return rewrite(url, rules)
 
 
-def safe_html(markup: str, tags: set[str], attributes: dict[str, set[str]], rules: dict[str, str]) -> str:
+def safe_html(markup: str, tags: set[str], attributes: dict[str, set[str]], rules: dict[str, str],
+              classes: frozenset[str] | set[str] = frozenset({"tg-spoiler"})) -> str:
     def attr(tag: str, name: str, value: str) -> str | None:
         if tag == "img" and name == "src":
             return image(value, rules)
         if tag == "span" and name == "class":
-            return value if value == "tg-spoiler" else None
+            return value if value in classes else None
         return value
 
     return nh3.clean(markup or "", tags=tags, attributes=attributes, attribute_filter=attr,
@@ -104,4 +114,27 @@ def look(post: dict[str, Any], rules: dict[str, str], options: Any = None) -> di
             lines.append([{"text": el.get("text", ""), "href": el.get("href") if el.get("tag") == "a" else None}
                           for el in line])
         return {"kind": "feishu", "title": body.get("title", ""), "lines": lines}
+    template = layout(platform)
+    if template:
+        return drawn(post, template, rules, options)
     return {"kind": "json", "json": json.dumps(p, ensure_ascii=False, indent=2)}
+
+
+def layout(platform: Any) -> str | None:
+    """``looks/<platform id>.html`` when that platform has a drawing of its own."""
+    if not isinstance(platform, str) or not PLATFORM_ID.fullmatch(platform):
+        return None
+    return _layout(platform)
+
+
+@functools.cache
+def _layout(platform: str) -> str | None:
+    return f"looks/{platform}.html" if (LAYOUTS / f"{platform}.html").is_file() else None
+
+
+def drawn(post: dict[str, Any], template: str, rules: dict[str, str], options: Any) -> dict[str, Any]:
+    """The view model of a ``looks/`` drawing: the payload as sent, and the images as the platform gets them."""
+    return {"kind": post.get("platform"), "template": template, "p": post.get("payload") or {},
+            "text": post.get("text", ""), "img": functools.partial(image, rules=rules),
+            "media": [u for u in (image(m, rules) for m in post.get("media") or []) if u],
+            "offered": len(post.get("media_offered") or []), "options": options or {}}

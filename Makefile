@@ -75,7 +75,7 @@ worker: install redis
 messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header -o sharer/web/translations/messages.pot .
 	$(BIN)/pybabel update -i sharer/web/translations/messages.pot -d sharer/web/translations -D messages \
-	  --no-location --ignore-obsolete --no-fuzzy-matching
+	  --no-wrap --ignore-obsolete --no-fuzzy-matching
 
 # README's platform table and id list, from the registry and each docs/platforms/<id>.md page.
 readme: install

@@ -277,3 +277,30 @@ def test_a_platform_without_a_drawing_shows_its_json_and_ids_are_never_paths():
     for bad in ("../base", "_media", "looks/slack", "Slack", "", None, 3):
         assert previews.layout(bad) is None, bad
     assert previews.layout("bluesky") == "looks/bluesky.html"
+
+
+def test_mastodon_and_telegram_albums_draw_every_attached_image(web_app):
+    """A Mastodon status with four attachments and a Telegram album show all their pictures (the album's
+    caption rides on its first photo); an address that is not http(s) is not drawn."""
+    draw = web_app.state.web.templates.env.get_template("_look.html").make_module({}).draw
+    toot = {"platform": "mastodon", "payload": {
+        "status": "Battery news", "visibility": "public",
+        "media": {"url": "https://news.example.com/a.png", "description": "the lead <b>image</b>"},
+        "more_media": [{"url": f"https://news.example.com/{n}.png", "description": ""} for n in "bc"]
+        + [{"url": "javascript:alert(1)", "description": "x"}]}}
+    html = str(draw(previews.look(toot, {}), "masto"))
+    assert re.findall(r'<img class="look-img" src="([^"]+)"', html) == [
+        f"https://news.example.com/{n}.png" for n in "abc"]
+    assert 'alt="the lead &lt;b&gt;image&lt;/b&gt;"' in html and "javascript" not in html and "x-media grid" in html
+    album = {"platform": "telegram", "payload": {"method": "sendMediaGroup", "chat_id": "@news", "media": [
+        {"type": "photo", "media": "https://news.example.com/a.png", "caption": "<b>Title</b> news",
+         "parse_mode": "HTML"},
+        {"type": "photo", "media": "https://news.example.com/b.png"}]}}
+    html = str(draw(previews.look(album, {}), "tg"))
+    assert re.findall(r'<img class="look-img" src="([^"]+)"', html) == [
+        "https://news.example.com/a.png", "https://news.example.com/b.png"]
+    assert "<b>Title</b> news" in html
+    photo = {"platform": "telegram", "payload": {"method": "sendPhoto", "photo": "https://news.example.com/a.png",
+                                                 "caption": "one"}}
+    html = str(draw(previews.look(photo, {}), "tg"))
+    assert html.count("<img") == 1 and "x-media grid" not in html and "one" in html

@@ -84,14 +84,22 @@ def look(post: dict[str, Any], rules: dict[str, str], options: Any = None) -> di
         parts = p.get("parts") or [post.get("text", "")]
         pictures = [u for u in (image(v, rules) for v in [p.get("image"), *(p.get("more_images") or [])]) if u]
         return {"kind": "x", "parts": parts, "image": pictures[0] if pictures else None, "images": pictures}
-    if platform == "mastodon":
-        media = p.get("media") or {}
-        return {"kind": "mastodon", "text": p.get("status", ""), "image": image(media.get("url"), rules),
-                "alt": media.get("description", ""), "visibility": p.get("visibility", "")}
-    if platform == "telegram":
-        markup = p.get("caption") if p.get("method") == "sendPhoto" else p.get("text")
+    if platform == "mastodon":  # up to four attachments, each with its description
+        media = [m for m in [p.get("media"), *(p.get("more_media") or [])] if isinstance(m, dict)]
+        shown = [(image(m.get("url"), rules), m.get("description", "")) for m in media]
+        return {"kind": "mastodon", "text": p.get("status", ""), "images": [(u, alt) for u, alt in shown if u],
+                "visibility": p.get("visibility", "")}
+    if platform == "telegram":  # sendMessage, sendPhoto, or an album whose caption rides on the first photo
+        album = [m for m in p.get("media") or [] if isinstance(m, dict)] if p.get("method") == "sendMediaGroup" else []
+        if album:
+            markup, photos = album[0].get("caption"), [m.get("media") for m in album]
+        elif p.get("method") == "sendPhoto":
+            markup, photos = p.get("caption"), [p.get("photo")]
+        else:
+            markup, photos = p.get("text"), []
+        pictures = [u for u in (image(v, rules) for v in photos) if u]
         return {"kind": "telegram", "html": safe_html(markup or "", TELEGRAM_TAGS, TELEGRAM_ATTRS, rules),
-                "image": image(p.get("photo"), rules), "silent": bool(p.get("disable_notification"))}
+                "images": pictures, "silent": bool(p.get("disable_notification"))}
     if platform == "wecom":
         if p.get("msgtype") == "news":
             item = (p.get("news", {}).get("articles") or [{}])[0]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .connections import UrlError, check_broker_url, check_data_url, is_sentinel, safe_url
+from .connections import UrlError, check_broker_url, check_data_url, is_cluster, is_sentinel, safe_url
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -326,6 +326,15 @@ def _scale_options(redis: dict[str, Any], celery: dict[str, Any], log: dict[str,
     # taken, just before a failover could vanish and the post be sent twice. WAIT for one replica then.
     replica_acks = int(_num(redis, "min_replica_acks", p, "redis", 1 if is_sentinel(redis_url) else 0))
     replica_timeout = int(_num(redis, "replica_ack_timeout_ms", p, "redis", 250))
+    if is_cluster(redis_url):
+        # WAIT counts the replicas of the connection that wrote; a cluster client writes over one
+        # connection per node and cannot ask that (cluster replicas are for reads and failover)
+        if replica_acks > 0:
+            raise ConfigError(f"{p}: redis.min_replica_acks: must be 0 with a Redis Cluster data store "
+                              "(WAIT is not available through a cluster client)")
+        if re.search(r"[{}]", str(redis.get("prefix", ""))):
+            raise ConfigError(f"{p}: redis.prefix: must not contain {{ or }} with a Redis Cluster data store "
+                              "(sharer writes it as the keys' hash tag)")
     log_format = _str(log, "format", p, "log", "text")
     if log_format not in ("text", "json"):
         raise ConfigError(f"{p}: log.format: must be \"text\" or \"json\", got {log_format!r}")

@@ -9,18 +9,21 @@ agree on what a URL means. The forms:
   ``sentinel_username=…``) the Sentinels' own if they have ``requirepass``; ``ssl=true`` for TLS to
   the primary. kombu's own spelling, ``sentinel://h1:26379;sentinel://h2:26379`` with the same query
   on any of them, is accepted too.
+* data store only: ``redis+cluster://[[user]:password@]h1:7000,h2:7001[/0][?ssl=true]`` (or
+  ``rediss+cluster://``) — a Redis Cluster, found from any of the listed nodes; its keys carry one hash
+  tag (``store/keys.py``), so one deployment's data lives on one slot;
 * broker only: ``amqp://user:password@host:5672/vhost`` (also ``pyamqp://``, ``amqps://``) — RabbitMQ;
   sharer declares its queues as quorum queues there.
 
 A Redis Cluster cannot be the Celery broker (kombu's Redis transport uses multi-key commands across
-queues), and the data store is not cluster-ready yet: both are refused at start with the reason.
+queues): it is refused at start with the reason.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
@@ -67,6 +70,46 @@ class SentinelGroup:
         return out
 
 
+@dataclass(frozen=True)
+class ClusterNodes:
+    """A Redis Cluster, reached through any of its listed nodes (the client learns the rest)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    ssl: bool = False
+
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def is_cluster(url: str) -> bool:
+    """A data-store URL naming a Redis Cluster (``redis+cluster://…``)."""
+    return urlsplit(url).scheme.lower() in CLUSTER_SCHEMES
+
+
+def parse_cluster(url: str) -> ClusterNodes:
+    """``redis+cluster://[user:pw@]h1:7000,h2:7001[/0][?ssl=true]`` → the nodes to start from."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    username = password = None
+    if "@" in netloc:
+        auth, netloc = netloc.rsplit("@", 1)
+        user, _, pw = auth.partition(":")
+        username, password = unquote(user) or None, unquote(pw) or None
+    nodes = tuple(_host_port(h.strip(), 6379) for h in netloc.split(",") if h.strip())
+    if not nodes:
+        raise UrlError("a Redis Cluster URL needs at least one host:port (redis+cluster://h1:7000,h2:7001)")
+    if parts.path.strip("/") not in ("", "0"):
+        raise UrlError("a Redis Cluster has only database 0")
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    unknown = set(query) - {"ssl"}
+    if unknown:
+        raise UrlError(f"unknown Redis Cluster URL option {sorted(unknown)[0]!r} (known: ssl)")
+    ssl = parts.scheme.lower() == "rediss+cluster" or query.get("ssl", "").lower() in ("1", "true", "yes")
+    return ClusterNodes(nodes, username, password, ssl)
+
+
 def _is_cluster(url: str) -> bool:
     parts = urlsplit(url)
     query = {k.lower(): v for k, v in parse_qs(parts.query).items()}
@@ -110,9 +153,9 @@ def parse_sentinel(url: str) -> SentinelGroup:
                          query.get("ssl", "").lower() in ("1", "true", "yes"))
 
 
-def _host_port(text: str) -> tuple[str, int]:
+def _host_port(text: str, default: int = SENTINEL_PORT) -> tuple[str, int]:
     if not text:
-        raise UrlError("empty host in the Sentinel host list")
+        raise UrlError("empty host in the host list")
     if text.startswith("["):  # [ipv6]:port
         host, _, rest = text[1:].partition("]")
         port = rest.lstrip(":")
@@ -120,16 +163,20 @@ def _host_port(text: str) -> tuple[str, int]:
         host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
     if port and not port.isdigit():
         raise UrlError(f"bad port in {text!r}")
-    return host, int(port) if port else SENTINEL_PORT
+    if not host:
+        raise UrlError(f"no host in {text!r}")
+    return host, int(port) if port else default
 
 
 def check_data_url(url: str) -> None:
-    """The data store's URL: Redis or Sentinel (not a Cluster, yet)."""
+    """The data store's URL: Redis, Sentinel or a Redis Cluster (``redis+cluster://``)."""
     scheme = urlsplit(url).scheme.lower()
-    if _is_cluster(url):
-        raise UrlError("a Redis Cluster cannot hold sharer's data yet (its scripts are not cluster-ready); "
-                       "use one Redis, or a Sentinel group (sentinel://…?master_name=…)")
-    if scheme == "sentinel":
+    if is_cluster(url):
+        parse_cluster(url)
+    elif _is_cluster(url):
+        raise UrlError("write a Redis Cluster as redis+cluster://host:port[,host:port…] (rediss+cluster:// "
+                       "for TLS)")
+    elif scheme == "sentinel":
         parse_sentinel(url)
     elif scheme not in REDIS_SCHEMES:
         raise UrlError(f"must be a redis://, rediss://, unix:// or sentinel:// URL, got {scheme or 'no'} scheme")
@@ -159,8 +206,28 @@ def is_sentinel(url: str) -> bool:
 
 # --- clients ---------------------------------------------------------------------------------------
 
+def _cluster_kwargs(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    group = parse_cluster(url)
+    out = dict(kwargs)
+    out.pop("health_check_interval", None)  # the cluster client checks its nodes itself
+    if group.username:
+        out["username"] = group.username
+    if group.password:
+        out["password"] = group.password
+    if group.ssl:
+        out["ssl"] = True
+    return out
+
+
 def redis_client(url: str, **kwargs: Any) -> redis.Redis:
-    """A client for a Redis URL or the current primary of a Sentinel group (followed across failovers)."""
+    """A client for a Redis URL, the current primary of a Sentinel group (followed across failovers), or
+    a Redis Cluster (typed as ``Redis``: sharer uses only commands whose keys share one slot, which the
+    cluster client speaks alike)."""
+    if is_cluster(url):
+        from redis.cluster import ClusterNode, RedisCluster
+
+        nodes = [ClusterNode(h, p) for h, p in parse_cluster(url).nodes]
+        return cast(redis.Redis, RedisCluster(startup_nodes=nodes, **_cluster_kwargs(url, kwargs)))
     if not is_sentinel(url):
         return redis.Redis.from_url(url, **kwargs)
     from redis.sentinel import Sentinel
@@ -175,6 +242,12 @@ def async_redis_client(url: str, **kwargs: Any) -> Any:
     """The asyncio twin of :func:`redis_client` (the web app's SSE stream)."""
     import redis.asyncio as aioredis
 
+    if is_cluster(url):
+        from redis.asyncio.cluster import ClusterNode as AsyncNode
+        from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+        nodes = [AsyncNode(h, p) for h, p in parse_cluster(url).nodes]
+        return AsyncCluster(startup_nodes=nodes, **_cluster_kwargs(url, kwargs))
     if not is_sentinel(url):
         return aioredis.Redis.from_url(url, **kwargs)
     from redis.asyncio.sentinel import Sentinel

@@ -17,7 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .config import Settings, load_settings
-from .connections import redis_client
+from .connections import is_cluster, redis_client
 from .store.deliveries import DeliveryStore
 from .store.keys import Keys
 
@@ -64,7 +64,8 @@ class Runtime:
 
     @cached_property
     def keys(self) -> Keys:
-        return Keys(self.settings.prefix)
+        # on a Redis Cluster every key carries the prefix as one hash tag: one deployment, one slot
+        return Keys(self.settings.prefix, cluster=is_cluster(self.settings.redis_url))
 
     @cached_property
     def store(self) -> DeliveryStore:

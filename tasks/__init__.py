@@ -60,7 +60,7 @@ def _start_heartbeat(sender=None, **_: object) -> None:
 
     rt = get_runtime()
     queues = sorted(q.name for q in sender.task_consumer.queues) if sender is not None else [rt.settings.queue]
-    _heartbeat = Heartbeat(rt.redis, rt.settings.prefix, sender.hostname if sender else "worker", queues).start()
+    _heartbeat = Heartbeat(rt.redis, rt.keys.root, sender.hostname if sender else "worker", queues).start()
 
 
 

@@ -1,8 +1,10 @@
-"""A real Redis Sentinel group for the HA proofs: one primary, one replica, three sentinels.
+"""Real Redis topologies for the scale proofs: a Sentinel group and a three-primary Redis Cluster.
 
 Every process is a ``redis-server`` on a free loopback port with its own directory under the test's
-temp dir (AOF on, no RDB), started and stopped by the test. Sentinel timings are tight
-(``down-after-milliseconds`` 1000, ``failover-timeout`` 4000) so a failover takes a few seconds.
+temp dir, started and stopped by the test. The Sentinel group (one primary, one replica, three
+sentinels; AOF on, no RDB) has tight timings (``down-after-milliseconds`` 1000, ``failover-timeout``
+4000) so a failover takes a few seconds. The cluster (``RedisClusterGroup``) is three primaries, no
+replicas, nothing on disk, made with ``redis-cli --cluster create``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster-bus port (+10000) is free too (so at most 55535)."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 def _wait(check, timeout: float, what: str, every: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -40,8 +58,8 @@ def _wait(check, timeout: float, what: str, every: float = 0.05):
 class Node:
     """One ``redis-server`` process (a data node or, with ``sentinel``, a sentinel)."""
 
-    def __init__(self, directory: Path, port: int, args: list[str], sentinel: bool = False):
-        self.dir, self.port, self.args, self.sentinel = directory, port, args, sentinel
+    def __init__(self, directory: Path, port: int, args: list[str], sentinel: bool = False, aof: bool = True):
+        self.dir, self.port, self.args, self.sentinel, self.aof = directory, port, args, sentinel, aof
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
 
@@ -54,7 +72,7 @@ class Node:
                    "--dir", str(self.dir), "--logfile", str(self.dir / "sentinel.log")]
         else:
             cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                   "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                   "--appendonly", "yes" if self.aof else "no", "--appendfsync", "everysec", "--save", "",
                    "--logfile", str(self.dir / "redis.log"), *self.args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         client = self.client(timeout=0.3)
@@ -120,3 +138,46 @@ class SentinelGroup:
     def stop(self) -> None:
         for node in [*self.sentinels, self.replica, self.primary]:
             node.stop()
+
+
+class RedisClusterGroup:
+    """Three ``--cluster-enabled`` primaries sharing the 16384 slots, no replicas."""
+
+    def __init__(self, directory: Path, size: int = 3):
+        self.nodes = [Node(directory / f"node{i}", free_cluster_port(), [
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000",
+        ], aof=False) for i in range(size)]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> None:
+        for n in self.nodes:
+            n.start()
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        _wait(lambda: all(_cluster_ok(n) for n in self.nodes), 30,
+              "cluster_state:ok on every node", every=0.1)
+
+    def keys_by_node(self, match: str) -> dict[int, list[str]]:
+        """Every key matching ``match`` on each node (port -> keys): where the data really is."""
+        out = {}
+        for n in self.nodes:
+            client = n.client()
+            out[n.port] = sorted(k.decode() for k in client.scan_iter(match=match, count=1000))
+            client.close()
+        return out
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+
+
+def _cluster_ok(node: Node) -> bool:
+    client = node.client()
+    try:
+        info = client.execute_command("CLUSTER INFO")  # redis-py parses it into a dict
+        return dict(info).get("cluster_state") == "ok"
+    finally:
+        client.close()

@@ -1,16 +1,19 @@
-"""Broker and data-store URLs: Sentinel and RabbitMQ accepted, Redis Cluster refused, errors clear."""
+"""Broker and data-store URLs: Sentinel and RabbitMQ accepted, a Redis Cluster only as the data store,
+errors clear."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
 
 from sharer.config import parse_settings
-from sharer.connections import celery_broker, parse_sentinel, safe_url
+from sharer.connections import celery_broker, parse_cluster, parse_sentinel, safe_url
 from sharer.errors import ConfigError
 from sharer.queue import celery_settings, queue_for
+from sharer.store.keys import Keys
 
 P = Path("sharer.toml")
 
@@ -60,8 +63,33 @@ def test_a_redis_cluster_broker_is_refused_with_the_reason(url):
         settings(celery={"broker_url": url})
     msg = str(e.value)
     assert "celery.broker_url" in msg and "cannot be a Redis Cluster" in msg and "RabbitMQ" in msg
-    with pytest.raises(ConfigError, match="redis.url: a Redis Cluster cannot hold"):
-        settings(redis={"url": url})
+
+
+def test_a_cluster_data_store_is_redis_cluster_with_one_hash_tag_and_a_separate_broker():
+    s = settings(redis={"url": "redis+cluster://:pw@h1:7000,h2:7001", "prefix": "brand-a"},
+                 celery={"broker_url": "redis://127.0.0.1:6379/1"})
+    assert s.min_replica_acks == 0
+    assert parse_cluster(s.redis_url).nodes == (("h1", 7000), ("h2", 7001))
+    keys = Keys(s.prefix, cluster=True)
+    assert keys.delivery("d1") == "{brand-a}:dlv:d1" and keys.status_index("queued") == "{brand-a}:idx:status:queued"
+    assert Keys(s.prefix).delivery("d1") == "brand-a:dlv:d1"  # one Redis / Sentinel: names as before
+    # the broker defaults to the data store's URL: a cluster there is refused, naming the broker key
+    with pytest.raises(ConfigError, match="celery.broker_url: Celery's broker cannot be a Redis Cluster"):
+        settings(redis={"url": "redis+cluster://h1:7000"})
+
+
+@pytest.mark.parametrize("extra, problem", [
+    ({"redis": {"url": "rediscluster://h1:7000"}}, "write a Redis Cluster as redis+cluster://"),
+    ({"redis": {"url": "redis://h1:7000/0?cluster=true"}}, "write a Redis Cluster as redis+cluster://"),
+    ({"redis": {"url": "redis+cluster://h1:7000/3"}}, "only database 0"),
+    ({"redis": {"url": "redis+cluster:///"}}, "at least one host:port"),
+    ({"redis": {"url": "redis+cluster://h1:7000?readonly=1"}}, "unknown Redis Cluster URL option"),
+    ({"redis": {"url": "redis+cluster://h1:7000", "min_replica_acks": 1}}, "redis.min_replica_acks: must be 0"),
+    ({"redis": {"url": "redis+cluster://h1:7000", "prefix": "a{b}"}}, "redis.prefix: must not contain"),
+])
+def test_bad_cluster_settings_name_the_key_and_the_problem(extra, problem):
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        settings(**{"celery": {"broker_url": "redis://127.0.0.1:6379/1"}, **extra})
 
 
 def test_passwords_never_appear_in_url_errors():

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ..errors import RateLimited
+from ..store import scripts
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -94,7 +95,7 @@ def take(redis: Redis, keys: Keys, account: Account, delivery_id: str) -> Quota:
     """Take this delivery's place in the period's quota, or raise ``RateLimited`` until it resets."""
     zone, period, label, nxt = _period(account)
     limit, _ = rule(account)
-    ok = redis.eval(_TAKE, 1, _key(keys, account, label), delivery_id, limit, 40 * 86400)
+    ok = scripts.register(redis, _TAKE)(keys=[_key(keys, account, label)], args=[delivery_id, limit, 40 * 86400])
     q = status(redis, keys, account)
     if not int(ok):
         wait = seconds_to_reset(account)

@@ -16,10 +16,10 @@ from typing import Any
 from redis import Redis
 
 from ..clock import iso, ms, now
-from . import lua, titles
+from . import lua, scripts, titles
 from .keys import Keys
 from .records import Delivery, ShareRecord
-from .states import CANCELLABLE, EXPLAINED, RETRYABLE, STATUSES, TERMINAL, Status
+from .states import CANCELLABLE, EXPLAINED, RETRYABLE, STATUSES, TERMINAL, Status, index_keys
 
 __all__ = ["CANCELLABLE", "EXPLAINED", "RETRYABLE", "STATUSES", "TERMINAL", "Claim", "ClaimOutcome", "Decision",
            "Delivery", "DeliveryStore", "Outcome", "Result", "ShareRecord", "Status"]
@@ -80,12 +80,14 @@ class Claim:
         return self.outcome is ClaimOutcome.OK
 
     @classmethod
-    def decode(cls, res: list[Any]) -> Claim:
+    def decode(cls, res: list[Any], article: Any = None) -> Claim:
+        """The claim script's answer; ``article``: the share's article the caller read after an ``ok``."""
         outcome, detail = ClaimOutcome(_s(res[0])), _s(res[1])
         if outcome is ClaimOutcome.OK:
             flat = [_s(x) for x in res[2]]
             record = Delivery.from_hash(dict(zip(flat[::2], flat[1::2])))
-            return cls(outcome, token=int(detail), record=record, article_json=_s(res[3]) or None)
+            return cls(outcome, token=int(detail), record=record,
+                       article_json=_s(article) if article else None)
         if outcome is ClaimOutcome.EARLY:
             return cls(outcome, not_before=float(detail))
         if outcome is ClaimOutcome.LIMITED:
@@ -116,9 +118,10 @@ class DeliveryStore:
         self.r = redis
         self.k = keys
         self.retention = int(retention_seconds)
-        self._transition = redis.register_script(lua.TRANSITION)
-        self._claim = redis.register_script(lua.CLAIM)
-        self._decide = redis.register_script(lua.DECIDE)
+        self._transition = scripts.register(redis, lua.TRANSITION)
+        self._claim = scripts.register(redis, lua.CLAIM)
+        self._decide = scripts.register(redis, lua.DECIDE)
+        self._indexes = index_keys(keys)
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -189,8 +192,8 @@ class DeliveryStore:
         """
         allowed_s = allowed if isinstance(allowed, str) else ",".join(allowed)
         res = self._transition(
-            keys=[self.k.delivery(delivery_id), self.k.events(delivery_id)],
-            args=[self.k.status_prefix, allowed_s, new or "", iso(), message,
+            keys=[self.k.delivery(delivery_id), self.k.events(delivery_id), *self._indexes],
+            args=[allowed_s, new or "", iso(), message,
                   "" if token is None else str(token), json.dumps(_fields(fields or {})),
                   "1" if bump else "0", self.k.events_channel, str(self.retention + 86400), actor],
         )
@@ -203,17 +206,24 @@ class DeliveryStore:
               rate: tuple[int, float] | None = None, version: int | None = None) -> Claim:
         """queued/retrying -> sending with a lease; on success also returns the record and article JSON.
 
-        The other outcomes (``ClaimOutcome``) say why not, each with its own typed field.
+        The other outcomes (``ClaimOutcome``) say why not, each with its own typed field. The article is
+        read after the claim (another record, so not the script's to touch; it never changes once written).
         """
         count, period = rate or (0, 0.0)
         t = now()
+        own = [self.k.delivery(delivery_id), self.k.events(delivery_id)] + ([rate_key] if rate and rate_key else [])
         res = self._claim(
-            keys=[self.k.delivery(delivery_id), self.k.events(delivery_id), rate_key if rate else ""],
-            args=[self.k.status_prefix, repr(t), iso(t), repr(float(lease_seconds)), self.k.events_channel,
-                  self.k.share(""), str(count), repr(float(period)), f"{t!r}:{delivery_id}",
+            keys=[*own, *self._indexes],
+            args=[repr(t), iso(t), repr(float(lease_seconds)), self.k.events_channel,
+                  str(count), repr(float(period)), f"{t!r}:{delivery_id}",
                   "" if version is None else str(version)],
         )
-        return Claim.decode(res)
+        article = None
+        if _s(res[0]) == ClaimOutcome.OK:
+            flat = [_s(x) for x in res[2]]
+            share_id = dict(zip(flat[::2], flat[1::2])).get("share_id", "")
+            article = self.r.hget(self.k.share(share_id), "article") if share_id else None
+        return Claim.decode(res, article)
 
     def decide(self, delivery_ids: list[str], action: str, *, actor: str, user: str, four_eyes: bool,
                version: int | None = None, fields: dict[str, dict[str, Any]] | None = None,
@@ -223,8 +233,8 @@ class DeliveryStore:
         for did in delivery_ids:
             keys += [self.k.delivery(did), self.k.events(did)]
         t = now()
-        res = self._decide(keys=keys, args=[
-            self.k.status_prefix, self.k.events_channel, iso(t), actor, user, action,
+        res = self._decide(keys=[*keys, *self._indexes], args=[
+            self.k.events_channel, iso(t), actor, user, action,
             "" if version is None else str(version),
             json.dumps({k: _fields(v) for k, v in (fields or {}).items()}) if fields else "{}",
             reason, repr(t), str(self.retention + 86400), "1" if four_eyes else "0"])

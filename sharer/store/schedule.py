@@ -17,65 +17,73 @@ from redis import Redis
 from redis.client import Pipeline
 
 from ..clock import iso, now
+from . import scripts
 from .keys import Keys
-from .states import MOVE_PRELUDE
+from .states import MOVE_PRELUDE, index_keys
 
-# KEYS: 1 schedule, 2 claimed
-# ARGV: 1 now, 2 now iso, 3 batch, 4 claim lease, 5 delivery key prefix, 6 status index prefix,
-#       7 events channel, 8 default max lateness
+# The caller first reads the candidates (claims whose lease ran out, then due entries, ``_candidates``);
+# the script re-checks each one, so two dispatchers racing never release the same entry twice.
+# KEYS: 1 schedule, 2 claimed, then per candidate: delivery hash, its event list; then the status indexes
+# ARGV: 1 now, 2 now iso, 3 claim lease, 4 events channel, 5 default max lateness,
+#       6 how many candidates are expired claims (they come first), 7.. the candidates' delivery ids
 _DISPATCH = MOVE_PRELUDE + """
-local c = {prefix = ARGV[6], chan = ARGV[7], now = ARGV[2], actor = 'scheduler'}
-local now, batch, lease = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local c = {chan = ARGV[4], now = ARGV[2], actor = 'scheduler'}
+local now, lease, expired = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[6])
 local out = {}
-local function entry(id, action, lag)
-  local h = ARGV[5] .. id
+local function entry(h, id, action, lag)
   return {id, redis.call('HGET', h, 'account') or '', redis.call('HGET', h, 'version') or '0', action,
           string.format('%.3f', lag)}
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, batch)) do
-  redis.call('ZADD', KEYS[2], now + lease, id)
-  table.insert(out, entry(id, 'again', 0))
-end
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, batch)
-for i = 1, #due, 2 do
-  local id, score = due[i], tonumber(due[i + 1])
-  redis.call('ZREM', KEYS[1], id)
-  local h = ARGV[5] .. id
-  local cur = redis.call('HGET', h, 'status')
-  local lag = now - score
-  if cur == 'scheduled' then
-    local maxl = tonumber(redis.call('HGET', h, 'max_lateness') or ARGV[8])
-    redis.call('HSET', h, 'lag_seconds', string.format('%.3f', lag))
-    if lag > maxl then
-      local label = redis.call('HGET', h, 'slot_label') or 'scheduled'
-      move(c, h, h .. ':events', cur, 'needs_review', 'missed its ' .. label .. ' slot by ' ..
-        string.format('%.0f', lag / 60) .. ' min (the scheduler or workers were down) - publish now?')
-      table.insert(out, entry(id, 'missed', lag))
-    else
-      move(c, h, h .. ':events', cur, 'queued', 'released by the scheduler ' .. string.format('%.2f', lag) ..
-        ' s after its due time')
+for n = 1, (OWN - 2) / 2 do
+  local id, h, ev = ARGV[6 + n], KEYS[1 + 2 * n], KEYS[2 + 2 * n]
+  if n <= expired then
+    local until_ = tonumber(redis.call('ZSCORE', KEYS[2], id) or '')
+    if until_ and until_ <= now then  -- still claimed, lease run out: release it again
       redis.call('ZADD', KEYS[2], now + lease, id)
-      table.insert(out, entry(id, 'queued', lag))
+      table.insert(out, entry(h, id, 'again', 0))
     end
-  elseif cur == 'awaiting_approval' then
-    -- due but never signed off: not sent; an approver decides (approve sends it now, or reject)
-    local label = redis.call('HGET', h, 'slot_label') or 'scheduled'
-    redis.call('HSET', h, 'lag_seconds', string.format('%.3f', lag))
-    move(c, h, h .. ':events', cur, 'needs_review', 'not approved by its ' .. label .. ' slot; not sent')
-    table.insert(out, entry(id, 'unapproved', lag))
-  elseif cur == 'retrying' or cur == 'queued' then
-    redis.call('ZADD', KEYS[2], now + lease, id)
-    table.insert(out, entry(id, 'nudge', 0))
+  else
+    local score = tonumber(redis.call('ZSCORE', KEYS[1], id) or '')
+    if score and score <= now then  -- still due (no other dispatcher took it meanwhile)
+      redis.call('ZREM', KEYS[1], id)
+      local cur = redis.call('HGET', h, 'status')
+      local lag = now - score
+      if cur == 'scheduled' then
+        local maxl = tonumber(redis.call('HGET', h, 'max_lateness') or ARGV[5])
+        redis.call('HSET', h, 'lag_seconds', string.format('%.3f', lag))
+        if lag > maxl then
+          local label = redis.call('HGET', h, 'slot_label') or 'scheduled'
+          move(c, h, ev, cur, 'needs_review', 'missed its ' .. label .. ' slot by ' ..
+            string.format('%.0f', lag / 60) .. ' min (the scheduler or workers were down) - publish now?')
+          table.insert(out, entry(h, id, 'missed', lag))
+        else
+          move(c, h, ev, cur, 'queued', 'released by the scheduler ' .. string.format('%.2f', lag) ..
+            ' s after its due time')
+          redis.call('ZADD', KEYS[2], now + lease, id)
+          table.insert(out, entry(h, id, 'queued', lag))
+        end
+      elseif cur == 'awaiting_approval' then
+        -- due but never signed off: not sent; an approver decides (approve sends it now, or reject)
+        local label = redis.call('HGET', h, 'slot_label') or 'scheduled'
+        redis.call('HSET', h, 'lag_seconds', string.format('%.3f', lag))
+        move(c, h, ev, cur, 'needs_review', 'not approved by its ' .. label .. ' slot; not sent')
+        table.insert(out, entry(h, id, 'unapproved', lag))
+      elseif cur == 'retrying' or cur == 'queued' then
+        redis.call('ZADD', KEYS[2], now + lease, id)
+        table.insert(out, entry(h, id, 'nudge', 0))
+      end
+    end
   end
 end
 return out
 """
 
-# KEYS: 1 delivery hash, 2 schedule, 3 account slots, 4 the dispatcher's wake list
-# ARGV: 1 new due epoch, 2 now iso, 3 zone, 4 slot label, 5 status index prefix, 6 channel, 7 message,
-#       8 actor. A post still waiting for sign-off may be moved too (its approval stands as it is).
+# KEYS: 1 delivery hash, 2 schedule, 3 account slots, 4 the dispatcher's wake list, 5 the event list,
+#       then the status indexes
+# ARGV: 1 new due epoch, 2 now iso, 3 zone, 4 slot label, 5 channel, 6 message,
+#       7 actor. A post still waiting for sign-off may be moved too (its approval stands as it is).
 _RESCHEDULE = MOVE_PRELUDE + """
-local c = {prefix = ARGV[5], chan = ARGV[6], now = ARGV[2], actor = ARGV[8]}
+local c = {chan = ARGV[5], now = ARGV[2], actor = ARGV[7]}
 local h = KEYS[1]
 local cur = redis.call('HGET', h, 'status')
 if not cur then return {'missing', ''} end
@@ -85,7 +93,7 @@ redis.call('HSET', h, 'scheduled_for', ARGV[1], 'timezone', ARGV[3], 'slot_label
 local id = redis.call('HGET', h, 'id')
 redis.call('ZADD', KEYS[2], tonumber(ARGV[1]), id)
 redis.call('ZADD', KEYS[3], tonumber(ARGV[1]), id)
-move(c, h, h .. ':events', cur, cur, ARGV[7])
+move(c, h, KEYS[5], cur, cur, ARGV[6])
 redis.call('LPUSH', KEYS[4], '1')
 redis.call('LTRIM', KEYS[4], 0, 0)
 return {'ok', tostring(version)}
@@ -124,9 +132,10 @@ class Released:
 class ScheduleStore:
     def __init__(self, redis: Redis, keys: Keys):
         self.r, self.k = redis, keys
-        self._dispatch = redis.register_script(_DISPATCH)
-        self._reschedule = redis.register_script(_RESCHEDULE)
-        self._take = redis.register_script(_TAKE)
+        self._dispatch = scripts.register(redis, _DISPATCH)
+        self._reschedule = scripts.register(redis, _RESCHEDULE)
+        self._take = scripts.register(redis, _TAKE)
+        self._indexes = index_keys(keys)
 
     def take(self, account: str, member: str, candidates: list[float], spacing: float, exclusive: bool
              ) -> float | None:
@@ -142,12 +151,28 @@ class ScheduleStore:
     def dispatch(self, batch: int = 500, claim_lease: float = 30.0, default_max_lateness: float = 900.0,
                  at: float | None = None) -> list[Released]:
         t = now() if at is None else at
+        expired, due = self._candidates(t, batch)
+        if not expired and not due:
+            return []
+        ids = expired + due
+        keys = [self.k.schedule, self.k.schedule_claimed]
+        for did in ids:
+            keys += [self.k.delivery(did), self.k.events(did)]
         rows = self._dispatch(
-            keys=[self.k.schedule, self.k.schedule_claimed],
-            args=[repr(t), iso(t), str(batch), repr(claim_lease), self.k.delivery(""), self.k.status_prefix,
-                  self.k.events_channel, repr(default_max_lateness)],
+            keys=[*keys, *self._indexes],
+            args=[repr(t), iso(t), repr(claim_lease), self.k.events_channel, repr(default_max_lateness),
+                  str(len(expired)), *ids],
         )
         return [Released(_s(r[0]), _s(r[1]), int(_s(r[2])), _s(r[3]), float(_s(r[4]))) for r in rows]
+
+    def _candidates(self, t: float, batch: int) -> tuple[list[str], list[str]]:
+        """Claims whose lease ran out and entries due at ``t`` (at most ``batch`` each), read before the
+        script: which records it touches must be known up front (it re-checks every one)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrangebyscore(self.k.schedule_claimed, "-inf", t, start=0, num=batch)
+        pipe.zrangebyscore(self.k.schedule, "-inf", t, start=0, num=batch)
+        expired, due = pipe.execute()
+        return [_s(m) for m in expired], [_s(m) for m in due]
 
     def confirm(self, delivery_ids: list[str]) -> None:
         if delivery_ids:
@@ -157,8 +182,8 @@ class ScheduleStore:
                    actor: str = "worker") -> tuple[str, str]:
         res = self._reschedule(
             keys=[self.k.delivery(delivery_id), self.k.schedule, self.k.account_slots(account),
-                  self.k.schedule_wake],
-            args=[repr(due), iso(), zone, label, self.k.status_prefix, self.k.events_channel,
+                  self.k.schedule_wake, self.k.events(delivery_id), *self._indexes],
+            args=[repr(due), iso(), zone, label, self.k.events_channel,
                   f"rescheduled to {label}", actor],
         )
         return _s(res[0]), _s(res[1])

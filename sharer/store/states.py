@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .keys import Keys
 
 
 class Status(StrEnum):
@@ -74,13 +78,24 @@ def _lua_table() -> str:
     return "{" + ", ".join(rows) + "}"
 
 
+def index_keys(keys: Keys) -> list[str]:
+    """The status-index keys, in ``STATUSES`` order: every script using ``move`` takes them as its last
+    ``KEYS`` (a script touches only keys passed to it — the rule a Redis Cluster enforces)."""
+    return [keys.status_index(s) for s in STATUSES]
+
+
 # The one "move a record" routine every script shares. ``c`` is the call's context:
-# {prefix = status-index prefix, chan = pub/sub channel, now = iso time, actor = who, ttl = seconds}.
+# {chan = pub/sub channel, now = iso time, actor = who, ttl = seconds}. The status indexes are the
+# script's last #STATUSES keys (``index_keys``); ``OWN`` is how many keys the script passed before them.
 # Returns the attempt number, or nil (and writes nothing) when the table does not allow the move
 # (``force``: the caller's explicit repair hatch, see ``TRANSITION``).
 MOVE_PRELUDE = """
 local ALLOWED = """ + _lua_table() + """
 local TERMINAL = {delivered = true, failed = true, cancelled = true}
+local STATUSES = """ + "{" + ", ".join(json.dumps(str(x)) for x in STATUSES) + "}" + """
+local OWN = #KEYS - #STATUSES
+local INDEX = {}
+for i, s in ipairs(STATUSES) do INDEX[s] = KEYS[OWN + i] end
 local function can_move(cur, new)
   return cur == new or (ALLOWED[cur] ~= nil and ALLOWED[cur][new] == true)
 end
@@ -91,8 +106,8 @@ local function move(c, h, evkey, cur, new, msg, bump, force)
   redis.call('HSET', h, 'status', new, 'attempts', attempts, 'updated_at', c.now)
   if new ~= cur then
     local member = redis.call('HGET', h, 'idx')
-    redis.call('ZREM', c.prefix .. cur, member)
-    redis.call('ZADD', c.prefix .. new, 0, member)
+    redis.call('ZREM', INDEX[cur], member)
+    redis.call('ZADD', INDEX[new], 0, member)
   end
   if msg == '' and new == cur then return attempts end  -- a silent field update
   redis.call('RPUSH', evkey, cjson.encode({at = c.now, status = new, attempt = attempts, message = msg,

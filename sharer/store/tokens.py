@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TransientError
+from . import scripts
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -92,6 +93,8 @@ class SharedToken:
         self.seed, self.configured_refresh = seed, refresh_token
         self.margin, self.lock_seconds, self.wait_seconds, self.poll = margin, lock_seconds, wait_seconds, poll
         self.on_refresh = on_refresh
+        self._invalidate = scripts.register(redis, _INVALIDATE)
+        self._release = scripts.register(redis, _RELEASE)
 
     def get(self) -> str:
         """A token valid for at least ``margin`` seconds more (half its lifetime, if shorter)."""
@@ -103,7 +106,7 @@ class SharedToken:
     def refresh(self, failed: str | None = None) -> str:
         """A fresh token. ``failed``: the token the platform just rejected (retired only if still cached)."""
         if failed:
-            self.redis.eval(_INVALIDATE, 1, self.key, failed)
+            self._invalidate(keys=[self.key], args=[failed])
         me = secrets.token_hex(8)
         deadline = time.monotonic() + self.wait_seconds
         while True:
@@ -114,7 +117,7 @@ class SharedToken:
                 try:
                     return self._refresh_locked(failed)
                 finally:
-                    self.redis.eval(_RELEASE, 1, self.lock_key, me)
+                    self._release(keys=[self.lock_key], args=[me])
             if time.monotonic() > deadline:
                 raise TransientError("timed out waiting for another worker to refresh the access token")
             time.sleep(self.poll)

@@ -333,7 +333,7 @@ async def save_settings(request: Request, ctx: Ctx, who: PageReader) -> Response
     form = await checked_form(request, who)
     one = {k: v[-1].strip() for k, v in form.items()}
     try:
-        PrefsStore(ctx.rt.redis, ctx.rt.settings.prefix).set(who.user.name, one.get("language") or None,
+        PrefsStore(ctx.rt.redis, ctx.rt.keys.root).set(who.user.name, one.get("language") or None,
                                                              one.get("timezone") or None)
     except InputError as e:
         from .pages import zones

@@ -230,7 +230,7 @@ async def healthz(request: Request, ctx: Ctx, response: Response) -> dict:
     workers: list[str] = []
     try:
         client = _health_redis(request, rt.settings.redis_url)
-        names = await client.zrangebyscore(key(rt.settings.prefix, rt.settings.queue), time.time() - FRESH, "+inf")
+        names = await client.zrangebyscore(key(rt.keys.root, rt.settings.queue), time.time() - FRESH, "+inf")
         workers = sorted(n.decode() if isinstance(n, bytes) else n for n in names)
         redis_ok = True
     except Exception:
@@ -244,12 +244,12 @@ def _health_redis(request: Request, url: str) -> Any:
     """One async Redis client per event loop (a client belongs to the loop it was made on)."""
     import asyncio
 
-    import redis.asyncio as aioredis
+    from ..connections import async_redis_client
 
     loop = id(asyncio.get_running_loop())
     cached = getattr(request.app.state, "health_redis", None)
-    if cached is None or cached[0] != loop:
-        cached = (loop, aioredis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1))
+    if cached is None or cached[0] != loop:  # redis://, a Sentinel group's primary, or a cluster
+        cached = (loop, async_redis_client(url, socket_timeout=1, socket_connect_timeout=1))
         request.app.state.health_redis = cached
     return cached[1]
 

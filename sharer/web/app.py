@@ -64,9 +64,9 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
                   description="Share one article to many platforms, and see what happened. Authenticate with "
                               "`Authorization: Bearer shr_…` (create one with `sharer user token NAME`). "
                               "Delivery objects are the CLI's `--json` contract.")
-    app.state.web = WebContext(rt, web, Sessions(rt.redis, rt.settings.prefix, web.secret_key.reveal(),
+    app.state.web = WebContext(rt, web, Sessions(rt.redis, rt.keys.root, web.secret_key.reveal(),
                                                  web.session_seconds),
-                               Tokens(rt.redis, rt.settings.prefix), LoginLimiter(rt.redis, rt.settings.prefix),
+                               Tokens(rt.redis, rt.keys.root), LoginLimiter(rt.redis, rt.keys.root),
                                templates)
     app.state.hub = EventHub(rt.settings.redis_url, rt.keys.events_channel)  # one subscription for all SSE
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

@@ -128,7 +128,7 @@ def list_users(ctx: click.Context) -> None:
     demo = set(demo_users(users.values()))
     for u in users.values():
         click.echo(f"{u.name:20} {u.role:8} {'(demo user: loopback only)' if u.name in demo else ''}".rstrip())
-    tokens = Tokens(rt.redis, rt.settings.prefix).list()
+    tokens = Tokens(rt.redis, rt.keys.root).list()
     if tokens:
         click.echo("\nTOKEN ID      USER                 NAME             CREATED                   LAST USED")
     for t in tokens:
@@ -150,7 +150,7 @@ def token(ctx: click.Context, name: str, label: str | None) -> None:
     rt = get_runtime(_config(ctx))
     if name not in parse_users(rt.settings):
         raise InputError("NAME", f"no user {name!r} in {rt.settings.path} (add one with: sharer user add)")
-    token_id, value = Tokens(rt.redis, rt.settings.prefix).create(name, label)
+    token_id, value = Tokens(rt.redis, rt.keys.root).create(name, label)
     _audit(rt, "token_create", f"created token {label or token_id} for {name}",
            {"token_id": token_id, "for": name, "name": label})
     click.echo(value)
@@ -168,7 +168,7 @@ def revoke_token(ctx: click.Context, token_id: str) -> None:
     from .users import Tokens
 
     rt = get_runtime(_config(ctx))
-    tokens = Tokens(rt.redis, rt.settings.prefix)
+    tokens = Tokens(rt.redis, rt.keys.root)
     info = tokens.get(token_id)
     if info is None or not tokens.revoke(token_id):
         raise NotFound(f"no token with id {token_id!r}")

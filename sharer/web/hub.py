@@ -101,8 +101,10 @@ class EventHub:
         connected_before = False
         while True:
             client = async_redis_client(self.redis_url, socket_connect_timeout=5, health_check_interval=30)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                await client.initialize()  # a cluster client must learn its slots before it can subscribe
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self.channel)
                 self._ready.set()
                 if connected_before:  # we may have missed notices while away: let pages re-read
@@ -118,7 +120,8 @@ class EventHub:
                 await asyncio.sleep(1.0)
             finally:
                 try:
-                    await pubsub.aclose()
+                    if pubsub is not None:
+                        await pubsub.aclose()
                     await client.aclose()
                 except Exception:
                     pass

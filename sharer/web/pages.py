@@ -126,7 +126,7 @@ def home(who: PageReader) -> Response:
 
 
 def user_tz(ctx: WebContext, who: Principal | None) -> str:
-    prefs = PrefsStore(ctx.rt.redis, ctx.rt.settings.prefix).get(who.user.name) if who else None
+    prefs = PrefsStore(ctx.rt.redis, ctx.rt.keys.root).get(who.user.name) if who else None
     return (prefs.timezone if prefs else None) or ctx.rt.settings.timezone
 
 

@@ -145,7 +145,7 @@ def values(ctx: Any, request: Request, who: Any) -> dict[str, Any]:
     if cached and cached[0] == key:
         i18n.use(cached[1]["lang"])
         return dict(cached[1])
-    prefs = PrefsStore(ctx.rt.redis, ctx.rt.settings.prefix).get(who.user.name) if who else None
+    prefs = PrefsStore(ctx.rt.redis, ctx.rt.keys.root).get(who.user.name) if who else None
     lang = language_for(request, prefs, ctx.web.language)
     i18n.use(lang)
     tz_name = (prefs.timezone if prefs else None) or ctx.rt.settings.timezone

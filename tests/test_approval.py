@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,20 @@ def _in(seconds: float) -> str:
 
 def _by_account(ds):
     return {d.account: d for d in ds}
+
+
+def _said_in_chinese(events):
+    """The timeline as the Chinese dashboard shows it: no sign-off line is left in English."""
+    from sharer.web import i18n
+    from sharer.web.wording import say
+
+    i18n.use("zh-CN")
+    try:
+        said = [say(e["message"]) for e in events]
+    finally:
+        i18n.use("en")
+    assert not [s for s in said if re.search(r"approv|reject|resubmit|waiting for|slot|not sent", s)], said
+    return said
 
 
 def _settle(rt, share_id, want, timeout=20.0):
@@ -203,6 +218,9 @@ def test_a_rejected_share_is_revised_resubmitted_and_approved(art, appr_worker, 
     d = _by_account(wait_settled(art, r.share_id))["gated-a"]
     assert d.status == "delivered" and d.approval.version == 2 and d.approval.decided_by == "chief"
     assert [p["body"]["text"] for p in hook_posts(emulators, "gated-a")] == [revised]
+    said = _said_in_chinese(d.events)
+    assert "已被 chief 驳回：标题不准确: say 'battery', not 'batteries'" in said
+    assert "ed2 已重新提交为第 2 版，等待审批: fixed the title" in said and "已由 chief 批准（第 2 版）" in said
     actions = [e.action for e in service.audit(art, share_id=r.share_id)[0]]
     assert actions == ["approve", "resubmit", "reject", "share"]
     # the editors and approvers were told of each step, with the reason
@@ -259,6 +277,9 @@ def test_a_scheduled_post_unapproved_at_its_slot_is_not_sent_and_the_approvers_a
     d = _by_account(wait_settled(art, r.share_id))["gated-a"]
     assert d.status == "delivered" and len(hook_posts(emulators, "gated-a")) == 1
     assert any("after its slot had passed" in e["message"] for e in d.events)
+    said = _said_in_chinese(d.events)
+    assert f"到 {local:%Y-%m-%d %H:%M} Asia/Shanghai 的发布时段仍未获批准，未发送" in said
+    assert "已由 chief 批准（第 1 版），预定时段已过，现在发送" in said
 
 
 def test_an_approved_scheduled_post_waits_for_its_time(art, appr_worker, emulators, article, appr_env, tmp_path):

@@ -17,6 +17,8 @@ _SHAPES: list[tuple[str, str]] = [
     (r"sending", N_("sending")),
     (r"delivered: (?P<where>.+)", N_("delivered: %(where)s")),
     (r"found on the platform: (?P<where>.+)", N_("found on the platform: %(where)s")),
+    (r"scheduled for (?P<when>.+); waiting for approval \(version (?P<v>\d+)\)",
+     N_("scheduled for %(when)s; waiting for approval (version %(v)s)")),
     (r"scheduled for (?P<when>.+)", N_("scheduled for %(when)s")),
     (r"rescheduled to (?P<when>.+)", N_("rescheduled to %(when)s")),
     (r"released by the scheduler (?P<lag>[\d.]+) ?s late.*", N_("released by the scheduler (%(lag)s s late)")),
@@ -41,6 +43,28 @@ _SHAPES: list[tuple[str, str]] = [
     (r"part (?P<k>\d+)/(?P<n>\d+) posted: (?P<id>\S+)", N_("part %(k)s/%(n)s posted: %(id)s")),
     (r"thread of (?P<n>\d+) posts", N_("thread of %(n)s posts")),
     (r"overdue: not settled after (?P<n>\d+) min", N_("overdue: not settled after %(n)s min")),
+    (r"missed its scheduled slot by (?P<n>\d+) min \(the scheduler or workers were down\) - publish now\?",
+     N_("missed its scheduled slot by %(n)s min (the scheduler or workers were down): publish now?")),
+    (r"missed its (?P<slot>.+) slot by (?P<n>\d+) min \(the scheduler or workers were down\) - publish now\?",
+     N_("missed its %(slot)s slot by %(n)s min (the scheduler or workers were down): publish now?")),
+    # sign-off (the approval workflow's events)
+    (r"waiting for approval \(version (?P<v>\d+)\)", N_("waiting for approval (version %(v)s)")),
+    (r"approved by (?P<who>.+) \(version (?P<v>\d+)\)", N_("approved by %(who)s (version %(v)s)")),
+    (r"approved by (?P<who>.+) \(version (?P<v>\d+)\) with the text edited",
+     N_("approved by %(who)s (version %(v)s) with the text edited")),
+    (r"approved by (?P<who>.+) \(version (?P<v>\d+)\) after its slot had passed; sending now",
+     N_("approved by %(who)s (version %(v)s) after its slot had passed; sending now")),
+    (r"approved by (?P<who>.+) \(version (?P<v>\d+)\) with the text edited after its slot had passed; sending now",
+     N_("approved by %(who)s (version %(v)s) with the text edited after its slot had passed; sending now")),
+    (r"rejected by (?P<who>.+?): (?P<why>.*)", N_("rejected by %(who)s: %(why)s")),
+    (r"resubmitted by (?P<who>.+) as version (?P<v>\d+); waiting for approval \(its slot has passed: it will be "
+     r"sent when approved\)(?:: (?P<note>.*))?",
+     N_("resubmitted by %(who)s as version %(v)s; waiting for approval (its slot has passed: it will be sent "
+        "when approved)")),
+    (r"resubmitted by (?P<who>.+?) as version (?P<v>\d+); waiting for approval(?:: (?P<note>.*))?",
+     N_("resubmitted by %(who)s as version %(v)s; waiting for approval")),
+    (r"not approved by its scheduled slot; not sent", N_("not approved by its scheduled slot; not sent")),
+    (r"not approved by its (?P<slot>.+) slot; not sent", N_("not approved by its %(slot)s slot; not sent")),
     # composer warnings
     (r"title trimmed to (?P<c>\d+) characters / (?P<b>\d+) bytes \(limit (?P<lc>\d+) / (?P<lb>\d+)\)",
      N_("title trimmed to %(c)s characters / %(b)s bytes (limit %(lc)s / %(lb)s)")),
@@ -107,5 +131,6 @@ def say(line: str | None) -> str:
                 from .present import unit
 
                 found["unit"] = unit(found["unit"])
-            return gettext(text) % found
+            note = found.pop("note", None)  # a person's own words (a resubmission's note) stay as written
+            return gettext(text) % found + (f": {note}" if note else "")
     return line

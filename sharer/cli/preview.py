@@ -31,7 +31,7 @@ def preview(ctx, sources, to, url, texts, send_to, as_json):
     WeChat push (up to 8; other platforms show the first). Every account is shown: an account whose
     post cannot be composed shows its error, and the command then exits 2.
     """
-    from . import wechat_ops
+    from .. import wechat_ops
 
     rt = _runtime(ctx)
     article = _load_all(sources, url, rt)

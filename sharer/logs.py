@@ -30,6 +30,17 @@ def bind(**fields: str | None) -> None:
     _bound.set(current)
 
 
+def current() -> dict[str, str]:
+    """A copy of the ids bound for this task/request."""
+    return dict(_bound.get() or {})
+
+
+def bind_shared(fields: dict[str, str]) -> None:
+    """Bind ``fields`` itself, not a copy: whoever holds the dict can add an id later (a web request
+    learns its actor in a worker thread) and every later line of this task shows it."""
+    _bound.set(fields)
+
+
 @contextmanager
 def bound(**fields: str | None) -> Iterator[None]:
     token = _bound.set(dict(_bound.get() or {}))

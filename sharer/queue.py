@@ -46,6 +46,14 @@ def delivery_queues(settings: Settings) -> list[str]:
     return [settings.queue] + [platform_queue(settings, pid) for pid in REGISTRY]
 
 
+def watched_queues(settings: Settings) -> list[str]:
+    """The queues some live worker must consume, or what waits there is never sent: the main queue
+    (deliveries, alerts, approval notices), the control queue (beat's dispatch, sweep and purge) and,
+    with ``queue_per_platform``, the queue of every platform an account is configured for."""
+    platforms = sorted({a.platform for a in settings.accounts.values()}) if settings.queue_per_platform else []
+    return [settings.queue, control_queue(settings)] + [platform_queue(settings, p) for p in platforms]
+
+
 def queue_for(settings: Settings, account: str | None) -> str:
     acc = settings.accounts.get(account) if (account and settings.queue_per_platform) else None
     return platform_queue(settings, acc.platform) if acc is not None else settings.queue

@@ -119,3 +119,50 @@ def test_a_shares_messages_reach_the_redis_broker_in_one_round_trip(tmp_path, em
     finally:
         cleanup(rt)
     assert batched == 1 and single == 10, (batched, single)
+
+
+def test_healthz_counts_a_worker_pinned_to_a_platform_queue_and_names_a_queue_nobody_consumes(
+        emulators, tmp_path, monkeypatch):
+    """/healthz with per-platform queues: a worker serving only ``<queue>.mastodon`` is alive and listed;
+    while nothing consumes the main, control or webhook queue it is 503 naming them; with a second
+    worker for those, 200; when the Mastodon worker stops, 503 naming the Mastodon queue."""
+    from web_support import client
+
+    from sharer.web.app import create_app
+
+    monkeypatch.setenv("SHARER_TEST_PQ_WEB_SECRET", secrets.token_hex(16))
+    config = _config(tmp_path, emulators, per_platform=True)
+    config.write_text(config.read_text() + '\n[web]\nsecret_key = "env:SHARER_TEST_PQ_WEB_SECRET"\n')
+    env = env_for(config, tmp_path)
+    rt = Runtime(load_settings(config))
+    s = rt.settings
+    main_q, control, hook_q, masto_q = s.queue, control_queue(s), platform_queue(s, "webhook"), platform_queue(
+        s, "mastodon")
+    web = client(create_app(load_settings(config)))
+
+    def health(status: int) -> dict:
+        r = web.get("/healthz")
+        return r.json() if r.status_code == status else {}
+
+    masto = Worker(env, concurrency=1, queues=[masto_q])
+    rest = None
+    try:
+        body = wait_for(lambda: (b := health(503)) and b["workers"] and b, 15, "the Mastodon worker's heartbeat")
+        [name] = body["workers"]
+        assert name.startswith(masto.name + "@") and body["status"] == "degraded" and body["redis"] is True
+        assert body["queues"] == {main_q: [], control: [], masto_q: [name], hook_q: []}
+        assert body["unconsumed"] == [main_q, control, hook_q]
+
+        rest = Worker(env, concurrency=1, queues=[main_q, control, hook_q])
+        body = wait_for(lambda: health(200), 15, "/healthz to be ok with both workers")
+        assert body["status"] == "ok" and body["unconsumed"] == [] and len(body["workers"]) == 2
+        assert body["queues"][masto_q] == [name] and body["queues"][hook_q] == body["queues"][main_q] != []
+
+        masto.stop()  # its platform's queue has no consumer now: deliveries to Mastodon would wait
+        body = wait_for(lambda: (b := health(503)) and b["unconsumed"] and b, 15, "/healthz to see it go")
+        assert body["unconsumed"] == [masto_q] and name not in body["workers"] and len(body["workers"]) == 1
+    finally:
+        masto.stop()
+        if rest is not None:
+            rest.stop()
+        cleanup(rt)

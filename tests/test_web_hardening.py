@@ -233,6 +233,8 @@ def test_healthz_reads_the_worker_heartbeat(web_app, worker):
         timings.append(time.monotonic() - started)
     assert statistics.median(timings) < 0.2, timings  # no 1 s Celery ping
     assert r.status_code == 200 and any(w.startswith(worker.name + "@") for w in r.json()["workers"])
+    queue = web_app.state.web.rt.settings.queue  # a plain worker consumes the main and the control queue
+    assert r.json()["unconsumed"] == [] and set(r.json()["queues"]) == {queue, f"{queue}.control"}
 
 
 def test_healthz_without_workers_is_503_fast(web_config, tmp_path, base_env):
@@ -240,5 +242,9 @@ def test_healthz_without_workers_is_503_fast(web_config, tmp_path, base_env):
     cfg.write_text(web_config.read_text().replace('queue = "sharer-test-', 'queue = "sharer-nobody-'))
     app = create_app(load_settings(cfg, env=base_env))
     r = client(app).get("/healthz")
-    assert r.status_code == 503 and r.json() == {"status": "degraded", "redis": True, "workers": []}
+    q = app.state.web.rt.settings.queue
+    body = r.json()
+    body.pop("workers")  # every live worker under the prefix (the session's, on its own queue, if running)
+    assert r.status_code == 503 and body == {"status": "degraded", "redis": True,
+                                             "queues": {q: [], f"{q}.control": []}, "unconsumed": [q, f"{q}.control"]}
 

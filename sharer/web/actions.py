@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from .. import service
+from ..actor import Actor
 from ..article import Article
 from ..errors import ArticleError, ComposeError, ConfigError, FetchError, InputError
 from ..loaders import Limits, load_article
@@ -28,7 +30,7 @@ from ..platforms import get_platform
 from ..runtime import Runtime
 from ..store.audit import AuditAction, AuditEntry
 from . import i18n, present, previews
-from .auth import Ctx, PageEditor, PageReader, WebContext, checked_form
+from .auth import Ctx, PageEditor, PageReader, Principal, WebContext, checked_form
 from .i18n import N_
 from .pages import (
     ARTICLE_FIELDS,
@@ -45,6 +47,7 @@ from .pages import (
     shared_by,
 )
 from .prefs import PrefsStore
+from .requestlog import note_actor
 from .sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from .views import article_from, from_local_input, known_accounts
 
@@ -102,6 +105,7 @@ async def login(request: Request, ctx: Ctx) -> Response:
     await run_in_threadpool(ctx.limiter.reset, user, ip)
     await run_in_threadpool(audit_sign_in, ctx, known.name, ip, ok=True)
     session = await run_in_threadpool(ctx.sessions.create, known.name)
+    note_actor(request.scope, Actor.web(known.name))  # the sign-in's own log line names who signed in
     done = RedirectResponse(nxt, 303)
     done.set_cookie(SESSION_COOKIE, session.id, max_age=int(ctx.web.session_seconds), httponly=True,
                     samesite="lax", secure=request.url.scheme == "https", path="/")
@@ -122,12 +126,17 @@ def audit_sign_in(ctx: WebContext, user: str, ip: str, ok: bool) -> None:
 @router.post("/logout")
 async def logout(request: Request, ctx: Ctx, who: PageReader) -> Response:
     await checked_form(request, who)
-    if who.session_id:
-        ctx.sessions.delete(who.session_id)
-    ctx.rt.audit.record(AuditEntry(AuditAction.SIGN_OUT, who.actor.name, who.actor.user, "signed out"))
+    await run_in_threadpool(sign_out, ctx, who)
     resp = RedirectResponse("/login", 303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
+
+
+def sign_out(ctx: WebContext, who: Principal) -> None:
+    """End the session and say so in the audit log (Redis: in a worker thread, never on the event loop)."""
+    if who.session_id:
+        ctx.sessions.delete(who.session_id)
+    ctx.rt.audit.record(AuditEntry(AuditAction.SIGN_OUT, who.actor.name, who.actor.user, "signed out"))
 
 
 @router.post("/compose/load")
@@ -145,8 +154,9 @@ async def load(request: Request, ctx: Ctx, who: PageEditor) -> Response:
         else:
             raise InputError("file", N_("choose a file or give a URL"))
     except BAD as e:
-        return compose_page(ctx, request, who, error=error_message(e), status=422)
-    return compose_page(ctx, request, who, article=article.to_dict(), notice=loaded(article.title))
+        return await run_in_threadpool(partial(compose_page, ctx, request, who, error=error_message(e), status=422))
+    return await run_in_threadpool(partial(compose_page, ctx, request, who, article=article.to_dict(),
+                                           notice=loaded(article.title)))
 
 
 async def _load_upload(upload: UploadFile, url: str | None, limits: Limits) -> Article:
@@ -182,6 +192,10 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
     drawn posts, any recent share of the article); only that page's ``step=confirm`` shares. A form
     posted without it (no JavaScript, a stale tab, a script) can never send anything by itself."""
     form = await checked_form(request, who)
+    return await run_in_threadpool(_submit, ctx, request, who, form)
+
+
+def _submit(ctx: WebContext, request: Request, who: Principal, form: dict[str, list[str]]) -> Response:
     # browsers submit textarea line breaks as CRLF; the preview (JSON) saw LF: send what was previewed
     one = {k: v[-1].replace("\r\n", "\n") for k, v in form.items()}
     article: dict[str, Any] = {k: one.get(k, "").strip() or None for k in ARTICLE_FIELDS}
@@ -210,10 +224,9 @@ async def submit(request: Request, ctx: Ctx, who: PageEditor) -> Response:
         at = from_local_input(state["at"]) if when == "at" else None
         if step != "confirm":
             return confirm_page(ctx, request, who, art, accounts, texts, state, at, form)
-        result = await run_in_threadpool(
-            service.share, ctx.rt, art, accounts, texts or None, idempotency_key=state["idempotency_key"],
-            force=state["force"], at=at, tz=state["tz"] or None, next_slot=when == "next_slot",
-            shared_by=who.user.name, scope=f"user:{who.user.name}", actor=who.actor)
+        result = service.share(ctx.rt, art, accounts, texts or None, idempotency_key=state["idempotency_key"],
+                               force=state["force"], at=at, tz=state["tz"] or None, next_slot=when == "next_slot",
+                               shared_by=who.user.name, scope=f"user:{who.user.name}", actor=who.actor)
     except BAD as e:
         return compose_page(ctx, request, who, article=article, form=state, error=error_message(e), status=422)
     # an earlier share returned (same key or same article): say so on the share page. Results may also
@@ -279,7 +292,8 @@ async def _delivery_action(request: Request, ctx: Ctx, who: PageEditor, delivery
     try:
         await run_in_threadpool(action, {k: v[-1] for k, v in form.items()})
     except BAD as e:
-        return share_page(ctx, request, who, d.share_id, error=error_message(e), status=409)
+        return await run_in_threadpool(partial(share_page, ctx, request, who, d.share_id, error=error_message(e),
+                                               status=409))
     return RedirectResponse(f"/shares/{d.share_id}", 303)
 
 
@@ -324,14 +338,18 @@ async def reschedule(share_id: str, request: Request, ctx: Ctx, who: PageEditor)
         await run_in_threadpool(service.reschedule, ctx.rt, share_id, from_local_input(one["at"]),
                                 one.get("tz") or None, actor=who.actor)
     except BAD as e:
-        return schedule_page(ctx, request, who, error=f"{share_id}: {error_message(e)}", status=422)
+        return await run_in_threadpool(partial(schedule_page, ctx, request, who,
+                                               error=f"{share_id}: {error_message(e)}", status=422))
     return RedirectResponse(safe_next(one.get("back") or "/schedule"), 303)
 
 
 @router.post("/settings")
 async def save_settings(request: Request, ctx: Ctx, who: PageReader) -> Response:
     form = await checked_form(request, who)
-    one = {k: v[-1].strip() for k, v in form.items()}
+    return await run_in_threadpool(_save_settings, ctx, request, who, {k: v[-1].strip() for k, v in form.items()})
+
+
+def _save_settings(ctx: WebContext, request: Request, who: Principal, one: dict[str, str]) -> Response:
     try:
         PrefsStore(ctx.rt.redis, ctx.rt.keys.root).set(who.user.name, one.get("language") or None,
                                                              one.get("timezone") or None)

@@ -221,23 +221,32 @@ async def wechat_events(account: str, request: Request, ctx: Ctx) -> Response:
 
 @health.get("/healthz", response_model=s.Health, responses={503: {"model": s.Health}})
 async def healthz(request: Request, ctx: Ctx, response: Response) -> dict:
-    """Redis answers, and at least one worker consuming our queue beat in Redis within the last 15 s
-    (``sharer.heartbeat``): one Redis read on an async client with a 1 s timeout — no Celery round trip,
-    and no thread, so it answers even while every worker thread is busy."""
-    from ..heartbeat import FRESH, key
+    """Redis answers, and every watched queue (``sharer.queue.watched_queues``: the main and control
+    queues, and each configured platform's with per-platform queues) is consumed by a worker that beat
+    in Redis within the last 15 s (``sharer.heartbeat``). One pipelined Redis read on an async client
+    with a 1 s timeout — no Celery round trip, and no thread, so it answers even while every worker
+    thread is busy. ``workers`` lists every live worker, whatever its queues."""
+    from ..heartbeat import FRESH, Liveness, all_key, key
+    from ..queue import watched_queues
 
     rt = ctx.rt
-    workers: list[str] = []
+    prefix, queues = rt.keys.root, watched_queues(rt.settings)  # the keys the workers beat in
+    live = Liveness([], {})
     try:
         client = _health_redis(request, rt.settings.redis_url)
-        names = await client.zrangebyscore(key(rt.keys.root, rt.settings.queue), time.time() - FRESH, "+inf")
-        workers = sorted(n.decode() if isinstance(n, bytes) else n for n in names)
+        since = time.time() - FRESH
+        async with client.pipeline(transaction=False) as pipe:
+            for k in [all_key(prefix)] + [key(prefix, q) for q in queues]:
+                pipe.zrangebyscore(k, since, "+inf")
+            everyone, *per_queue = await pipe.execute()
+        live = Liveness.of(everyone, dict(zip(queues, per_queue, strict=True)))
         redis_ok = True
     except Exception:
         redis_ok = False
-    ok = redis_ok and bool(workers)
+    ok = redis_ok and bool(live.workers) and not live.unconsumed
     response.status_code = 200 if ok else 503
-    return {"status": "ok" if ok else "degraded", "redis": redis_ok, "workers": workers}
+    return {"status": "ok" if ok else "degraded", "redis": redis_ok, "workers": live.workers,
+            "queues": live.queues, "unconsumed": live.unconsumed}
 
 
 def _health_redis(request: Request, url: str) -> Any:

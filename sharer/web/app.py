@@ -34,6 +34,7 @@ from . import actions, api, approvals, i18n, pages, present, richtext, sse
 from . import metrics as metrics_route
 from .auth import LoginRequired, WebContext, identify
 from .hub import EventHub
+from .requestlog import RequestLog
 from .sessions import LoginLimiter, Sessions
 from .settings import WebSettings, check_bind, load_web_settings
 from .users import Tokens
@@ -81,6 +82,7 @@ def build(rt: Runtime, web: WebSettings) -> FastAPI:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(web.trusted_proxies))
+    app.add_middleware(RequestLog)  # outermost: every line of the request can name its actor
     return app
 
 
@@ -120,8 +122,11 @@ def _field(field: str, msg: str, kind: str, where: str = "body") -> list[dict[st
 
 
 def _errors(app: FastAPI) -> None:
+    """The handlers are plain functions on purpose: Starlette runs those in a worker thread, and an
+    HTML error page reads the signed-in user (Redis) — nothing blocking runs on the event loop."""
+
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+    def invalid(request: Request, exc: RequestValidationError) -> Response:
         detail = []
         for e in exc.errors():
             loc = [str(x) for x in e.get("loc", ())]
@@ -131,7 +136,7 @@ def _errors(app: FastAPI) -> None:
         return _problem(request, 422, detail)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):  # FastAPI's JSON body reader
             return _problem(request, 422, _field("body", "is nested too deeply", "value_error"))
         return _problem(request, exc.status_code, exc.detail, getattr(exc, "headers", None))
@@ -145,48 +150,48 @@ def _errors(app: FastAPI) -> None:
         return RedirectResponse(f"/login?next={quote(target, safe='/')}", 303)
 
     @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> Response:
+    def not_found(request: Request, exc: NotFound) -> Response:
         return _problem(request, 404, str(exc))
 
     @app.exception_handler(InputError)
-    async def bad_input(request: Request, exc: InputError) -> Response:
+    def bad_input(request: Request, exc: InputError) -> Response:
         if exc.field in CONFLICT_FIELDS:
             return _problem(request, 409, exc.problem)
         where = "query" if request.method == "GET" else "body"
         return _problem(request, 422, _field(exc.field, exc.problem, "value_error", where))
 
     @app.exception_handler(ArticleError)
-    async def bad_article(request: Request, exc: ArticleError) -> Response:
+    def bad_article(request: Request, exc: ArticleError) -> Response:
         return _problem(request, 422, _field(f"article.{exc.field}", exc.problem, "article_error"))
 
     @app.exception_handler(ComposeError)
-    async def bad_post(request: Request, exc: ComposeError) -> Response:
+    def bad_post(request: Request, exc: ComposeError) -> Response:
         return _problem(request, 422, _field(f"accounts.{exc.account}", exc.problem, "compose_error"))
 
     @app.exception_handler(ConfigError)
-    async def bad_account(request: Request, exc: ConfigError) -> Response:
+    def bad_account(request: Request, exc: ConfigError) -> Response:
         ctx: WebContext = request.app.state.web
         message = str(exc).replace(f"{ctx.rt.settings.path}: ", "")
         return _problem(request, 422, _field("accounts", message, "value_error"))
 
     @app.exception_handler(redis.exceptions.RedisError)
-    async def no_redis(request: Request, exc: Exception) -> Response:
+    def no_redis(request: Request, exc: Exception) -> Response:
         return _problem(request, 503, "cannot reach Redis (or it did not answer in time); try again shortly")
 
     @app.exception_handler(BrokerUnavailable)
-    async def no_broker(request: Request, exc: Exception) -> Response:
+    def no_broker(request: Request, exc: Exception) -> Response:
         return _problem(request, 503, str(exc))
 
     @app.exception_handler(FetchError)
-    async def bad_fetch(request: Request, exc: FetchError) -> Response:
+    def bad_fetch(request: Request, exc: FetchError) -> Response:
         return _problem(request, 422, _field("url", str(exc), "fetch_error"))
 
     @app.exception_handler(RecursionError)
-    async def too_deep(request: Request, exc: Exception) -> Response:
+    def too_deep(request: Request, exc: Exception) -> Response:
         return _problem(request, 422, _field("body", "is nested too deeply", "value_error"))
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
+    def unexpected(request: Request, exc: Exception) -> Response:
         ctx: WebContext = request.app.state.web
         secrets = [s.reveal() for a in ctx.rt.settings.accounts.values() for s in a.credentials.values()]
         secrets.append(ctx.web.secret_key.reveal())

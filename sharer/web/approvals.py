@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from .. import service, workflow
 from ..errors import ComposeError, Forbidden, InputError, NotFound
@@ -230,6 +231,12 @@ async def _decide(request: Request, ctx: WebContext, who: Principal, share_id: s
                   action: Callable[[dict[str, str]], object]) -> Response:
     form = await checked_form(request, who)
     one = {k: v[-1].replace("\r\n", "\n") for k, v in form.items()}
+    return await run_in_threadpool(_decided, request, ctx, who, share_id, action, one)
+
+
+def _decided(request: Request, ctx: WebContext, who: Principal, share_id: str,
+             action: Callable[[dict[str, str]], object], one: dict[str, str]) -> Response:
+    """The decision and the page after it: Redis and the broker, so in a worker thread."""
     _share_id(share_id)
     service.get_share(ctx.rt, share_id)  # 404 before anything else
     try:
@@ -327,7 +334,7 @@ def install(app: FastAPI) -> None:
     ctx: WebContext = app.state.web
 
     @app.exception_handler(Forbidden)
-    async def forbidden(request: Request, exc: Forbidden) -> Response:
+    def forbidden(request: Request, exc: Forbidden) -> Response:  # sync: Starlette runs it in a thread
         return _problem(request, 403, str(exc))
 
     def approval_panel(share: ShareSummary, who: Principal | None) -> dict[str, Any] | None:

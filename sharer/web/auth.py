@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from ..actor import Actor
 from ..roles import Permission
 from ..runtime import Runtime
+from .requestlog import note_actor
 from .sessions import SESSION_COOKIE, LoginLimiter, Sessions, same_token
 from .settings import User, WebSettings
 from .users import Tokens
@@ -68,7 +69,15 @@ Ctx = Annotated[WebContext, Depends(context)]
 
 
 def identify(request: Request, ctx: WebContext) -> Principal | None:
-    """The signed-in principal, or None. A malformed or revoked credential is simply no credential."""
+    """The signed-in principal, or None. A malformed or revoked credential is simply no credential.
+    The request's log lines name the principal from here on (``sharer.web.requestlog``)."""
+    who = _identify(request, ctx)
+    if who is not None:
+        note_actor(request.scope, who.actor)
+    return who
+
+
+def _identify(request: Request, ctx: WebContext) -> Principal | None:
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from functools import wraps
-from typing import Any
 
 import click
 
@@ -59,12 +58,16 @@ def web_command(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 def server_config(app, host: str, port: int, log_level: str = "info", json_logs: bool = False):
     """How `sharer web` runs uvicorn. Its own proxy-header handling is off (it would believe
-    X-Forwarded-For from loopback by default): the app does it, only for [web] trusted_proxies."""
+    X-Forwarded-For from loopback by default): the app does it, only for [web] trusted_proxies. Access
+    lines name the signed-in actor and mask credentials in the path (``sharer.web.requestlog``)."""
     import uvicorn
 
-    extra: dict[str, Any] = {"log_config": None} if json_logs else {}
+    from .requestlog import install, text_log_config
+
+    if json_logs:  # uvicorn's loggers propagate to the root's JSON handler; the filter goes on the logger
+        install()
     return uvicorn.Config(app, host=host, port=port, proxy_headers=False, timeout_graceful_shutdown=3,
-                          log_level=log_level, **extra)
+                          log_level=log_level, log_config=None if json_logs else text_log_config())
 
 
 def _check_port_free(host: str, port: int, field: str) -> None:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from .. import service
 from ..errors import ArticleError, ComposeError, InputError, NotFound
@@ -38,8 +39,17 @@ from .views import (
 
 async def language(request: Request, ctx: Ctx) -> None:
     """Every page and form handler speaks the reader's language from its first message on (an async
-    dependency: the context variable it sets is the handler's own)."""
-    present.values(ctx, request, identify(request, ctx))
+    dependency: the context variable it sets is the handler's own). Who is asking and their settings
+    are read from Redis in a worker thread; back on the loop, ``present.values`` answers from the
+    request's cache and only sets the language."""
+    who = await run_in_threadpool(_reader_values, ctx, request)
+    present.values(ctx, request, who)
+
+
+def _reader_values(ctx: WebContext, request: Request) -> Principal | None:
+    who = identify(request, ctx)
+    present.values(ctx, request, who)
+    return who
 
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(language)])

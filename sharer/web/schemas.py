@@ -239,9 +239,14 @@ class Me(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok (200) or degraded (503): Redis down, no live worker, or a watched queue "
+                                    "without one")
     redis: bool
-    workers: list[str]
+    workers: list[str] = Field(description="every live worker, whatever queues it consumes")
+    queues: dict[str, list[str]] = Field(default_factory=dict,
+                                         description="each watched queue and the live workers consuming it")
+    unconsumed: list[str] = Field(default_factory=list,
+                                  description="watched queues no live worker consumes: what waits there is not sent")
 
 
 class Problem(BaseModel):

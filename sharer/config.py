@@ -336,8 +336,8 @@ def _scale_options(redis: dict[str, Any], celery: dict[str, Any], log: dict[str,
             raise ConfigError(f"{p}: redis.prefix: must not contain {{ or }} with a Redis Cluster data store "
                               "(sharer writes it as the keys' hash tag)")
     log_format = _str(log, "format", p, "log", "text")
-    if log_format not in ("text", "json"):
-        raise ConfigError(f"{p}: log.format: must be \"text\" or \"json\", got {log_format!r}")
+    if problem := not_one_of(log_format, ("text", "json"), quoted=True):
+        raise ConfigError(f"{p}: log.format: {problem}")
     per_platform = celery.get("queue_per_platform", False)
     if not isinstance(per_platform, bool):
         raise ConfigError(f"{p}: celery.queue_per_platform: must be true or false")
@@ -580,6 +580,19 @@ def _retry(value: Any, p: Path, where: str, default: RetryPolicy) -> RetryPolicy
         max_attempts=int(_num(value, "max_attempts", p, where, default.max_attempts)),
         deadline=_num(value, "deadline", p, where, default.deadline),
     )
+
+
+def not_one_of(value: object, allowed: tuple[str, ...], *, quoted: bool = False) -> str | None:
+    """Why ``value`` is not among ``allowed`` (None when it is), in the one wording config errors use:
+    ``must be one of a, b, got 'x'``, or ``quoted``: ``must be "a" or "b", got 'x'`` (an allowed "" is
+    the unset default and not shown). Shared by this module and the platforms' option checks."""
+    if value in allowed:
+        return None
+    if not quoted:
+        return f"must be one of {', '.join(allowed)}, got {value!r}"
+    shown = [f'"{a}"' for a in allowed if a]
+    listed = f"{', '.join(shown[:-1])} or {shown[-1]}" if len(shown) > 1 else shown[0]
+    return f"must be {listed}, got {value!r}"
 
 
 def _check_zone(name: str, p: Path, where: str) -> None:

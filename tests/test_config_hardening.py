@@ -19,6 +19,8 @@ from sharer.errors import ConfigError
 from sharer.web.settings import load_web_settings
 
 HOOK = '[accounts.ok]\nplatform = "webhook"\napi_base = "http://127.0.0.1:1/h"\ncredentials = { secret = "sandbox:" }\n'
+WX = ('[accounts.wx]\nplatform = "wechat"\napi_base = "http://127.0.0.1:1"\n'
+      'credentials = { appid = "sandbox:", appsecret = "sandbox:" }\n')
 BASE = f'[redis]\nurl = "{REDIS_URL}"\nprefix = "sharer-cfgtest"\n\n'
 
 BAD = {
@@ -40,6 +42,14 @@ BAD = {
     "fetch-net": (BASE + '[fetch]\nallow_networks = ["10.0.0.0/33"]\n' + HOOK, "fetch.allow_networks"),
     "fetch-key": (BASE + '[fetch]\nallow = ["x"]\n' + HOOK, "fetch.allow: unknown key"),
     "articles-small": (BASE + "[articles]\nmax_bytes = 10\n" + HOOK, "articles.max_bytes"),
+    # choice errors, word for word (config.py and the WeChat options share one wording helper)
+    "log-format": (BASE + '[log]\nformat = "xml"\n' + HOOK, 'log.format: must be "text" or "json", got \'xml\''),
+    "wx-mode": (BASE + WX + 'options = { publish_mode = "tweet" }\n',
+                "accounts.wx.options.publish_mode: must be one of publish, mass, draft, got 'tweet'"),
+    "wx-type": (BASE + WX + 'options = { account_type = "personal" }\n',
+                "accounts.wx.options.account_type: must be one of subscription, service, got 'personal'"),
+    "wx-period": (BASE + WX + 'options = { mass_quota_period = "week" }\n',
+                  'accounts.wx.options.mass_quota_period: must be "day" or "month", got \'week\''),
 }
 
 

@@ -5,27 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
-from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from bs4 import BeautifulSoup
-from conftest import EXAMPLES, inject, sandbox_posts, wait_settled
+from conftest import wait_settled
+from harness import Fault, article, configure, ctx, faults, inject, platform_for, publish, run_fault, sandbox_posts
 
 from sharer import service
 from sharer.article import Article
-from sharer.errors import (
-    Ambiguous,
-    AuthExpired,
-    ComposeError,
-    DeliveryError,
-    PermanentError,
-    RateLimited,
-    TransientError,
-)
-from sharer.loaders import load_article
-from sharer.platforms.base import DeliveryContext, Post
+from sharer.errors import Ambiguous, AuthExpired, ComposeError, PermanentError, RateLimited, TransientError
+from sharer.platforms.base import DeliveryContext
 from sharer.platforms.wechat import WeChat
 from sharer.sandbox.wechat import APPSECRET
 
@@ -46,32 +38,10 @@ def wx(emulators, runtime):
     return emulators["wechat"]
 
 
-@dataclass
-class Run:
-    ctx: DeliveryContext
-    steps: list[str] = field(default_factory=list)
-    saved: list[dict] = field(default_factory=list)
-
-    @property
-    def platform(self) -> WeChat:
-        return WeChat(self.ctx.account)
-
-    def publish(self, article: Article | Post):
-        post = article if isinstance(article, Post) else self.platform.compose(article)
-        return self.platform.publish(post, self.ctx)
-
-
-def run_for(runtime, name: str = MAIN, *, state: dict | None = None, timeout: float = 5.0, **options) -> Run:
-    """A DeliveryContext like the worker's, recording steps and saved states."""
-    account = runtime.settings.account(name)
-    if options:
-        account = dataclasses.replace(account, options=dataclasses.replace(account.options, **options))
-    run = Run(DeliveryContext(delivery_id="dl_wechat_test", account=account, session=runtime.session,
-                              timeout=timeout, redis=runtime.redis, keys=runtime.keys, state=state or {},
-                              media_rewrite=runtime.settings.media_rewrite))
-    run.ctx.on_step = run.steps.append
-    run.ctx.on_state = lambda s: run.saved.append(json.loads(json.dumps(s)))
-    return run
+def wechat(runtime: Any, name: str = MAIN) -> WeChat:
+    platform = platform_for(runtime, name)
+    assert isinstance(platform, WeChat)
+    return platform
 
 
 def image_url(emu, name: str) -> str:
@@ -80,9 +50,9 @@ def image_url(emu, name: str) -> str:
 
 def local_zh(emu) -> Article:
     """baic-catl-zh.md with its cover and inline image served by the emulator."""
-    article = load_article(str(EXAMPLES / "baic-catl-zh.md"))
-    return dataclasses.replace(article, image=image_url(emu, "cover.jpg"),
-                               body_html=article.body_html.replace(ZH_IMAGE, image_url(emu, "inline.png")))
+    zh = article("baic-catl-zh.md")
+    return dataclasses.replace(zh, image=image_url(emu, "cover.jpg"),
+                               body_html=zh.body_html.replace(ZH_IMAGE, image_url(emu, "inline.png")))
 
 
 def api_calls(emu) -> list[str]:
@@ -90,44 +60,40 @@ def api_calls(emu) -> list[str]:
     return [r["path"].removeprefix("/cgi-bin/") for r in reqs]
 
 
-def configure(emu, **config) -> None:
-    requests.post(emu.url + "/_sandbox/config", json=config, timeout=5).raise_for_status()
-
-
 # --- composition (pure) ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["baic-catl.json", "baic-catl-zh.md", "edge-cases.json", "baic-catl-page.html"])
 def test_every_example_composes_within_wechat_limits(runtime, name):
-    article = load_article(str(EXAMPLES / name))
-    platform = WeChat(runtime.settings.account(MAIN))
-    post = platform.compose(article)
-    assert post == platform.compose(article)  # pure and deterministic
+    art = article(name)
+    platform = wechat(runtime)
+    post = platform.compose(art)
+    assert post == platform.compose(art)  # pure and deterministic
     p = post.payload
     assert set(p) == PAYLOAD_KEYS  # never thumb_media_id (resolved at delivery) nor credentials
     assert 0 < len(p["title"]) <= 32 and len(p["title"].encode()) <= 64
     assert len(p["author"]) <= 8
     assert post.text == p["digest"] and post.length == len(p["digest"]) <= post.limit == 128
     source = p["content_source_url"]
-    assert source.startswith(article.url.split("?")[0]) and "utm_source=wechat" in source
+    assert source.startswith(art.url.split("?")[0]) and "utm_source=wechat" in source
     assert len(p["content"]) < 20_000 and len(p["content"].encode()) < 1_000_000
     soup = BeautifulSoup(p["content"], "html.parser")
     assert not soup.find(["script", "style", "iframe", "form"])
     assert not any(k.startswith("on") for tag in soup.find_all(True) for k in tag.attrs)
     assert all(urlsplit(a["href"]).hostname == "mp.weixin.qq.com" for a in soup.find_all("a", href=True))
     assert p["images"] == list(dict.fromkeys(img["src"] for img in soup.find_all("img")))
-    assert p["cover"] == article.image
-    if p["title"] != article.title:
+    assert p["cover"] == art.image
+    if p["title"] != art.title:
         assert any(w.startswith("title trimmed") for w in post.warnings)
     json.dumps(post.to_dict())
 
 
 def test_chinese_article_golden(runtime):
-    article = load_article(str(EXAMPLES / "baic-catl-zh.md"))
-    post = WeChat(runtime.settings.account(MAIN)).compose(article)
+    art = article("baic-catl-zh.md")
+    post = wechat(runtime).compose(art)
     p = post.payload
     assert p["title"] == "北汽集团与宁德时代签署深化合作备忘录，携…"  # 21 characters, 63 bytes
     assert p["author"] == "北汽集团新闻中心"
-    assert p["digest"] == post.text == article.summary
+    assert p["digest"] == post.text == art.summary
     assert "详情请见北汽集团官网。" in p["content"] and "<a" not in p["content"]
     assert p["images"] == [ZH_IMAGE] and p["cover"] == ZH_IMAGE
     assert (p["need_open_comment"], p["only_fans_can_comment"]) == (0, 0)
@@ -135,10 +101,10 @@ def test_chinese_article_golden(runtime):
 
 
 def test_edge_cases_are_trimmed_safely_and_cleaned(runtime):
-    article = load_article(str(EXAMPLES / "edge-cases.json"))
-    post = WeChat(runtime.settings.account(MAIN)).compose(article)
+    art = article("edge-cases.json")
+    post = wechat(runtime).compose(art)
     p = post.payload
-    assert p["title"].startswith("🚗⚡") and p["title"].endswith("…") and article.title.startswith(p["title"][:-1])
+    assert p["title"].startswith("🚗⚡") and p["title"].endswith("…") and art.title.startswith(p["title"][:-1])
     for junk in ("<script", "document.cookie", "onclick=", "evil()", "<a"):
         assert junk not in p["content"]
     assert "a link &amp; an ampersand" in p["content"]
@@ -148,40 +114,40 @@ def test_edge_cases_are_trimmed_safely_and_cleaned(runtime):
 
 
 def test_english_author_over_the_limit_is_left_out_with_a_warning(runtime):
-    post = WeChat(runtime.settings.account(MAIN)).compose(load_article(str(EXAMPLES / "baic-catl.json")))
+    post = wechat(runtime).compose(article("baic-catl.json"))
     assert post.payload["author"] == ""
     assert "author 'BAIC GROUP News Center' is over 8 characters: left out" in post.warnings
 
 
 def test_override_replaces_the_digest_and_is_never_cut(runtime):
-    platform = WeChat(runtime.settings.account(MAIN))
-    article = load_article(str(EXAMPLES / "baic-catl-zh.md"))
-    post = platform.compose(article, "编辑写的摘要")
+    platform = wechat(runtime)
+    art = article("baic-catl-zh.md")
+    post = platform.compose(art, "编辑写的摘要")
     assert post.text == post.payload["digest"] == "编辑写的摘要" and post.length == 6
     with pytest.raises(ComposeError) as e:
-        platform.compose(article, "字" * 129)
+        platform.compose(art, "字" * 129)
     assert "wechat-main" in str(e.value) and "129" in str(e.value) and "128" in str(e.value)
 
 
 def test_account_template_options_and_default_cover(runtime):
-    platform = WeChat(runtime.settings.account("wechat-custom"))
-    article = dataclasses.replace(load_article(str(EXAMPLES / "baic-catl-zh.md")), author=None, image=None)
-    post = platform.compose(article)
+    platform = wechat(runtime, "wechat-custom")
+    art = article("baic-catl-zh.md", author=None, image=None)
+    post = platform.compose(art)
     p = post.payload
     assert len(p["title"]) <= 12 and len(p["title"].encode()) <= 36 and p["title"].endswith("…")
-    assert p["digest"] == f"【{article.title}】{article.summary}"
+    assert p["digest"] == f"【{art.title}】{art.summary}"
     assert p["author"] == "新闻中心"
     assert (p["need_open_comment"], p["only_fans_can_comment"]) == (1, 1)
     assert "utm_campaign=wx-test" in p["content_source_url"] and p["cover"] is None
     with pytest.raises(ComposeError, match="cover image"):  # no default cover on the main account
-        WeChat(runtime.settings.account(MAIN)).compose(article)
+        wechat(runtime).compose(art)
 
 
 def test_long_content_drops_trailing_blocks_with_a_warning(runtime):
     body = "".join(f"<p>第{i}段" + "字" * 100 + "</p>" for i in range(400))
-    article = Article(title="长文", url="https://news.example.com/zh/long", body_html=body,
-                      image="https://news.example.com/images/c.jpg")
-    post = WeChat(runtime.settings.account(MAIN)).compose(article)
+    art = Article(title="长文", url="https://news.example.com/zh/long", body_html=body,
+                  image="https://news.example.com/images/c.jpg")
+    post = wechat(runtime).compose(art)
     content = post.payload["content"]
     assert len(content) < 20_000 and content.startswith("<p>第0段") and "第399段" not in content
     assert any(w.startswith("content trimmed") and "阅读原文" in w for w in post.warnings)
@@ -190,89 +156,96 @@ def test_long_content_drops_trailing_blocks_with_a_warning(runtime):
 # --- the client against the emulator --------------------------------------------------------------
 
 def test_publish_happy_path(wx, runtime):
-    run = run_for(runtime)
-    article = local_zh(wx)
-    post = run.platform.compose(article)
-    receipt = run.publish(post)
+    steps: list[str] = []
+    c = ctx(runtime, MAIN, steps)
+    art = local_zh(wx)
+    receipt, post = publish(runtime, MAIN, art, context=c)
     assert receipt.post_id and receipt.url == f"{wx.url}/s/{receipt.post_id}"
     assert api_calls(wx) == ["stable_token", "material/add_material", "media/uploadimg", "draft/add",
                              "freepublish/submit", "freepublish/get", "freepublish/get"]
     [posted] = sandbox_posts(wx)
     assert posted["id"] == receipt.post_id and posted["title"] == post.payload["title"]
-    assert posted["thumb_media_id"].startswith("SBX_MAT_") and posted["digest"] == article.summary
+    assert posted["thumb_media_id"].startswith("SBX_MAT_") and posted["digest"] == art.summary
     srcs = [img["src"] for img in BeautifulSoup(posted["content"], "html.parser").find_all("img")]
     assert len(srcs) == 1 and srcs[0].startswith("http://mmbiz.qpic.cn/sandbox/")
     assert "北汽集团" in posted["raw"] and "\\u5317" not in posted["raw"]  # raw UTF-8, no \u escapes
-    assert run.steps[:5] == ["access token refreshed", "cover uploaded", "1 inline image uploaded", "draft created",
-                             f"publish job {run.ctx.state['publish_id']} submitted"]
-    assert run.steps[5] == "publish status 1 (publishing)"
+    assert steps[:5] == ["access token refreshed", "cover uploaded", "1 inline image uploaded", "draft created",
+                         f"publish job {c.state['publish_id']} submitted"]
+    assert steps[5] == "publish status 1 (publishing)"
     page = requests.get(receipt.url, timeout=5)
     assert page.status_code == 200 and "北汽集团" in page.text and srcs[0] in page.text
 
 
-@pytest.mark.parametrize(("path", "code", "cls", "needle"), [
-    ("draft/add", -1, TransientError, "system busy"),
-    ("freepublish/submit", 45011, RateLimited, "per-minute"),
-    ("media/uploadimg", 45009, RateLimited, "daily API quota"),
-    ("draft/add", 45166, PermanentError, "invalid content"),
-    ("freepublish/submit", 53503, PermanentError, "publish check"),
-    ("material/add_material", 48001, PermanentError, "not authorised"),
-])
-def test_error_codes_map_to_our_error_classes(wx, runtime, path, code, cls, needle):
-    inject(wx, path=path, kind="error", code=code)
-    with pytest.raises(DeliveryError) as e:
-        run_for(runtime).publish(local_zh(wx))
-    assert type(e.value) is cls and e.value.code == str(code) and needle in str(e.value)
-    if code == 45011:
-        assert e.value.retry_after == 60
-    if code == 45009:
-        assert 60 <= e.value.retry_after <= 86400
-    assert sandbox_posts(wx) == []
+def _calls(name: str, count: int):
+    """An emulator check: WeChat saw ``name`` called ``count`` times."""
+    return lambda emu: api_calls(emu).count(name) == count
 
 
-def test_publish_status_4_is_permanent(wx, runtime):
-    configure(wx, publish_status=4)
-    run = run_for(runtime)
-    with pytest.raises(PermanentError, match="rejected by platform review") as e:
-        run.publish(local_zh(wx))
-    assert type(e.value) is PermanentError and e.value.code == "publish_status 4"
-    assert run.steps[-1].startswith("publish status 4") and sandbox_posts(wx) == []
+def _waits(low: float, high: float):
+    """An error check: RateLimited waiting ``low`` to ``high`` seconds."""
+    return lambda e: isinstance(e, RateLimited) and low <= e.retry_after <= high
+
+
+ERROR_CODES = [
+    Fault(f"{code} is {cls.__name__}", MAIN, {"kind": "error", "code": code}, cls, needle, path=path, exact=True,
+          code=str(code), make_article=local_zh, check=check)
+    for path, code, cls, needle, check in [
+        ("draft/add", -1, TransientError, "system busy", None),
+        ("freepublish/submit", 45011, RateLimited, "per-minute", _waits(60, 60)),
+        ("media/uploadimg", 45009, RateLimited, "daily API quota", _waits(60, 86400)),
+        ("draft/add", 45166, PermanentError, "invalid content", None),
+        ("freepublish/submit", 53503, PermanentError, "publish check", None),
+        ("material/add_material", 48001, PermanentError, "not authorised", None),
+    ]
+]
+TOKEN_FAULTS = [
+    Fault("a token rejected twice is auth", MAIN, {"kind": "expired_token", "count": 2}, AuthExpired,
+          "re-authorise account wechat-main", path="draft/add", make_article=local_zh,
+          after=_calls("stable_token", 2)),
+    # the wrong secret never shows (run_fault checks every credential of the account)
+    Fault("a wrong appsecret is permanent and named", "wechat-badsecret", None, PermanentError,
+          "re-authorise account wechat-badsecret", code="40001", make_article=local_zh,
+          check=lambda e: "not-the-sandbox-secret" not in str(e)),
+]
+
+
+@faults(ERROR_CODES + TOKEN_FAULTS)
+def test_error_codes_and_token_faults_map_to_our_error_classes(case, wx, emulators, runtime):
+    run_fault(case, emulators, runtime)  # also: no post made, no secret in the message
+
+
+STATUS_4 = Fault("publish status 4 is permanent", MAIN, None, PermanentError, "rejected by platform review",
+                 exact=True, code="publish_status 4", config={"publish_status": 4}, make_article=local_zh)
+
+
+def test_publish_status_4_is_permanent(wx, emulators, runtime):
+    steps: list[str] = []
+    run_fault(STATUS_4, emulators, runtime, steps=steps)
+    assert steps[-1].startswith("publish status 4")
 
 
 def test_expired_token_mid_run_is_refreshed_once_and_the_call_retried(wx, runtime):
-    run_for(runtime).publish(local_zh(wx))
+    publish(runtime, MAIN, local_zh(wx))
     assert api_calls(wx).count("stable_token") == 1
     inject(wx, path="draft/add", kind="expired_token")
-    run = run_for(runtime)
-    assert run.publish(local_zh(wx)).url
+    steps: list[str] = []
+    receipt, _ = publish(runtime, MAIN, local_zh(wx), steps=steps)
+    assert receipt.url
     calls = api_calls(wx)
     assert calls.count("stable_token") == 2 and calls.count("draft/add") == 3
-    assert "access token rejected (errcode 42001): refreshing it once" in run.steps
+    assert "access token rejected (errcode 42001): refreshing it once" in steps
     assert len(sandbox_posts(wx)) == 2
 
 
-def test_a_token_rejected_twice_is_auth_expired(wx, runtime):
-    inject(wx, path="draft/add", kind="expired_token", count=2)
-    with pytest.raises(AuthExpired, match="re-authorise account wechat-main"):
-        run_for(runtime).publish(local_zh(wx))
-    assert api_calls(wx).count("stable_token") == 2
-
-
 def test_a_failed_token_is_dropped_only_while_it_is_still_cached(wx, runtime):
-    run = run_for(runtime)
-    first = run.platform.access_token(run.ctx)
+    platform, c = wechat(runtime), ctx(runtime, MAIN)
+    first = platform.access_token(c)
     stored = json.loads(runtime.redis.get(runtime.keys.token(MAIN)))  # another worker stores a newer token
     runtime.redis.set(runtime.keys.token(MAIN), json.dumps({**stored, "access_token": "ANOTHER-WORKERS-NEWER-TOKEN"}))
-    assert run.platform.access_token(run.ctx, failed=first) == "ANOTHER-WORKERS-NEWER-TOKEN"
+    assert platform.access_token(c, failed=first) == "ANOTHER-WORKERS-NEWER-TOKEN"
     assert api_calls(wx).count("stable_token") == 1
-    assert run.platform.access_token(run.ctx, failed="ANOTHER-WORKERS-NEWER-TOKEN") == first  # still valid
+    assert platform.access_token(c, failed="ANOTHER-WORKERS-NEWER-TOKEN") == first  # still valid
     assert api_calls(wx).count("stable_token") == 2
-
-
-def test_wrong_appsecret_is_permanent_and_named(wx, runtime):
-    with pytest.raises(PermanentError, match="re-authorise account wechat-badsecret") as e:
-        run_for(runtime, "wechat-badsecret").publish(local_zh(wx))
-    assert e.value.code == "40001" and "not-the-sandbox-secret" not in str(e.value)
 
 
 def _token_in_child(config_path: str, account: str, barrier, out) -> None:
@@ -281,9 +254,9 @@ def _token_in_child(config_path: str, account: str, barrier, out) -> None:
 
     rt = Runtime(load_settings(config_path))
     acc = rt.settings.account(account)
-    ctx = DeliveryContext("dl_child", acc, rt.session, timeout=5, redis=rt.redis, keys=rt.keys)
+    c = DeliveryContext("dl_child", acc, rt.session, timeout=5, redis=rt.redis, keys=rt.keys)
     barrier.wait(30)
-    out.put(WeChat(acc).access_token(ctx))
+    out.put(WeChat(acc).access_token(c))
 
 
 def test_two_worker_processes_fetch_one_token(wx, runtime, config_file):
@@ -302,17 +275,18 @@ def test_two_worker_processes_fetch_one_token(wx, runtime, config_file):
 
 def test_a_job_still_publishing_is_resumed_later_without_a_new_draft(wx, runtime):
     configure(wx, publishing_polls=4)
-    run = run_for(runtime, publish_poll_seconds=0.12, publish_poll_interval=0.05)
-    post = run.platform.compose(local_zh(wx))
+    saved: list[dict] = []
+    fast = {"publish_poll_seconds": 0.12, "publish_poll_interval": 0.05}
     with pytest.raises(TransientError, match="still publishing"):
-        run.publish(post)
-    saved = run.saved[-1]
-    assert saved["publish_id"] and saved["draft_media_id"]
-    checker = run_for(runtime, state=saved)  # reconciliation: a running saved job counts as absent
-    assert checker.platform.find_existing(post, checker.ctx) is None
-    later = run_for(runtime, state=saved)
-    receipt = later.publish(post)
-    assert later.steps[0] == f"resuming publish job {saved['publish_id']}" and receipt.url
+        publish(runtime, MAIN, local_zh(wx), context=ctx(runtime, MAIN, saved=saved, options=fast))
+    post = wechat(runtime).compose(local_zh(wx))
+    last = saved[-1]
+    assert last["publish_id"] and last["draft_media_id"]
+    checker = ctx(runtime, MAIN, state=last)  # reconciliation: a running saved job counts as absent
+    assert wechat(runtime).find_existing(post, checker) is None
+    steps: list[str] = []
+    receipt = wechat(runtime).publish(post, ctx(runtime, MAIN, steps, state=last))
+    assert steps[0] == f"resuming publish job {last['publish_id']}" and receipt.url
     calls = api_calls(wx)
     assert calls.count("draft/add") == calls.count("freepublish/submit") == 1
     assert calls.count("freepublish/get") == 5 and len(sandbox_posts(wx)) == 1
@@ -320,13 +294,12 @@ def test_a_job_still_publishing_is_resumed_later_without_a_new_draft(wx, runtime
 
 def test_a_saved_draft_is_submitted_not_created_again(wx, runtime):
     inject(wx, path="freepublish/submit", kind="error", code=-1)
-    run = run_for(runtime)
-    post = run.platform.compose(local_zh(wx))
+    saved: list[dict] = []
     with pytest.raises(TransientError):
-        run.publish(post)
-    saved = run.saved[-1]
-    assert saved["draft_media_id"] and "publish_id" not in saved
-    assert run_for(runtime, state=saved).publish(post).url
+        publish(runtime, MAIN, local_zh(wx), context=ctx(runtime, MAIN, saved=saved))
+    last = saved[-1]
+    assert last["draft_media_id"] and "publish_id" not in last
+    assert publish(runtime, MAIN, local_zh(wx), context=ctx(runtime, MAIN, state=last))[0].url
     calls = api_calls(wx)
     assert [calls.count(c) for c in ("material/add_material", "media/uploadimg", "draft/add")] == [1, 1, 1]
     assert calls.count("freepublish/submit") == 2
@@ -335,101 +308,98 @@ def test_a_saved_draft_is_submitted_not_created_again(wx, runtime):
 def test_a_lost_submit_answer_is_found_not_published_twice(wx, runtime):
     configure(wx, publish_seconds=0)  # jobs are final as soon as they are looked at
     inject(wx, path="freepublish/submit", kind="drop_after")
-    run = run_for(runtime)
-    post = run.platform.compose(local_zh(wx))
+    saved: list[dict] = []
     with pytest.raises(Ambiguous):
-        run.publish(post)
-    receipt = run_for(runtime, state=run.saved[-1]).publish(post)  # draft consumed -> 40007 -> look it up
+        publish(runtime, MAIN, local_zh(wx), context=ctx(runtime, MAIN, saved=saved))
+    # draft consumed -> 40007 -> look it up
+    receipt, _ = publish(runtime, MAIN, local_zh(wx), context=ctx(runtime, MAIN, state=saved[-1]))
     [posted] = sandbox_posts(wx)
     assert receipt.post_id == posted["id"] and receipt.url == posted["url"]
     assert api_calls(wx).count("freepublish/submit") == 2
 
 
+def _lost_submit(wx, runtime, fault: str) -> tuple[Any, dict]:
+    """Publish local_zh with the submit's answer lost (``drop_after``: handled; ``drop``: not): the post
+    and the state saved by then."""
+    inject(wx, path="freepublish/submit", kind=fault)
+    saved: list[dict] = []
+    with pytest.raises(Ambiguous):
+        publish(runtime, MAIN, local_zh(wx), context=ctx(runtime, MAIN, saved=saved))
+    return wechat(runtime).compose(local_zh(wx)), saved[-1]
+
+
 def test_find_existing_confirms_a_lost_submit_in_batchget_by_url_title_and_window(wx, runtime):
     configure(wx, publish_seconds=0)
-    inject(wx, path="freepublish/submit", kind="drop_after")
-    run = run_for(runtime)
-    article = local_zh(wx)
-    post = run.platform.compose(article)
-    with pytest.raises(Ambiguous):
-        run.publish(post)
-    lost = run.saved[-1]
+    post, lost = _lost_submit(wx, runtime, "drop_after")
     assert lost["submit_at"] and lost["draft_media_id"] and "publish_id" not in lost
-    checker = run_for(runtime, state=lost)
-    found = checker.platform.find_existing(post, checker.ctx)
+    platform, checker = wechat(runtime), ctx(runtime, MAIN, state=lost)
+    found = platform.find_existing(post, checker)
     [posted] = sandbox_posts(wx)
     assert found is not None and found.post_id == posted["id"] and found.url == posted["url"]
     # another article's lost submit: not in the list, and its draft is gone -> cannot tell, never "absent"
-    other = checker.platform.compose(dataclasses.replace(article, url="https://news.example.com/zh/other"))
+    other = platform.compose(dataclasses.replace(local_zh(wx), url="https://news.example.com/zh/other"))
     with pytest.raises(Ambiguous, match="left the draft box"):
-        checker.platform.find_existing(other, checker.ctx)
+        platform.find_existing(other, checker)
     # nothing submitted yet: nothing can be public
-    assert run_for(runtime).platform.find_existing(post, run_for(runtime).ctx) is None
+    assert platform.find_existing(post, ctx(runtime, MAIN)) is None
 
 
 def test_find_existing_says_absent_when_the_draft_is_still_in_the_draft_box(wx, runtime):
-    inject(wx, path="freepublish/submit", kind="drop")  # closed before WeChat handled it
-    run = run_for(runtime)
-    post = run.platform.compose(local_zh(wx))
-    with pytest.raises(Ambiguous):
-        run.publish(post)
-    checker = run_for(runtime, state=run.saved[-1])
-    assert checker.platform.find_existing(post, checker.ctx) is None
+    post, lost = _lost_submit(wx, runtime, "drop")  # closed before WeChat handled it
+    assert wechat(runtime).find_existing(post, ctx(runtime, MAIN, state=lost)) is None
     assert "draft/get" in api_calls(wx) and sandbox_posts(wx) == []
 
 
 def test_two_matching_articles_in_the_window_need_review(wx, runtime):
     configure(wx, publish_seconds=0)
-    article = local_zh(wx)
     for _ in range(2):  # the same article published twice (two shares)
-        run_for(runtime).publish(article)
-    inject(wx, path="freepublish/submit", kind="drop_after")
-    run = run_for(runtime)
-    post = run.platform.compose(article)
-    with pytest.raises(Ambiguous):
-        run.publish(post)
-    checker = run_for(runtime, state=run.saved[-1])
+        publish(runtime, MAIN, local_zh(wx))
+    post, lost = _lost_submit(wx, runtime, "drop_after")
     with pytest.raises(Ambiguous, match="3 published WeChat articles match"):
-        checker.platform.find_existing(post, checker.ctx)
+        wechat(runtime).find_existing(post, ctx(runtime, MAIN, state=lost))
 
 
 def test_inline_images_are_uploaded_and_rewritten_or_dropped(wx, runtime):
     img = lambda name: image_url(wx, name)
     body = (f'<p>一<img src="{img("a.png")}"></p><p><img src="{img("b.jpg")}"><img src="{img("a.png")}"></p>'
             f'<p><img src="{img("anim.gif")}"></p><p><img src="{img("big.jpg?bytes=1100000")}"></p>')
-    article = Article(title="图片测试", url="https://news.example.com/zh/images", body_html=body,
-                      image=img("cover.bmp"))
-    run = run_for(runtime)
-    assert run.publish(article).url
+    art = Article(title="图片测试", url="https://news.example.com/zh/images", body_html=body, image=img("cover.bmp"))
+    steps: list[str] = []
+    assert publish(runtime, MAIN, art, steps=steps)[0].url
     [posted] = sandbox_posts(wx)
     srcs = [i["src"] for i in BeautifulSoup(posted["content"], "html.parser").find_all("img")]
     assert len(srcs) == 3 and srcs[0] == srcs[2] != srcs[1]
     assert all(s.startswith("http://mmbiz.qpic.cn/sandbox/") for s in srcs)
     assert api_calls(wx).count("media/uploadimg") == 2
-    assert "2 inline images uploaded" in run.steps
-    dropped = [s for s in run.steps if s.startswith("inline image dropped")]
+    assert "2 inline images uploaded" in steps
+    dropped = [s for s in steps if s.startswith("inline image dropped")]
     assert len(dropped) == 2 and "is gif" in dropped[0] and "1,048,575-byte limit" in dropped[1]
 
 
-@pytest.mark.parametrize(("cover", "cls", "needle"), [
-    ("huge.jpg?bytes=10485761", PermanentError, "10,485,760-byte limit"),
-    ("page.jpg?ctype=text/html", PermanentError, "Content-Type text/html"),
-    ("missing.webp", PermanentError, "HTTP 404"),
-    ("fake.txt?ctype=image/jpeg", PermanentError, "is not an image"),  # an image by its header only
-    ("slow.jpg?delay=2", TransientError, "timeout"),
-])
-def test_cover_download_is_capped_and_checked(wx, runtime, cover, cls, needle):
-    run = run_for(runtime, timeout=0.5)
-    article = dataclasses.replace(local_zh(wx), image=image_url(wx, cover))
-    with pytest.raises(DeliveryError) as e:
-        run.publish(article)
-    assert type(e.value) is cls and needle in str(e.value)
-    assert "material/add_material" not in api_calls(wx)
+def _with_cover(cover: str):
+    return lambda emu: dataclasses.replace(local_zh(emu), image=image_url(emu, cover))
+
+
+COVER_FAULTS = [
+    Fault(f"cover {cover}", MAIN, None, cls, needle, exact=True, make_article=_with_cover(cover),
+          publish={"timeout": 0.5}, after=_calls("material/add_material", 0))
+    for cover, cls, needle in [
+        ("huge.jpg?bytes=10485761", PermanentError, "10,485,760-byte limit"),
+        ("page.jpg?ctype=text/html", PermanentError, "Content-Type text/html"),
+        ("missing.webp", PermanentError, "HTTP 404"),
+        ("fake.txt?ctype=image/jpeg", PermanentError, "is not an image"),  # an image by its header only
+        ("slow.jpg?delay=2", TransientError, "timeout"),
+    ]
+]
+
+
+@faults(COVER_FAULTS)
+def test_cover_download_is_capped_and_checked(case, wx, emulators, runtime):
+    run_fault(case, emulators, runtime)  # and the cover never reached add_material
 
 
 def test_the_draft_body_must_be_raw_utf8(wx, runtime):
-    run = run_for(runtime)
-    token = run.platform.access_token(run.ctx)
+    token = wechat(runtime).access_token(ctx(runtime, MAIN))
     body = {"articles": [{"title": "北汽", "content": "<p>内容</p>", "thumb_media_id": "SANDBOX_DEFAULT_COVER"}]}
     url = f"{wx.url}/cgi-bin/draft/add"
     escaped = requests.post(url, params={"access_token": token}, json=body, timeout=5).json()
@@ -455,21 +425,21 @@ def test_share_chinese_article_through_the_worker(wx, runtime, worker):
 
 
 def test_example_images_come_through_the_media_rewrite(wx, runtime, worker):
-    result = service.share(runtime, load_article(str(EXAMPLES / "baic-catl.json")), [MAIN])
+    result = service.share(runtime, article("baic-catl.json"), [MAIN])
     [d] = wait_settled(runtime, result.share_id)
     assert d.status == "delivered", d.error
     assert sandbox_posts(wx)[0]["thumb_media_id"].startswith("SBX_MAT_")
 
 
 def test_faults_leave_no_token_or_secret_in_the_delivery_records(wx, runtime, worker):
-    article = local_zh(wx)
+    art = local_zh(wx)
     inject(wx, path="draft/add", kind="error", code=45166)
-    [rejected] = wait_settled(runtime, service.share(runtime, article, [MAIN]).share_id)
+    [rejected] = wait_settled(runtime, service.share(runtime, art, [MAIN]).share_id)
     assert rejected.status == "failed" and "45166" in rejected.error and rejected.error_kind == "permanent"
     inject(wx, path="freepublish/submit", kind="expired_token")
-    [refreshed] = wait_settled(runtime, service.share(runtime, article, [MAIN]).share_id)
+    [refreshed] = wait_settled(runtime, service.share(runtime, art, [MAIN]).share_id)
     assert refreshed.status == "delivered", refreshed.error
-    [bad] = wait_settled(runtime, service.share(runtime, article, ["wechat-badsecret"]).share_id)
+    [bad] = wait_settled(runtime, service.share(runtime, art, ["wechat-badsecret"]).share_id)
     assert bad.status == "failed" and "re-authorise account wechat-badsecret" in bad.error
 
     secrets = [APPSECRET, "not-the-sandbox-secret", "SBXS_", "SBXB_", *wx.tokens]  # every sandbox token starts SBX?_

@@ -2,69 +2,52 @@
 ``message/mass/sendall`` answer open never makes a second post or send, and never ends ``failed`` when the
 article is out. Also: an answer dropped after WeChat accepted, and the same article shared twice.
 
-Like ``test_chaos.py``: real ``celery -A tasks worker`` processes, real Redis, the session WeChat emulator
-over HTTP, the module's own config with a SHORT lease (4 s, http_timeout 3 s) so dead leases expire
-within the test, and the sweeper called by the test as beat would. Pool children are killed four at a
-time (the pool is back at once; one child at a time costs Celery ~5 s per kill), ``SHARER_CHAOS_LOOPS``
-(default 20) kills per call.
+The kills run on ``harness.kill_while_held`` (real ``celery -A tasks worker`` processes, real Redis, the
+session WeChat emulator over HTTP, a config of its own with a SHORT lease, 4 s and http_timeout 3 s, so
+dead leases expire within the test, the sweeper called as beat would). WeChat's flow is several calls,
+so the holds are WeChat's own (``SubmitHold``, ``SendallHold``). Pool children are killed four at a time
+(the pool is back at once; one child at a time costs Celery ~5 s per kill), ``SHARER_CHAOS_LOOPS``
+(default 20) kills per call. The other proofs use ``harness.short_lease`` for their runtime.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import signal
-import time
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
-import requests
-from conftest import Worker, inject, sandbox_posts
-from test_chaos import alive, cleanup, env_for, pool_children, settle, wait_for
+from conftest import Worker
+from harness import Hold, configure, demo_table, inject, kill_while_held, sandbox_posts, short_lease
+from test_chaos import cleanup, settle
 
 from sharer import service
 from sharer.article import Article
-from sharer.config import load_settings
 from sharer.platforms._wechat_mass import clientmsgid
-from sharer.runtime import Runtime
 
 LOOPS = int(os.environ.get("SHARER_CHAOS_LOOPS", "20"))
-LEASE, HTTP_TIMEOUT = 4.0, 3.0
-HOLD = LEASE + 2.0  # WeChat answers after this long: past the lease (the client gives up at 3 s)
-ROUND = 4  # pool children killed at once
-FAST = "publish_poll_interval = 0.05, publish_poll_seconds = 2.0, default_cover_media_id = \"SANDBOX_DEFAULT_COVER\""
-
-
-def wx_toml(url: str, redis_url: str, tag: str) -> str:
-    return (f'[redis]\nurl = "{redis_url}"\nprefix = "sharer-wxchaos-{tag}"\n\n'
-            f'[celery]\nqueue = "sharer-wxchaos-{tag}"\n\n[defaults]\ntimezone = "UTC"\n\n'
-            f"[delivery]\nlease_seconds = {LEASE}\nhttp_timeout = {HTTP_TIMEOUT}\n"
-            "retry = { base = 0.1, cap = 0.5, max_attempts = 6 }\nduplicate_window_hours = 0\n\n"
-            f'[accounts.wx-publish]\nplatform = "wechat"\napi_base = "{url}"\n'
-            f'credentials = {{ appid = "sandbox:", appsecret = "sandbox:" }}\noptions = {{ {FAST} }}\n\n'
-            f'[accounts.wx-mass]\nplatform = "wechat"\napi_base = "{url}"\n'
-            'credentials = { appid = "sandbox:", appsecret = "sandbox:" }\n'
-            f'options = {{ publish_mode = "mass", account_type = "service", mass_quota = 10000, {FAST} }}\n')
+LEASE = 4.0  # the client gives up at 3 s; WeChat answers after 6 s, past the lease
+FAST = {"publish_poll_interval": 0.05, "publish_poll_seconds": 2.0,
+        "default_cover_url": "", "default_cover_media_id": "SANDBOX_DEFAULT_COVER"}
+MASS = {**FAST, "publish_mode": "mass", "account_type": "service", "mass_quota": 10000}
+OPTIONS = {"wx-publish": FAST, "wx-mass": MASS}
 
 
 @pytest.fixture(scope="module")
-def wxchaos(tmp_path_factory, emulators):
-    from conftest import REDIS_URL
-
-    tmp = tmp_path_factory.mktemp("wxchaos")
-    config = tmp / "sharer-wxchaos.toml"
-    config.write_text(wx_toml(emulators["wechat"].url, REDIS_URL, secrets.token_hex(4)))
-    rt = Runtime(load_settings(config))
-    yield rt, env_for(config, tmp)
+def wxchaos(emulators):
+    """(runtime, worker env) with wx-publish and wx-mass: the demo account, fast polls, a default cover."""
+    rt, env = short_lease("wxchaos", {name: demo_table(emulators, "wechat", o) for name, o in OPTIONS.items()},
+                          lease=LEASE)
+    yield rt, env
     cleanup(rt)
 
 
 @pytest.fixture
 def wx(emulators):
     emu = emulators["wechat"]
-    # jobs are final as soon as they are looked at; the emulator's mass quota is no limit here
-    requests.post(emu.url + "/_sandbox/config", json={"publish_seconds": 0, "mass_quota": 100000},
-                  timeout=5).raise_for_status()
+    configure(emu, publish_seconds=0, mass_quota=100000)  # jobs final when looked at; the quota no limit here
     return emu
 
 
@@ -77,64 +60,56 @@ def posts_of(emu, token: str) -> list[dict]:
     return [p for p in sandbox_posts(emu) if token in p.get("content_source_url", "")]
 
 
-def in_flight(emu, account: str, ids: list[str], tokens: list[str]) -> bool:
-    """Every delivery's submit / sendall has been handled by the emulator (the answer is being held)."""
-    with emu.lock:
-        if account == "wx-mass":
-            return all(clientmsgid(d) in emu.clientmsgids for d in ids)
-        raws = [j["draft"]["raw"] for j in emu.jobs.values()]
-    return all(any(t in r for r in raws) for t in tokens)
+@dataclass(frozen=True)
+class SubmitHold(Hold):
+    """A submit's body names only the draft: hold the round's next submits (nothing else submits during
+    the loop); held once every article's draft has become a publish job."""
+
+    path: str = "freepublish/submit"
+
+    def before(self, emulator: Any, tokens: list[str], seconds: float) -> None:
+        inject(emulator, path=self.path, kind="hold", seconds=seconds, count=len(tokens))
+
+    def held(self, emulator: Any, tokens: list[str], ids: list[str]) -> bool:
+        with emulator.lock:
+            raws = [j["draft"]["raw"] for j in emulator.jobs.values()]
+        return all(any(t in r for r in raws) for t in tokens)
+
+
+@dataclass(frozen=True)
+class SendallHold(Hold):
+    """Each sendall hold matches its delivery's clientmsgid, so a resend from an earlier round's
+    reconciliation cannot take this round's fault; the clientmsgid is known once the delivery exists, so
+    draft/add is slowed a little (matched by the article) while the holds are set."""
+
+    path: str = "message/mass/sendall"
+
+    def before(self, emulator: Any, tokens: list[str], seconds: float) -> None:
+        for t in tokens:
+            inject(emulator, path="draft/add", kind="hold", seconds=0.5, match=t)
+
+    def after(self, emulator: Any, ids: list[str], seconds: float) -> None:
+        for did in ids:
+            inject(emulator, path=self.path, kind="hold", seconds=seconds, match=clientmsgid(did))
+
+    def held(self, emulator: Any, tokens: list[str], ids: list[str]) -> bool:
+        with emulator.lock:
+            return all(clientmsgid(d) in emulator.clientmsgids for d in ids)
+
+
+HOLDS = {"wx-publish": SubmitHold(), "wx-mass": SendallHold()}
 
 
 @pytest.mark.parametrize("account", ["wx-publish", "wx-mass"])
-def test_worker_killed_while_wechat_holds_the_answer_never_posts_twice(account, wxchaos, wx):
-    rt, env = wxchaos
-    path = "message/mass/sendall" if account == "wx-mass" else "freepublish/submit"
-    run = secrets.token_hex(3)
-    ids: list[str] = []
-    tokens: list[str] = []
-    t0 = time.monotonic()
-    w = Worker(env, concurrency=ROUND)
-    try:
-        for first in range(0, LOOPS, ROUND):
-            batch = [f"{run}k{i:03d}z" for i in range(first, min(first + ROUND, LOOPS))]
-            if account == "wx-mass":
-                # A resend from an earlier round's reconciliation must not take this round's fault: each
-                # sendall hold matches its delivery's clientmsgid, set while draft/add is slowed a little.
-                for t in batch:
-                    inject(wx, path="draft/add", kind="hold", seconds=0.5, match=t)
-                held = [service.share(rt, article(t), [account]).deliveries[0].id for t in batch]
-                for did in held:
-                    inject(wx, path=path, kind="hold", seconds=HOLD, match=clientmsgid(did))
-            else:  # the body of a submit names only the draft; nothing else submits during the loop
-                inject(wx, path=path, kind="hold", seconds=HOLD, count=len(batch))
-                held = [service.share(rt, article(t), [account]).deliveries[0].id for t in batch]
-            wait_for(lambda h=held, b=batch: in_flight(wx, account, h, b), 30, f"round {first}: the held calls")
-            assert all(d.status == "sending" for d in rt.store.get_many(held, with_events=False))
-            kids = [k for k in pool_children(w.proc.pid) if alive(k)]
-            assert len(kids) == len(batch), kids  # every child is inside a held call
-            for kid in kids:
-                os.kill(kid, signal.SIGKILL)
-            ids += held
-            tokens += batch
-        kills = time.monotonic() - t0
-        ds = settle(rt, ids, timeout=90)
-    finally:
-        w.stop()
-    by_id = {d.id: d for d in ds}
-    for did, token in zip(ids, tokens):
-        d, out = by_id[did], posts_of(wx, token)
-        assert len(out) == 1, (token, len(out))  # exactly one article / mass send, never two
-        assert d.status in ("delivered", "needs_review"), (d.status, d.error)
-        if d.status == "delivered":
-            assert d.post_id == out[0]["id"]
-            assert "unknown" in [e["status"] for e in d.events]  # reconciled, never resent blind
-    statuses = Counter(d.status for d in ds)
-    assert statuses["delivered"] == LOOPS, dict(statuses)  # every one confirmed (the emulator can tell)
-    calls = Counter(r["path"] for r in wx.requests)
+def test_worker_killed_while_wechat_holds_the_answer_never_posts_twice(account, wx, emulators):
+    ds = kill_while_held(emulators, "wechat", HOLDS[account], "delivered", loops=LOOPS, options=OPTIONS[account],
+                         lease=LEASE, article_for=article, own_post_id=True)
+    # the harness checked: one article / mass send per token, every delivery "delivered" with its own
+    # post's id (the emulator can tell), each reconciled after the kill ("unknown"), never resent blind
+    assert len(ds) == LOOPS
     if account == "wx-publish":
+        calls = Counter(r["path"] for r in wx.requests)
         assert calls["/cgi-bin/freepublish/submit"] == LOOPS  # never re-submitted
-    print(f"\n{account}: {LOOPS} kills in {kills:.1f}s, settled after {time.monotonic() - t0:.1f}s: {dict(statuses)}")
 
 
 @pytest.mark.parametrize("account", ["wx-publish", "wx-mass"])
@@ -183,8 +158,7 @@ def test_a_lost_submit_whose_article_never_shows_needs_review_after_one_submit(w
     """The job never finishes (still publishing), the submit's answer was lost: the draft is gone, the
     article is not listed — the editor decides. One submit, no loop, never ``failed``."""
     rt, env = wxchaos
-    requests.post(wx.url + "/_sandbox/config", json={"publish_seconds": 3600, "publishing_polls": 10**6},
-                  timeout=5).raise_for_status()
+    configure(wx, publish_seconds=3600, publishing_polls=10**6)
     token = f"{secrets.token_hex(3)}never"
     inject(wx, path="freepublish/submit", kind="drop_after", count=1)
     w = Worker(env, concurrency=1)

@@ -9,16 +9,15 @@ import time
 
 import pytest
 import requests
-from conftest import EXAMPLES, inject, run_cli, sandbox_posts
-from test_wechat import api_calls, configure, image_url, local_zh, run_for
+from conftest import EXAMPLES, run_cli
+from harness import Fault, article, configure, ctx, inject, publish, run_fault, sandbox_posts
+from test_wechat import api_calls, image_url, local_zh, wechat
 
 from sharer.article import Article
 from sharer.errors import Ambiguous, ArticleError, ComposeError, PermanentError, RateLimited
-from sharer.loaders import load_article
 from sharer.platforms import _wechat_quota as quota
 from sharer.platforms._wechat_image import centred_crop, image_size
 from sharer.platforms._wechat_mass import clientmsgid
-from sharer.platforms.wechat import WeChat
 from sharer.sandbox.images import SAMPLE_JPEG, make_png
 
 
@@ -48,32 +47,29 @@ def three_articles(emu) -> Article:
 # --- mass send (群发) ------------------------------------------------------------------------------
 
 def test_mass_send_to_all_followers(wx, runtime):
-    run = run_for(runtime, "wechat-mass")
-    post = run.platform.compose(local_zh(wx))
+    c = ctx(runtime, "wechat-mass")
+    receipt, post = publish(runtime, "wechat-mass", local_zh(wx), context=c)
     assert post.payload["publish_mode"] == "mass"
     assert any(w.startswith("mass send (群发) to all followers") and "1000 mass sends a month" in w
                for w in post.warnings)
-    receipt = run.publish(post)
     [sent] = sandbox_posts(wx)
     assert sent["mode"] == "mass" and sent["filter"] == {"is_to_all": True}
-    assert sent["clientmsgid"] == clientmsgid(run.ctx.delivery_id) and sent["send_ignore_reprint"] == 0
+    assert sent["clientmsgid"] == clientmsgid(c.delivery_id) and sent["send_ignore_reprint"] == 0
     assert receipt.post_id == sent["msg_id"] and receipt.url is None and "SEND_SUCCESS" in receipt.note
-    assert run.ctx.state["msg_id"] == int(sent["msg_id"])
+    assert c.state["msg_id"] == int(sent["msg_id"])
     calls = api_calls(wx)
     assert calls.count("message/mass/sendall") == 1 and "message/mass/get" in calls
     assert "freepublish/submit" not in calls
     # the mass-sent draft left the draft box
-    token = run.platform.access_token(run.ctx)
+    token = wechat(runtime, "wechat-mass").access_token(c)
     gone = requests.post(f"{wx.url}/cgi-bin/draft/get", params={"access_token": token},
-                         json={"media_id": run.ctx.state["draft_media_id"]}, timeout=5).json()
+                         json={"media_id": c.state["draft_media_id"]}, timeout=5).json()
     assert gone["errcode"] == 40007
 
 
 def test_mass_send_to_a_tag_with_ignore_reprint(wx, runtime):
-    run = run_for(runtime, "wechat-mass-daily")
-    post = run.platform.compose(local_zh(wx))
+    _, post = publish(runtime, "wechat-mass-daily", local_zh(wx))
     assert any("followers with tag 101" in w and "1 mass send a day" in w for w in post.warnings)
-    run.publish(post)
     [sent] = sandbox_posts(wx)
     assert sent["filter"] == {"is_to_all": False, "tag_id": 101} and sent["send_ignore_reprint"] == 1
 
@@ -90,21 +86,20 @@ def test_a_lost_sendall_answer_is_confirmed_by_the_same_clientmsgid(wx, runtime,
     clientmsgid first, or first finds our (consumed) draft gone and we ask again with a fresh one."""
     configure(wx, clientmsgid_first=clientmsgid_first)
     inject(wx, path="message/mass/sendall", kind="drop_after")
-    run = run_for(runtime, "wechat-mass")
-    post = run.platform.compose(local_zh(wx))
+    saved: list[dict] = []
     with pytest.raises(Ambiguous):
-        run.publish(post)
-    lost = run.saved[-1]
+        publish(runtime, "wechat-mass", local_zh(wx), context=ctx(runtime, "wechat-mass", saved=saved))
+    post, lost = wechat(runtime, "wechat-mass").compose(local_zh(wx)), saved[-1]
     assert lost["mass_at"] and "msg_id" not in lost
-    checker = run_for(runtime, "wechat-mass", state=lost)
-    assert checker.platform.find_existing(post, checker.ctx) is None  # safe to resend: same clientmsgid
-    again = run_for(runtime, "wechat-mass", state=lost)
-    receipt = again.publish(post)
+    checker = ctx(runtime, "wechat-mass", state=lost)
+    assert wechat(runtime, "wechat-mass").find_existing(post, checker) is None  # safe to resend: same clientmsgid
+    steps: list[str] = []
+    receipt = wechat(runtime, "wechat-mass").publish(post, ctx(runtime, "wechat-mass", steps, state=lost))
     [sent] = sandbox_posts(wx)
     assert receipt.post_id == sent["msg_id"] and "WeChat already had this mass send" in receipt.note
-    assert any("msg_id " + sent["msg_id"] in s for s in again.steps)
+    assert any("msg_id " + sent["msg_id"] in s for s in steps)
     if not clientmsgid_first:
-        assert any("consumed by an earlier send (errcode 40007)" in s for s in again.steps)
+        assert any("consumed by an earlier send (errcode 40007)" in s for s in steps)
         assert api_calls(wx).count("draft/add") == 2
     assert quota.status(runtime.redis, runtime.keys, runtime.settings.account("wechat-mass")).used == 1
 
@@ -114,42 +109,38 @@ def test_the_daily_quota_is_enforced_before_sending_and_given_back_on_refusal(wx
     before = quota.status(runtime.redis, runtime.keys, account)
     assert (before.used, before.limit, before.period, before.zone) == (0, 1, "day", "Asia/Shanghai")
     inject(wx, path="message/mass/sendall", kind="error", code=48001)
-    first = run_for(runtime, "wechat-mass-daily")
     with pytest.raises(PermanentError):
-        first.publish(local_zh(wx))
+        publish(runtime, "wechat-mass-daily", local_zh(wx))
     assert quota.status(runtime.redis, runtime.keys, account).used == 0  # refused: given back
-    run_for(runtime, "wechat-mass-daily", state={}).publish(local_zh(wx))
-    second = run_for(runtime, "wechat-mass-daily")
-    second.ctx.delivery_id = "dl_second"
+    publish(runtime, "wechat-mass-daily", local_zh(wx))
     with pytest.raises(RateLimited, match="quota of account wechat-mass-daily used up: 1 of 1") as e:
-        second.publish(local_zh(wx))
+        publish(runtime, "wechat-mass-daily", local_zh(wx), delivery_id="dl_second")
     assert 60 <= e.value.retry_after <= 86400 + 3600
     assert len(sandbox_posts(wx)) == 1 and api_calls(wx).count("message/mass/sendall") == 2
 
 
-def test_wechat_45028_is_rate_limited_until_the_period_resets(wx, runtime):
-    configure(wx, mass_quota=0)
-    run = run_for(runtime, "wechat-mass")
-    with pytest.raises(RateLimited, match="45028") as e:
-        run.publish(local_zh(wx))
-    assert e.value.retry_after >= 60
-    assert quota.status(runtime.redis, runtime.keys, runtime.settings.account("wechat-mass")).used == 0
+MASS_REFUSALS = [  # (row, the account's mass quota used afterwards; None: not checked)
+    (Fault("45028 is rate-limited until the period resets", "wechat-mass", None, RateLimited, "45028",
+           config={"mass_quota": 0}, make_article=local_zh, check=lambda e: e.retry_after >= 60), 0),
+    (Fault("a mass send that fails is permanent", "wechat-mass", None, PermanentError, "SEND_FAIL",
+           config={"mass_status": "SEND_FAIL"}, make_article=local_zh, posts=None), None),
+]
 
 
-def test_mass_send_failure_is_permanent(wx, runtime):
-    configure(wx, mass_status="SEND_FAIL")
-    with pytest.raises(PermanentError, match="SEND_FAIL"):
-        run_for(runtime, "wechat-mass").publish(local_zh(wx))
+@pytest.mark.parametrize(("case", "used"), MASS_REFUSALS, ids=[str(c) for c, _ in MASS_REFUSALS])
+def test_mass_send_refusals(case, used, wx, emulators, runtime):
+    run_fault(case, emulators, runtime)
+    if used is not None:
+        assert quota.status(runtime.redis, runtime.keys, runtime.settings.account(case.account)).used == used
 
 
 # --- draft mode -------------------------------------------------------------------------------------
 
 def test_draft_mode_returns_the_drafts_preview_link(wx, runtime):
-    run = run_for(runtime, "wechat-draft")
-    post = run.platform.compose(local_zh(wx))
+    c = ctx(runtime, "wechat-draft")
+    receipt, post = publish(runtime, "wechat-draft", local_zh(wx), context=c)
     assert any(w.startswith("draft only") for w in post.warnings)
-    receipt = run.publish(post)
-    assert receipt.post_id == run.ctx.state["draft_media_id"] and "/s/draft?media_id=" in receipt.url
+    assert receipt.post_id == c.state["draft_media_id"] and "/s/draft?media_id=" in receipt.url
     assert "draft box for an editor" in receipt.note and sandbox_posts(wx) == []
     page = requests.get(receipt.url, timeout=5)
     assert page.status_code == 200 and "北汽集团" in page.text
@@ -160,20 +151,18 @@ def test_draft_mode_returns_the_drafts_preview_link(wx, runtime):
 # --- multi-article pushes and cover crops ------------------------------------------------------------
 
 def test_multi_article_compose_and_draft(wx, runtime):
-    article = three_articles(wx)
-    run = run_for(runtime)
-    post = run.platform.compose(article)
+    steps: list[str] = []
+    receipt, post = publish(runtime, "wechat-main", three_articles(wx), steps=steps)
     p = post.payload
-    assert p["title"] == WeChat(run.ctx.account).compose(local_zh(wx)).payload["title"]  # the lead leads
+    assert p["title"] == wechat(runtime).compose(local_zh(wx)).payload["title"]  # the lead leads
     assert [m["title"] for m in p["more"]] == ["第2篇：补充报道", "第3篇：补充报道"]
     assert all("utm_source=wechat" in m["content_source_url"] for m in p["more"])
     assert any(w.startswith("3 articles in one push") for w in post.warnings)
-    receipt = run.publish(post)
     [posted] = sandbox_posts(wx)
     assert [a["title"] for a in posted["articles"]] == [p["title"], "第2篇：补充报道", "第3篇：补充报道"]
     assert "digest" not in posted["articles"][1] and len({a["thumb_media_id"] for a in posted["articles"]}) == 3
     assert all("mmbiz.qpic.cn" in a["content"] for a in posted["articles"])
-    assert "draft created (3 articles)" in run.steps and receipt.url
+    assert "draft created (3 articles)" in steps and receipt.url
     assert requests.get(receipt.url.replace("/s/", "/s/") + "?idx=3", timeout=5).status_code == 200
 
 
@@ -182,7 +171,7 @@ def test_more_than_eight_articles_is_refused(runtime):
     with pytest.raises(ArticleError, match="extra_articles: at most 7"):
         Article(title="lead", url="https://news.example.com/lead", extra_articles=extra)
     with pytest.raises(ComposeError, match="article 2: the article has no body"):
-        WeChat(runtime.settings.account("wechat-custom")).compose(
+        wechat(runtime, "wechat-custom").compose(
             Article(title="lead", url="https://news.example.com/lead", body_html="<p>x</p>",
                     extra_articles=extra[:2]))
 
@@ -192,8 +181,7 @@ def test_cover_crops_come_from_the_cover_images_real_size(wx, runtime):
     assert centred_crop(100, 100, 1.0) == "0_0_1_1"
     assert centred_crop(470, 100, 2.35) == "0.25_0_0.75_1"
     assert centred_crop(100, 470, 2.35) == "0_0.454731_1_0.545269"
-    run = run_for(runtime)
-    run.publish(local_zh(wx))  # cover.jpg is the 64x36 sample JPEG
+    publish(runtime, "wechat-main", local_zh(wx))  # cover.jpg is the 64x36 sample JPEG
     [posted] = sandbox_posts(wx)
     assert posted["pic_crop_1_1"] == "0.21875_0_0.78125_1"
     assert posted["pic_crop_235_1"] == "0_0.121749_1_0.878251"
@@ -202,11 +190,11 @@ def test_cover_crops_come_from_the_cover_images_real_size(wx, runtime):
 # --- preview to a phone ------------------------------------------------------------------------------
 
 def test_preview_to_a_phone_by_wechat_id_and_openid(wx, runtime):
-    run = run_for(runtime)
-    post = run.platform.compose(three_articles(wx))
-    sent = run.platform.send_preview(post, run.ctx, "editor-wx")
+    platform, c = wechat(runtime), ctx(runtime, "wechat-main")
+    post = platform.compose(three_articles(wx))
+    sent = platform.send_preview(post, c, "editor-wx")
     assert sent.to == "editor-wx" and sent.msg_id and sent.articles == 3
-    by_openid = run.platform.send_preview(post, run.ctx, "openid:oABC123")
+    by_openid = platform.send_preview(post, c, "openid:oABC123")
     assert by_openid.draft_media_id == sent.draft_media_id  # the same draft: it stays in the draft box
     got = previews(wx)
     assert [(p["towxname"], p["touser"]) for p in got] == [("editor-wx", None), (None, "oABC123")]
@@ -216,9 +204,9 @@ def test_preview_to_a_phone_by_wechat_id_and_openid(wx, runtime):
 
 def test_preview_to_someone_who_does_not_follow_is_a_clear_error(wx, runtime):
     configure(wx, followers=["editor-wx"])
-    run = run_for(runtime)
+    platform = wechat(runtime)
     with pytest.raises(PermanentError, match="does not follow the account"):
-        run.platform.send_preview(run.platform.compose(local_zh(wx)), run.ctx, "stranger")
+        platform.send_preview(platform.compose(local_zh(wx)), ctx(runtime, "wechat-main"), "stranger")
 
 
 # --- through the worker and the CLI -------------------------------------------------------------------
@@ -284,7 +272,7 @@ def test_cli_preview_send_to_phone(wx, runtime, base_env):
 
 
 def test_quota_is_shown_in_preview(wx, runtime, base_env):
-    run_for(runtime, "wechat-mass-daily").publish(local_zh(wx))
+    publish(runtime, "wechat-mass-daily", local_zh(wx))
     proc = run_cli(["preview", str(EXAMPLES / "baic-catl-zh.md"), "--to", "wechat-mass-daily"], base_env)
     assert "1 of 1 mass send used today (Asia/Shanghai)" in proc.stdout
     out = json.loads(run_cli(["preview", str(EXAMPLES / "baic-catl-zh.md"), "--to", "wechat-mass-daily",
@@ -298,9 +286,8 @@ def test_api_phone_preview(wx, web_app, editor_token, viewer_token):
     from web_support import client, sign_in
 
     c = client(web_app)
-    article = {k: v for k, v in load_article(str(EXAMPLES / "baic-catl-zh.md")).to_dict().items()
-               if k != "source" and v not in (None, [])}
-    body = {"article": article, "accounts": ["wechat-main", "weibo-main"], "send_to": "editor-wx"}
+    fields = {k: v for k, v in article("baic-catl-zh.md").to_dict().items() if k != "source" and v not in (None, [])}
+    body = {"article": fields, "accounts": ["wechat-main", "weibo-main"], "send_to": "editor-wx"}
     r = c.post("/api/previews/phone", json=body, headers=editor_token)
     assert r.status_code == 200, r.text
     [sent] = r.json()["sent"]

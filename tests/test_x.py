@@ -251,7 +251,7 @@ FAULTS = [
     Fault("a dropped answer is ambiguous", "x-main", {"kind": "drop_after"}, Ambiguous, path="/2/tweets",
           exact=True, posts=1, publish=NO_IMAGE),
     Fault("a read timeout is ambiguous", "x-main", {"kind": "timeout", "seconds": 2}, Ambiguous, path="/2/tweets",
-          exact=True, publish={**NO_IMAGE, "context": {"timeout": 1}}),
+          exact=True, publish={**NO_IMAGE, "timeout": 1}),
     Fault("a revoked OAuth 1.0a token means re-authorise", "x-main", {"kind": "expired_token"}, PermanentError,
           ["HTTP 401", "re-authorise account 'x-main'"], path="/2/tweets", exact=True, status=401,
           publish=NO_IMAGE),
@@ -391,7 +391,7 @@ def test_ids_x_dropped_early_are_uploaded_again_once(emulators, runtime):
     lead = article(BAIC).image
     state = {"media": [{"url": lead, "id": "1860000000000000999", "until": time.time() + 86400}]}
     steps: list[str] = []
-    receipt, _ = publish(runtime, "x-main", steps=steps, context={"state": state})
+    receipt, _ = publish(runtime, "x-main", context=ctx(runtime, "x-main", steps, state=state))
     [p] = sandbox_posts(emu)
     assert p["id"] == receipt.post_id and len(p["media_ids"]) == 1 and p["media_ids"] != ["1860000000000000999"]
     assert uploads(emu) == 1 and any("uploading them again" in s for s in steps)
@@ -400,7 +400,7 @@ def test_ids_x_dropped_early_are_uploaded_again_once(emulators, runtime):
     fresh = {"media": [{"url": lead, "id": p["media_ids"][0], "until": time.time() + 86400}]}
     inject(emu, path="/2/tweets", kind="error", code=400, message="Your media IDs are invalid.", count=2)
     with pytest.raises(PermanentError, match="media IDs are invalid"):  # refused again: the error, not a loop
-        publish(runtime, "x-main", art=article(BAIC, title="Other"), context={"state": fresh})
+        publish(runtime, "x-main", art=article(BAIC, title="Other"), context=ctx(runtime, "x-main", state=fresh))
     assert uploads(emu) == 2 and len(sandbox_posts(emu)) == 1
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import not_one_of
 from .spec import OptionError, Options
 
 MODES = ("publish", "mass", "draft")
 ACCOUNT_TYPES = ("subscription", "service")
+PERIODS = ("", "day", "month")  # "": the account type's period
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,10 @@ class WeChatOptions(Options):
     mass_quota_period: str = ""         # "" (the account type's), "day" or "month"
 
     def check(self) -> WeChatOptions:
-        if self.publish_mode not in MODES:
-            raise OptionError("publish_mode", f"must be one of {', '.join(MODES)}, got {self.publish_mode!r}")
-        if self.account_type not in ACCOUNT_TYPES:
-            raise OptionError("account_type", f"must be one of {', '.join(ACCOUNT_TYPES)}, got {self.account_type!r}")
-        if self.mass_quota_period not in ("", "day", "month"):
-            raise OptionError("mass_quota_period", f"must be \"day\" or \"month\", got {self.mass_quota_period!r}")
+        for key, allowed, quoted in (("publish_mode", MODES, False), ("account_type", ACCOUNT_TYPES, False),
+                                     ("mass_quota_period", PERIODS, True)):
+            if problem := not_one_of(getattr(self, key), allowed, quoted=quoted):
+                raise OptionError(key, problem)
         if self.mass_quota < 0:
             raise OptionError("mass_quota", "must be 0 (the account type's quota) or more")
         if self.tag_id is not None and self.tag_id < 0:

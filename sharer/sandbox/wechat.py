@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup
 
-from ._wx_cgi import WxError, cgi
+from ._wx_cgi import WxError, cgi, check_flag, draft_named, job_named, rid, thumb_url
 from .images import SAMPLE_JPEG, make_png
 from .server import JSON, Emulator, Request, Response, route
 from .wechat_mass import MassSendMixin
@@ -114,9 +114,8 @@ class WeChatEmulator(MassSendMixin, Emulator):
                 t.expired = True
 
     def _err(self, code: int, hint: str = "") -> Response:
-        rid = "-".join(secrets.token_hex(4) for _ in range(3))
         text = ERRMSG.get(code, "error") + (f" hint: [{hint}]" if hint else "")
-        return Response(200, {"errcode": code, "errmsg": f"{text} rid: {rid}"})
+        return Response(200, {"errcode": code, "errmsg": f"{text} rid: {rid()}"})
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -263,8 +262,7 @@ class WeChatEmulator(MassSendMixin, Emulator):
         if not isinstance(source, str) or len(source.encode()) > 1024:
             raise WxError(45005)
         for key in ("need_open_comment", "only_fans_can_comment"):
-            if a.get(key, 0) not in (0, 1):
-                raise WxError(47001, f"{key} must be 0 or 1")
+            check_flag(a, key)
         for key in ("pic_crop_235_1", "pic_crop_1_1"):
             if key in a and not _crop_ok(a[key]):
                 raise WxError(40097, f"{key} must be X1_Y1_X2_Y2 with 0 <= X1 < X2 <= 1 and 0 <= Y1 < Y2 <= 1")
@@ -284,9 +282,7 @@ class WeChatEmulator(MassSendMixin, Emulator):
 
     @cgi("POST", r"/cgi-bin/freepublish/submit")
     def submit(self, req: Request, body: JSON) -> JSON:
-        draft = self.drafts.pop(str(body.get("media_id")), None)  # a published draft leaves the draft box
-        if draft is None:
-            raise WxError(40007)
+        draft = draft_named(self.drafts, body.get("media_id"), consume=True)  # a published draft leaves the box
         n = next(self.seq)
         publish_id = str(2247483000 + n)
         self.jobs[publish_id] = {"draft": draft, "polls_left": int(self.config["publishing_polls"]),
@@ -297,9 +293,7 @@ class WeChatEmulator(MassSendMixin, Emulator):
     @cgi("POST", r"/cgi-bin/freepublish/get")
     def publish_get(self, req: Request, body: JSON) -> JSON:
         publish_id = str(body.get("publish_id"))
-        job = self.jobs.get(publish_id)
-        if job is None:
-            raise WxError(40097, "unknown publish_id")
+        job = job_named(self.jobs, publish_id, "publish_id")
         if job["status"] is None and job["polls_left"] > 0 and time.time() < job["ready_at"]:
             job["polls_left"] -= 1
             return {"publish_id": publish_id, "publish_status": 1, "article_id": "", "fail_idx": []}
@@ -337,7 +331,7 @@ class WeChatEmulator(MassSendMixin, Emulator):
         out = []
         for news, url in zip(art["items"], art["urls"]):
             item = {**news, "url": url, "is_deleted": art["deleted"]}
-            item["thumb_url"] = self.materials.get(str(item.get("thumb_media_id")), {}).get("url", "")
+            item["thumb_url"] = thumb_url(self.materials, item.get("thumb_media_id"))
             if not with_content:
                 item.pop("content", None)
             out.append(item)

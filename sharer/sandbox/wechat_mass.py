@@ -15,7 +15,7 @@ import secrets
 import time
 from typing import Any
 
-from ._wx_cgi import WxError, cgi
+from ._wx_cgi import WxError, cgi, check_flag, draft_named, job_named, rid, thumb_url
 from .server import JSON, Request
 
 
@@ -34,14 +34,11 @@ class MassSendMixin:
     @cgi("POST", r"/cgi-bin/draft/get")
     def draft_get(self, req: Request, body: JSON) -> JSON:
         media_id = str(body.get("media_id"))
-        draft = self.drafts.get(media_id)
-        if draft is None:
-            raise WxError(40007)
+        draft = draft_named(self.drafts, media_id, consume=False)
         items = []
         for i, a in enumerate(draft["articles"], 1):
             preview = f"{self.url}/s/draft?media_id={media_id}&idx={i}&tmp={secrets.token_hex(6)}"
-            thumb = self.materials.get(a.get("thumb_media_id"), {}).get("url", "")
-            items.append({**a, "url": preview, "thumb_url": thumb})
+            items.append({**a, "url": preview, "thumb_url": thumb_url(self.materials, a.get("thumb_media_id"))})
         return {"news_item": items}
 
     def _mpnews_draft(self, body: JSON, *, consume: bool) -> tuple[str, JSON]:
@@ -49,10 +46,7 @@ class MassSendMixin:
             raise WxError(40097, "only mpnews is emulated")
         mpnews = body.get("mpnews")
         media_id = str(mpnews.get("media_id")) if isinstance(mpnews, dict) else ""
-        draft = self.drafts.pop(media_id, None) if consume else self.drafts.get(media_id)
-        if draft is None:
-            raise WxError(40007)
-        return media_id, draft
+        return media_id, draft_named(self.drafts, media_id, consume=consume)
 
     @cgi("POST", r"/cgi-bin/message/mass/sendall")
     def mass_sendall(self, req: Request, body: JSON) -> JSON:
@@ -61,8 +55,7 @@ class MassSendMixin:
             raise WxError(40097, "filter.is_to_all must be true or false")
         if not flt["is_to_all"] and not isinstance(flt.get("tag_id"), int):
             raise WxError(40097, "filter.tag_id must be an integer when is_to_all is false")
-        if body.get("send_ignore_reprint", 0) not in (0, 1):
-            raise WxError(47001, "send_ignore_reprint must be 0 or 1")
+        check_flag(body, "send_ignore_reprint")
         cid = body.get("clientmsgid")
         if cid is not None and (not isinstance(cid, str) or len(cid.encode()) > 64):
             raise WxError(45067)
@@ -89,15 +82,12 @@ class MassSendMixin:
                 "msg_data_id": 2650000000 + n}
 
     def _dup_clientmsgid(self, cid: str) -> JSON:
-        rid = "-".join(secrets.token_hex(4) for _ in range(3))
-        return {"errcode": 45065, "errmsg": f"clientmsgid exist rid: {rid}", "msg_id": int(self.clientmsgids[cid])}
+        return {"errcode": 45065, "errmsg": f"clientmsgid exist rid: {rid()}", "msg_id": int(self.clientmsgids[cid])}
 
     @cgi("POST", r"/cgi-bin/message/mass/get")
     def mass_get(self, req: Request, body: JSON) -> JSON:
         msg_id = str(body.get("msg_id"))
-        job = self.mass.get(msg_id)
-        if job is None:
-            raise WxError(40097, "unknown msg_id")
+        job = job_named(self.mass, msg_id, "msg_id")
         if job["status"] == "SENDING":
             if job["polls_left"] > 0:
                 job["polls_left"] -= 1

@@ -11,10 +11,9 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 from conftest import inject, sandbox_posts, wait_settled
 from conftest import redis_dump as _redis_dump
-from harness import TXT_URL, Fault, article, ctx, faults, offline, run_fault
+from harness import TXT_URL, Fault, article, configure, ctx, faults, offline, run_fault
 from harness import publish as _publish
 
 from sharer import service
@@ -120,10 +119,6 @@ def test_signed_url_carries_ms_timestamp_and_url_encoded_sign():
 
 def publish(runtime, name: str, art=None, payload=None, steps=None):
     return _publish(runtime, name, art, payload=payload, steps=steps)[0]
-
-
-def configure(emulator, **config) -> None:
-    requests.post(emulator.url + "/_sandbox/config", json=config, timeout=5).raise_for_status()
 
 
 def test_signed_link_and_markdown_are_verified_by_the_emulator(emulators, runtime):

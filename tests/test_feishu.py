@@ -10,10 +10,9 @@ import json
 import time
 
 import pytest
-import requests
 from conftest import inject, sandbox_posts, wait_settled
 from conftest import redis_dump as _redis_dump
-from harness import TXT_URL, Fault, article, ctx, faults, offline, run_fault
+from harness import TXT_URL, Fault, article, configure, ctx, faults, offline, run_fault
 from harness import publish as _publish
 
 from sharer import service
@@ -120,10 +119,6 @@ def test_sign_is_hmac_keyed_by_timestamp_and_secret_over_an_empty_message():
 
 def publish(runtime, name: str, art=None, payload=None):
     return _publish(runtime, name, art, payload=payload)[0]
-
-
-def configure(emulator, **config) -> None:
-    requests.post(emulator.url + "/_sandbox/config", json=config, timeout=5).raise_for_status()
 
 
 def test_signed_post_is_verified_by_the_emulator(emulators, runtime):

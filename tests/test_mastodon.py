@@ -10,7 +10,7 @@ import pytest
 import requests
 from conftest import inject, sandbox_posts, wait_settled
 from conftest import redis_dump as _redis_dump
-from harness import TXT_URL, Fault, article, ctx, faults, offline, run_fault
+from harness import TXT_URL, Fault, article, configure, ctx, faults, offline, run_fault
 from harness import publish as _publish
 
 from sharer import service
@@ -122,10 +122,6 @@ def publish(runtime, name: str, art: Article | None = None, *, steps: list | Non
 def calls(emulator, fragment: str) -> list[dict]:
     reqs = requests.get(emulator.url + "/_sandbox/requests", timeout=5).json()["requests"]
     return [r for r in reqs if fragment in f"{r['method']} {r['path']}"]
-
-
-def configure(emulator, **config) -> None:
-    requests.post(emulator.url + "/_sandbox/config", json=config, timeout=5).raise_for_status()
 
 
 @pytest.fixture

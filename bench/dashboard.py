@@ -19,7 +19,6 @@ prefix, deleted afterwards. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import secrets
 import statistics
@@ -36,6 +35,7 @@ from sharer import service  # noqa: E402
 from sharer.config import load_settings  # noqa: E402
 from sharer.loaders import load_article  # noqa: E402
 from sharer.runtime import Runtime  # noqa: E402
+from sharer.store import codec  # noqa: E402
 from sharer.store.deliveries import STATUSES  # noqa: E402
 
 DAY = 86400.0
@@ -63,7 +63,7 @@ def config(tmp: Path, tag: str) -> Path:
         else:
             accounts.append(f'[accounts.{name}]\nplatform = "mastodon"\napi_base = "http://127.0.0.1:9"\n'
                             'credentials = { access_token = "sandbox:" }\n')
-    cfg.write_text(f'[redis]\nurl = "redis://127.0.0.1:6379/14"\nprefix = "bench-dash-{tag}"\n'
+    cfg.write_text(f'[redis]\nurl = "redis://127.0.0.1:6379/14"\nprefix = "bd{tag}"\n'
                    f'[celery]\nqueue = "bench-dash-{tag}"\n' + "\n".join(accounts))
     return cfg
 
@@ -131,8 +131,7 @@ def write(rt: Runtime, n_deliveries: int, rng: random.Random) -> dict:
         for did, steps in extra:
             for n, st in enumerate(steps):
                 at += 1.5
-                pipe.rpush(rt.keys.events(did), json.dumps({"at": f"{at:.3f}", "status": st, "attempt": n // 2 + 1,
-                                                            "message": st}))
+                pipe.rpush(rt.keys.events(did), codec.pack_event(int(at * 1000), st, n // 2 + 1, st, "worker"))
         if t:
             planted["needles"][t].append(sid)
         written += len(ds)
@@ -180,14 +179,14 @@ def sizes(rt: Runtime, n: int, sample: int = 300) -> dict[str, float]:
     shares = [m.decode().split(":", 1)[1] for m in r.zrandmember(k.shares_index, sample)]
     pipe = r.pipeline(transaction=False)
     for i in ids:
-        pipe.memory_usage(k.delivery(i), samples=0)
-        pipe.memory_usage(k.events(i), samples=0)
+        for key in k.delivery_keys(i):  # record, events, post, long values
+            pipe.memory_usage(key, samples=0)
     for s in shares:
         pipe.memory_usage(k.share(s), samples=0)
     got = [x or 0 for x in pipe.execute()]
-    rec = statistics.mean(got[0:2 * len(ids):2])
-    ev = statistics.mean(got[1:2 * len(ids):2])
-    share = statistics.mean(got[2 * len(ids):]) * r.zcard(k.shares_index) / n
+    per = [statistics.mean(got[j:4 * len(ids):4]) for j in range(4)]
+    share = statistics.mean(got[4 * len(ids):]) * r.zcard(k.shares_index) / n
+    listpack = sum(r.object("encoding", k.delivery(i)) == b"listpack" for i in ids) / len(ids)
     index = {"title index": 0.0, "other indexes": 0.0}
     pipe = r.pipeline(transaction=False)
     keys = [key.decode() for key in r.scan_iter(match=f"{k.prefix}:idx:*", count=5000)]
@@ -196,7 +195,8 @@ def sizes(rt: Runtime, n: int, sample: int = 300) -> dict[str, float]:
         pipe.memory_usage(key, samples=0)
     for key, b in zip(keys, pipe.execute()):
         index["title index" if ":idx:title" in key else "other indexes"] += (b or 0) / n
-    return {"delivery hash": rec, "events": ev, "share hash (article) per delivery": share, **index}
+    return {"delivery hash": per[0], "events": per[1], "composed post": per[2], "long values": per[3],
+            "share hash (article) per delivery": share, **index, "listpack share": listpack}
 
 
 def main() -> None:
@@ -205,12 +205,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--seed", type=int, default=15)
     args = ap.parse_args()
-    tag = secrets.token_hex(3)
+    tag = secrets.token_hex(2)  # prefix "bd<4 hex>": as long as the default "sharer", so key names cost the same
     rt = Runtime(load_settings(config(Path(tempfile.mkdtemp(prefix="sharer-bench-dash-")), tag)))
     rng = random.Random(args.seed)
     try:
         mem0 = rt.redis.info("memory")["used_memory"]
-        print(f"writing {args.deliveries:,} deliveries under prefix bench-dash-{tag} (db 14)", flush=True)
+        print(f"writing {args.deliveries:,} deliveries under prefix bd{tag} (db 14)", flush=True)
         planted = write(rt, args.deliveries, rng)
         mem1 = rt.redis.info("memory")["used_memory"]
         n = planted["deliveries"]
@@ -271,7 +271,7 @@ def main() -> None:
     finally:
         print("deleting the bench keys", flush=True)
         pipe = rt.redis.pipeline(transaction=False)
-        for i, key in enumerate(rt.redis.scan_iter(match=f"bench-dash-{tag}*", count=5000)):
+        for i, key in enumerate(rt.redis.scan_iter(match=f"bd{tag}:*", count=5000)):
             pipe.unlink(key)
             if i % 5000 == 4999:
                 pipe.execute()
@@ -287,8 +287,10 @@ def main() -> None:
     print(f"slowest p95: {worst[1]} {worst[0] * 1000:.1f} ms; target < 100 ms: {verdict}")
     for text, ok in checks:
         print(f"- {'ok' if ok else 'MISSING'}: {text}")
+    listpack = breakdown.pop("listpack share")
     print(f"Redis bytes per delivery (everything under the prefix / deliveries): {per:,.0f}; of which "
-          + ", ".join(f"{name} {b:,.0f}" for name, b in breakdown.items()))
+          + ", ".join(f"{name} {b:,.0f}" for name, b in breakdown.items())
+          + f"; delivery hashes in listpack encoding: {listpack:.0%} of those sampled")
 
 
 if __name__ == "__main__":

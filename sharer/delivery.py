@@ -41,6 +41,7 @@ from .errors import Ambiguous, AuthExpired, DeliveryError, Duplicate, RateLimite
 from .platforms import get_platform
 from .platforms.base import DeliveryContext, Platform, Post, Receipt
 from .runtime import Runtime
+from .store import codec
 from .store.deliveries import ClaimOutcome, Delivery, Status
 
 log = logging.getLogger("sharer.delivery")
@@ -273,7 +274,7 @@ def first_attempt_at(rt: Runtime, record: Delivery) -> float:
 
     since = record.retried_at or 0.0
     for raw in rt.redis.lrange(rt.keys.events(record.id), 0, -1):
-        event = json.loads(raw)
+        event = codec.unpack_event(raw)
         if event.get("status") == "sending" and parse_iso(event["at"]).timestamp() >= since:
             return parse_iso(event["at"]).timestamp()
     return max(since, _epoch(record.created_at))

@@ -1,4 +1,5 @@
-"""The delivery log: one hash per delivery, its event list, and the indexes — changed only atomically.
+"""The delivery log: one hash per delivery (with its post and long values beside it, see ``codec``), its
+event list, and the indexes — changed only atomically.
 
 Every status change goes through one Lua script that checks the current status (compare-and-set),
 optionally the attempt number (a fencing token), then writes the hash, appends the event, moves the
@@ -9,108 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from redis import Redis
 
 from ..clock import iso, ms, now
-from . import lua, scripts, titles
+from . import codec, lua, scripts, titles
 from .keys import Keys
 from .records import Delivery, ShareRecord
 from .states import CANCELLABLE, EXPLAINED, RETRYABLE, STATUSES, TERMINAL, Status, index_keys
+from .verdicts import Claim, ClaimOutcome, Decision, Outcome, Result
 
 __all__ = ["CANCELLABLE", "EXPLAINED", "RETRYABLE", "STATUSES", "TERMINAL", "Claim", "ClaimOutcome", "Decision",
            "Delivery", "DeliveryStore", "Outcome", "Result", "ShareRecord", "Status"]
-
-
-
-class Outcome(StrEnum):
-    """Why a scripted change did (``ok``) or did not happen."""
-
-    OK = "ok"
-    MISSING = "missing"  # no such record
-    CONFLICT = "conflict"  # its status is not one the caller expected (compare-and-set lost)
-    STALE = "stale"  # an older fencing token, schedule version or approval version
-    ILLEGAL = "illegal"  # the state machine does not allow that move
-    SELF = "self"  # four-eyes: the approver submitted it
-
-
-@dataclass(frozen=True)
-class Result:
-    """Outcome of a compare-and-set change; ``status`` is the record's status when it did not happen."""
-
-    outcome: Outcome
-    status: Status | None = None
-    attempts: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is Outcome.OK
-
-
-class ClaimOutcome(StrEnum):
-    OK = "ok"  # this worker sends: ``token`` is the attempt number (the fencing token)
-    EARLY = "early"  # not before ``not_before``
-    LIMITED = "limited"  # the account's rate limit: try again in ``wait_seconds``
-    BUSY = "busy"  # another worker holds a live lease until ``lease_until``
-    EXPIRED = "expired"  # a dead worker's lease ran out: now ``unknown``, to be reconciled
-    SKIP = "skip"  # ``status`` is not sendable
-    STALE = "stale"  # the task was sent for an older schedule version
-    UNAPPROVED = "unapproved"  # waiting for (or refused) sign-off: never sent
-    MISSING = "missing"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim's verdict, with the fields that outcome carries."""
-
-    outcome: ClaimOutcome
-    token: int | None = None
-    record: Delivery | None = None
-    article_json: str | None = None
-    status: Status | None = None
-    not_before: float | None = None
-    wait_seconds: float | None = None
-    lease_until: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is ClaimOutcome.OK
-
-    @classmethod
-    def decode(cls, res: list[Any], article: Any = None) -> Claim:
-        """The claim script's answer; ``article``: the share's article the caller read after an ``ok``."""
-        outcome, detail = ClaimOutcome(_s(res[0])), _s(res[1])
-        if outcome is ClaimOutcome.OK:
-            flat = [_s(x) for x in res[2]]
-            record = Delivery.from_hash(dict(zip(flat[::2], flat[1::2])))
-            return cls(outcome, token=int(detail), record=record,
-                       article_json=_s(article) if article else None)
-        if outcome is ClaimOutcome.EARLY:
-            return cls(outcome, not_before=float(detail))
-        if outcome is ClaimOutcome.LIMITED:
-            return cls(outcome, wait_seconds=float(detail))
-        if outcome is ClaimOutcome.BUSY:
-            return cls(outcome, lease_until=float(detail))
-        if outcome in (ClaimOutcome.SKIP, ClaimOutcome.STALE):
-            return cls(outcome, status=Status(detail))
-        return cls(outcome)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a sign-off script changed: (delivery id, its new status, account, approval version) each."""
-
-    outcome: Outcome
-    moved: list[tuple[str, Status, str, int]] = field(default_factory=list)
-    statuses: list[str] = field(default_factory=list)  # conflict: the statuses found instead
-    version: int | None = None  # stale: the current approval version
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is Outcome.OK
 
 
 class DeliveryStore:
@@ -122,6 +34,7 @@ class DeliveryStore:
         self._claim = scripts.register(redis, lua.CLAIM)
         self._decide = scripts.register(redis, lua.DECIDE)
         self._indexes = index_keys(keys)
+        self._articles: dict[str, bytes | None] = {}  # share id -> article JSON (immutable once written)
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -146,7 +59,13 @@ class DeliveryStore:
         if own:
             pipe = self.r.pipeline(transaction=True)
         share_key = self.k.share(share["id"])
-        pipe.hset(share_key, mapping={**{k: _enc(v) for k, v in share.items()}, "created_at": created})
+        share = dict(share)
+        article = share.pop("article", None)
+        article_raw = None if article is None else codec.compact_json(article).encode()
+        share_fields: dict[str, Any] = {**{k: _enc(v) for k, v in share.items()}, "created_at": created}
+        if article is not None:
+            share_fields["article_z"] = codec.pack_article(article)
+        pipe.hset(share_key, mapping=share_fields)
         pipe.expire(share_key, ttl)
         pipe.zadd(self.k.shares_index, {f"{member_ms}:{share['id']}": 0})
         titles.add(pipe, self.k, f"{member_ms}:{share['id']}", str(share.get("title") or ""))
@@ -156,12 +75,18 @@ class DeliveryStore:
             text = d.pop("message", message)
             st = Status(d.pop("status", status))
             member = f"{member_ms}:{d['id']}"
-            ev = json.dumps({"at": created, "status": st, "attempt": 0, "message": text, "actor": actor})
-            fields: dict[Any, Any] = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": st,
-                      "attempts": 0, "created_at": created, "updated_at": created, "idx": member}
+            ev = codec.pack_event(ms(t), st, 0, text, actor)
+            post = d.pop("post", None)
+            fields: dict[str, str] = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": st,
+                                      "attempts": "0", "created_at": created, "updated_at": created, "idx": member}
             fields = {k: v for k, v in fields.items() if v != ""}
-            pipe.hset(self.k.delivery(d["id"]), mapping=fields)
-            created_records.append(Delivery.from_hash({k: str(v) for k, v in fields.items()}, [ev]))
+            record, long = codec.split_long(fields)
+            pipe.hset(self.k.delivery(d["id"]), mapping=record)
+            if long:
+                pipe.hset(self.k.delivery_long(d["id"]), mapping=long)
+            if post is not None:
+                pipe.set(self.k.delivery_post(d["id"]), codec.pack_post(post, article_raw))
+            created_records.append(Delivery.from_hash(fields, [ev], post=post))
             # the dispatcher's queue (score = due time); one still waiting for sign-off is in it too, so
             # that its due time passing unapproved is noticed
             if d.get("scheduled_for") not in (None, "") and st in (Status.SCHEDULED, Status.AWAITING_APPROVAL):
@@ -169,8 +94,8 @@ class DeliveryStore:
                 scheduled = True
             pipe.rpush(self.k.events(d["id"]), ev)
             if st in TERMINAL:  # a delivery may start settled (``failed``: it cannot compose)
-                pipe.expire(self.k.delivery(d["id"]), ttl)
-                pipe.expire(self.k.events(d["id"]), ttl)
+                for key in self.k.delivery_keys(d["id"]):
+                    pipe.expire(key, ttl)
             pipe.zadd(self.k.all_index, {member: 0})
             pipe.zadd(self.k.status_index(st), {member: 0})
             pipe.zadd(self.k.account_index(d["account"]), {member: 0})
@@ -191,11 +116,14 @@ class DeliveryStore:
         ``actor`` is who caused it (recorded on the event): the worker unless a caller says otherwise.
         """
         allowed_s = allowed if isinstance(allowed, str) else ",".join(allowed)
+        fields = dict(fields or {})
+        post = fields.pop("post", None)
         res = self._transition(
-            keys=[self.k.delivery(delivery_id), self.k.events(delivery_id), *self._indexes],
+            keys=[*self.k.delivery_keys(delivery_id), *self._indexes],
             args=[allowed_s, new or "", iso(), message,
-                  "" if token is None else str(token), json.dumps(_fields(fields or {})),
-                  "1" if bump else "0", self.k.events_channel, str(self.retention + 86400), actor],
+                  "" if token is None else str(token), json.dumps(_fields(fields)),
+                  "1" if bump else "0", self.k.events_channel, str(self.retention + 86400), actor,
+                  b"" if post is None else self._pack_post(delivery_id, post)],
         )
         outcome, detail = Outcome(_s(res[0])), _s(res[1])
         if outcome is Outcome.OK:
@@ -211,7 +139,8 @@ class DeliveryStore:
         """
         count, period = rate or (0, 0.0)
         t = now()
-        own = [self.k.delivery(delivery_id), self.k.events(delivery_id)] + ([rate_key] if rate and rate_key else [])
+        own = [self.k.delivery(delivery_id), self.k.events(delivery_id), self.k.delivery_long(delivery_id)]
+        own += [rate_key] if rate and rate_key else []
         res = self._claim(
             keys=[*own, *self._indexes],
             args=[repr(t), iso(t), repr(float(lease_seconds)), self.k.events_channel,
@@ -222,7 +151,7 @@ class DeliveryStore:
         if _s(res[0]) == ClaimOutcome.OK:
             flat = [_s(x) for x in res[2]]
             share_id = dict(zip(flat[::2], flat[1::2])).get("share_id", "")
-            article = self.r.hget(self.k.share(share_id), "article") if share_id else None
+            article = self._article(share_id) if share_id else None
         return Claim.decode(res, article)
 
     def decide(self, delivery_ids: list[str], action: str, *, actor: str, user: str, four_eyes: bool,
@@ -230,14 +159,18 @@ class DeliveryStore:
                reason: str = "") -> Decision:
         """Approve, reject or resubmit every eligible delivery of a share in one script (all or none)."""
         keys = [self.k.schedule]
+        posts: list[bytes] = []
         for did in delivery_ids:
-            keys += [self.k.delivery(did), self.k.events(did)]
+            keys += [self.k.delivery(did), self.k.events(did), self.k.delivery_post(did), self.k.delivery_long(did)]
+            post = ((fields or {}).get(did) or {}).get("post")
+            posts.append(b"" if post is None else self._pack_post(did, post))
+        fields = {did: {k: v for k, v in f.items() if k != "post"} for did, f in (fields or {}).items()}
         t = now()
         res = self._decide(keys=[*keys, *self._indexes], args=[
             self.k.events_channel, iso(t), actor, user, action,
             "" if version is None else str(version),
             json.dumps({k: _fields(v) for k, v in (fields or {}).items()}) if fields else "{}",
-            reason, repr(t), str(self.retention + 86400), "1" if four_eyes else "0"])
+            reason, repr(t), str(self.retention + 86400), "1" if four_eyes else "0", *posts])
         outcome = Outcome(_s(res[0]))
         if outcome is Outcome.OK:
             moved = [(_s(r[0]), Status(_s(r[1])), _s(r[2]), int(_s(r[3]))) for r in res[1]]
@@ -249,39 +182,44 @@ class DeliveryStore:
     # --- reading ---------------------------------------------------------------------------------
 
     def get(self, delivery_id: str, with_events: bool = True) -> Delivery | None:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(self.k.delivery(delivery_id))
-        if with_events:
-            pipe.lrange(self.k.events(delivery_id), 0, -1)
-        out = pipe.execute()
-        if not out[0]:
-            return None
-        return Delivery.from_hash(_dec(out[0]), [_s(e) for e in out[1]] if with_events else None)
+        found = self.get_many([delivery_id], with_events=with_events)
+        return found[0] if found else None
 
     def load(self, delivery_id: str) -> tuple[Delivery | None, str | None]:
-        """The record and its share's article JSON, in one round trip."""
-        h = _dec(self.r.hgetall(self.k.delivery(delivery_id)))
-        if not h:
+        """The record and its share's article JSON (two round trips: the share is named by the record)."""
+        found = self.get_many([delivery_id], with_events=False, with_post=False)
+        if not found:
             return None, None
-        article = self.r.hget(self.k.share(h["share_id"]), "article")
-        return Delivery.from_hash(h), _s(article) if article is not None else None
+        article = self._article(found[0].share_id)
+        return found[0], article.decode() if article is not None else None
 
-    def get_many(self, ids: list[str], with_events: bool = True) -> list[Delivery]:
+    def get_many(self, ids: list[str], with_events: bool = True, with_post: bool = True) -> list[Delivery]:
+        """The records in ``ids`` order (missing ones left out): one round trip for the records, their
+        long values, events and posts, one more for the articles the posts were compressed against."""
         if not ids:
             return []
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(self.k.delivery(i))
+            pipe.hgetall(self.k.delivery_long(i))
             if with_events:
                 pipe.lrange(self.k.events(i), 0, -1)
-        out = pipe.execute()
-        step = 2 if with_events else 1
-        result = []
-        for n in range(len(ids)):
-            h = out[n * step]
+            if with_post:
+                pipe.get(self.k.delivery_post(i))
+        out = iter(pipe.execute())
+        rows = []
+        for _ in ids:
+            h, long = _dec(next(out)), _dec(next(out))
+            evs = [_s(e) for e in next(out)] if with_events else None
+            blob = next(out) if with_post else None
             if h:
-                evs = [_s(e) for e in out[n * step + 1]] if with_events else None
-                result.append(Delivery.from_hash(_dec(h), evs))
+                rows.append((codec.join_long(h, long), evs, blob))
+        if with_post:
+            self._articles_for({h["share_id"] for h, _, blob in rows if blob and blob[:1] == b"z"})
+        result = []
+        for h, evs, blob in rows:
+            post = codec.unpack_post(blob, self._articles.get(h["share_id"])) if blob else None
+            result.append(Delivery.from_hash(h, evs, post=post))
         return result
 
     def share_delivery_ids(self, share_id: str) -> list[str] | None:
@@ -290,8 +228,41 @@ class DeliveryStore:
         return None if raw is None else json.loads(_s(raw))
 
     def share(self, share_id: str) -> ShareRecord | None:
-        h = _dec(self.r.hgetall(self.k.share(share_id)))
-        return ShareRecord.from_hash(share_id, h) if h else None
+        raw = self.r.hgetall(self.k.share(share_id))
+        if not raw:
+            return None
+        packed = raw.pop(b"article_z", None)
+        article = codec.unpack_article(packed if isinstance(packed, bytes) else None, raw.pop(b"article", None))
+        h = _dec(raw)
+        if article is not None:
+            h["article"] = article.decode()
+        return ShareRecord.from_hash(share_id, h)
+
+    # --- the article a post is compressed against ------------------------------------------------
+
+    def _remember(self, share_id: str, article: bytes | None) -> None:
+        if len(self._articles) >= 512:  # a small cache: articles never change once written
+            self._articles.pop(next(iter(self._articles)))
+        self._articles[share_id] = article
+
+    def _articles_for(self, share_ids: set[str]) -> None:
+        wanted = [s for s in share_ids if self._articles.get(s) is None]
+        if not wanted:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for sid in wanted:
+            pipe.hmget(self.k.share(sid), "article_z", "article")
+        for sid, (packed, plain) in zip(wanted, pipe.execute()):
+            self._remember(sid, codec.unpack_article(packed, plain))
+
+    def _article(self, share_id: str) -> bytes | None:
+        self._articles_for({share_id})
+        return self._articles.get(share_id)
+
+    def _pack_post(self, delivery_id: str, post: dict[str, Any]) -> bytes:
+        """The post's stored form, compressed against its share's article (read once, then cached)."""
+        share_id = self.r.hget(self.k.delivery(delivery_id), "share_id")
+        return codec.pack_post(post, self._article(_s(share_id)) if share_id is not None else None)
 
     def query(self, *, status: str | None = None, account: str | None = None, since: float | None = None,
               limit: int = 50, cursor: str | None = None, with_events: bool = True
@@ -360,7 +331,7 @@ class DeliveryStore:
             info = pipe.execute()
             pipe = self.r.pipeline(transaction=True)
             for member, did, (status, account) in zip(members, ids, info):
-                pipe.delete(self.k.delivery(did), self.k.events(did))
+                pipe.delete(*self.k.delivery_keys(did))
                 pipe.zrem(self.k.all_index, member)
                 for s in STATUSES:
                     if status is None or _s(status) == s:
@@ -390,7 +361,7 @@ def _enc(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, (dict, list, tuple)):
-        return json.dumps(v, ensure_ascii=False)
+        return codec.compact_json(v)
     return str(v)
 
 
@@ -399,8 +370,7 @@ def _fields(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: (False if v is None else _enc(v)) for k, v in fields.items()}
 
 
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
+_s = codec.as_text  # shares.py and titles' callers import it from here
 
 
 def _dec(h: dict) -> dict[str, str]:

@@ -29,6 +29,19 @@ class Keys:
     def events(self, delivery_id: str) -> str:
         return f"{self.root}:dlv:{delivery_id}:events"
 
+    def delivery_post(self, delivery_id: str) -> str:
+        """String: the delivery's composed post (``codec.pack_post``), kept out of the record's hash."""
+        return f"{self.root}:dlv:{delivery_id}:post"
+
+    def delivery_long(self, delivery_id: str) -> str:
+        """Hash: the record's values too long for the listpack encoding (``codec.split_long``)."""
+        return f"{self.root}:dlv:{delivery_id}:long"
+
+    def delivery_keys(self, delivery_id: str) -> tuple[str, str, str, str]:
+        """Every key of one delivery: record, events, post, long values (what purge deletes)."""
+        return (self.delivery(delivery_id), self.events(delivery_id), self.delivery_post(delivery_id),
+                self.delivery_long(delivery_id))
+
     # Indexes are lexicographic sorted sets (all scores 0) whose members are
     # "<13-digit created ms>:<id>", so time order, cursors and --since are one ZRANGE BYLEX.
     @property

@@ -13,13 +13,13 @@ from __future__ import annotations
 from .states import MOVE_PRELUDE
 
 # One compare-and-set status change (or a field update when the status stays).
-# KEYS: 1 delivery hash, 2 its event list, then the status indexes
+# KEYS: 1 delivery hash, 2 its event list, 3 its post, 4 its long values, then the status indexes
 # ARGV: 1 allowed current statuses ("a,b", or "*": any, and the table is not consulted — a repair
 #       hatch for tests and operators), 2 new status ("" = keep), 3 now iso, 4 message, 5 fencing token
 #       ("" = none), 6 fields json, 7 "1" to bump attempts, 8 events channel,
-#       9 TTL seconds for a settled record, 10 actor
+#       9 TTL seconds for a settled record, 10 actor, 11 the packed post ("" = keep it)
 TRANSITION = MOVE_PRELUDE + """
-local c = {chan = ARGV[8], now = ARGV[3], ttl = ARGV[9], actor = ARGV[10]}
+local c = {chan = ARGV[8], now = ARGV[3], ttl = ARGV[9], actor = ARGV[10], side = {KEYS[3], KEYS[4]}}
 local h = KEYS[1]
 local cur = redis.call('HGET', h, 'status')
 if not cur then return {'missing', ''} end
@@ -35,21 +35,22 @@ if new == '' then new = cur end
 if not forced and not can_move(cur, new) then return {'illegal', cur} end
 local fields = cjson.decode(ARGV[6])
 for k, v in pairs(fields) do
-  if v == false then redis.call('HDEL', h, k) else redis.call('HSET', h, k, tostring(v)) end
+  if v == false then put(h, KEYS[4], k, false) else put(h, KEYS[4], k, tostring(v)) end
 end
+if ARGV[11] ~= '' then redis.call('SET', KEYS[3], ARGV[11]) end
 local attempts = move(c, h, KEYS[2], cur, new, ARGV[4], ARGV[7] == '1', forced)
 return {'ok', tostring(attempts)}
 """
 
 # Claim a delivery for sending: queued/retrying -> sending with a lease and a new attempt number.
-# KEYS: 1 delivery hash, 2 its event list, 3 the account's rate-limit log (left out: no limit), then
-#       the status indexes
+# KEYS: 1 delivery hash, 2 its event list, 3 its long values, 4 the account's rate-limit log (left out:
+#       no limit), then the status indexes
 # ARGV: 1 now epoch, 2 now iso, 3 lease seconds, 4 channel, 5 rate count, 6 rate period seconds,
 #       7 a unique member for this send, 8 the schedule version the task was sent for ("" = any)
 CLAIM = MOVE_PRELUDE + """
 local c = {chan = ARGV[4], now = ARGV[2], actor = 'worker'}
 local h = KEYS[1]
-local rate = OWN >= 3 and KEYS[3] or nil
+local rate = OWN >= 4 and KEYS[4] or nil
 local cur = redis.call('HGET', h, 'status')
 if not cur then return {'missing', ''} end
 local now = tonumber(ARGV[1])
@@ -76,8 +77,9 @@ if cur == 'queued' or cur == 'retrying' then
   end
   local attempts = move(c, h, KEYS[2], cur, 'sending', 'sending', true)
   redis.call('HSET', h, 'lease_until', tostring(now + tonumber(ARGV[3])))
-  -- hand back the record (its share's article is another record: the caller reads it next)
-  return {'ok', tostring(attempts), redis.call('HGETALL', h)}
+  -- hand back the record with its long values (its share's article is another record: the caller
+  -- reads it next, or has it cached)
+  return {'ok', tostring(attempts), redis.call('HGETALL', h), redis.call('HGETALL', KEYS[3])}
 end
 if cur == 'sending' then
   local lease = tonumber(redis.call('HGET', h, 'lease_until') or '0')
@@ -91,16 +93,17 @@ return {'skip', cur}
 
 # A sign-off decision over all of a share's deliveries at once, so two approvers (or an approver and a
 # cancel) can never split a share between them: approve, reject, or resubmit (after a rejection).
-# KEYS: 1 the schedule, then per delivery: hash, event list; then the status indexes
+# KEYS: 1 the schedule, then per delivery: hash, event list, post, long values; then the status indexes
 # ARGV: 1 channel, 2 now iso, 3 actor (shown), 4 actor's user, 5 action,
 #       6 expected approval version ("" = the current one), 7 fields json {delivery id: {field: value}},
-#       8 reason / note, 9 now epoch, 10 TTL, 11 "1" = four-eyes (nobody approves their own share)
+#       8 reason / note, 9 now epoch, 10 TTL, 11 "1" = four-eyes (nobody approves their own share),
+#       11 + n the n-th delivery's packed post ("" = keep it)
 DECIDE = MOVE_PRELUDE + """
 local c = {chan = ARGV[1], now = ARGV[2], actor = ARGV[3], ttl = ARGV[10]}
 local action, now = ARGV[5], tonumber(ARGV[9])
 local extra = cjson.decode(ARGV[7])
 local eligible, seen = {}, {}
-for i = 2, OWN, 2 do
+for i = 2, OWN, 4 do
   local h = KEYS[i]
   local cur = redis.call('HGET', h, 'status')
   local ap = redis.call('HGET', h, 'approval_state')
@@ -112,7 +115,7 @@ for i = 2, OWN, 2 do
     if ok and ARGV[6] ~= '' and (redis.call('HGET', h, 'approval_version') or '1') ~= ARGV[6] then
       return {'stale', redis.call('HGET', h, 'approval_version') or '1'}
     end
-    if ok and action ~= 'resubmit' and ARGV[11] == '1' and redis.call('HGET', h, 'submitted_by') == ARGV[4] then
+    if ok and action ~= 'resubmit' and ARGV[11] == '1' and get(h, KEYS[i + 3], 'submitted_by') == ARGV[4] then
       return {'self', ARGV[4]}
     end
     if ok then table.insert(eligible, {i, cur}) end
@@ -122,18 +125,21 @@ if #eligible == 0 then return {'conflict', table.concat(seen, ',')} end
 local out = {}
 for _, e in ipairs(eligible) do
   local i, cur = e[1], e[2]
-  local h, ev = KEYS[i], KEYS[i + 1]
+  local h, ev, long = KEYS[i], KEYS[i + 1], KEYS[i + 3]
   local id = redis.call('HGET', h, 'id')
   for k, v in pairs(extra[id] or {}) do
-    if v == false then redis.call('HDEL', h, k) else redis.call('HSET', h, k, tostring(v)) end
+    if v == false then put(h, long, k, false) else put(h, long, k, tostring(v)) end
   end
+  local post = ARGV[11 + (i + 2) / 4]
+  if post ~= '' then redis.call('SET', KEYS[i + 2], post) end
   local version = redis.call('HGET', h, 'approval_version') or '1'
   local edited = extra[id] and extra[id]['override'] ~= nil
   local new, msg
   if action == 'approve' then
     local due = tonumber(redis.call('HGET', h, 'scheduled_for') or '')
-    redis.call('HSET', h, 'approval_state', 'approved', 'decided_by', ARGV[3], 'decided_at', ARGV[2])
-    redis.call('HDEL', h, 'approval_reason')
+    redis.call('HSET', h, 'approval_state', 'approved', 'decided_at', ARGV[2])
+    put(h, long, 'decided_by', ARGV[3])
+    put(h, long, 'approval_reason', false)
     msg = 'approved by ' .. ARGV[3] .. ' (version ' .. version .. ')'
     if edited then msg = msg .. ' with the text edited' end
     if cur == 'awaiting_approval' and due then
@@ -145,15 +151,20 @@ for _, e in ipairs(eligible) do
     end
   elseif action == 'reject' then
     new = 'rejected'
-    redis.call('HSET', h, 'approval_state', 'rejected', 'decided_by', ARGV[3], 'decided_at', ARGV[2],
-               'approval_reason', ARGV[8])
+    redis.call('HSET', h, 'approval_state', 'rejected', 'decided_at', ARGV[2])
+    put(h, long, 'decided_by', ARGV[3])
+    put(h, long, 'approval_reason', ARGV[8])
     msg = 'rejected by ' .. ARGV[3] .. ': ' .. ARGV[8]
   else
     new = 'awaiting_approval'
     version = tostring(tonumber(version) + 1)
-    redis.call('HSET', h, 'approval_state', 'pending', 'approval_version', version, 'submitted_by', ARGV[4],
-               'submitted_by_name', ARGV[3], 'submitted_at', ARGV[2])
-    redis.call('HDEL', h, 'decided_by', 'decided_at', 'approval_reason', 'error', 'error_kind')
+    redis.call('HSET', h, 'approval_state', 'pending', 'approval_version', version, 'submitted_at', ARGV[2])
+    put(h, long, 'submitted_by', ARGV[4])
+    put(h, long, 'submitted_by_name', ARGV[3])
+    redis.call('HDEL', h, 'decided_at', 'error_kind')
+    put(h, long, 'decided_by', false)
+    put(h, long, 'approval_reason', false)
+    put(h, long, 'error', false)
     msg = 'resubmitted by ' .. ARGV[3] .. ' as version ' .. version .. '; waiting for approval'
     local due = tonumber(redis.call('HGET', h, 'scheduled_for') or '')
     if due and due > now then

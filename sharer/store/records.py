@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import iso
+from .codec import unpack_event
 from .states import EXPLAINED, Approval, Status
 
 
@@ -43,12 +44,6 @@ class ApprovalInfo:
         return {"state": str(self.state), "version": self.version, "submitted_by": self.submitted_by,
                 "submitted_at": self.submitted_at, "decided_by": self.decided_by, "decided_at": self.decided_at,
                 "reason": self.reason, "edited": self.edited}
-
-
-def _event(raw: str) -> dict[str, Any]:
-    ev = json.loads(raw)
-    ev.setdefault("actor", None)  # events written before actors were recorded
-    return ev
 
 
 @dataclass
@@ -88,7 +83,10 @@ class Delivery:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_hash(cls, h: dict[str, str], events: list[str] | None = None) -> Delivery:
+    def from_hash(cls, h: dict[str, str], events: list[str] | None = None,
+                  post: dict[str, Any] | None = None) -> Delivery:
+        """``h``: the record with its long values joined (``codec.join_long``); ``post``: the decoded
+        post key (a record stored before issue 15 holds its post as JSON in ``h`` instead)."""
         def opt(k: str) -> str | None:
             v = h.get(k)
             return v if v not in (None, "") else None
@@ -97,7 +95,7 @@ class Delivery:
             id=h["id"], share_id=h["share_id"], account=h["account"], platform=h["platform"],
             status=Status(h["status"]), attempts=int(h.get("attempts", 0)), created_at=h["created_at"],
             updated_at=h.get("updated_at", h["created_at"]),
-            post=json.loads(h["post"]) if opt("post") else None,
+            post=post if post is not None else (json.loads(h["post"]) if opt("post") else None),
             post_id=opt("post_id"), post_url=opt("post_url"), error=opt("error"),
             error_kind=opt("error_kind"), note=opt("note"), override=opt("override"),
             not_before=float(h["not_before"]) if opt("not_before") else None,
@@ -112,7 +110,7 @@ class Delivery:
             lag_seconds=float(h["lag_seconds"]) if opt("lag_seconds") else None,
             approval=ApprovalInfo.from_hash(h),
             state=json.loads(h["state"]) if opt("state") else {},
-            events=[_event(e) for e in events or []],
+            events=[unpack_event(e) for e in events or []],
         )
         if d.events:  # read for showing (CLI, API, dashboard): every non-delivered status says why
             d.error, d.note = d.explained()

@@ -19,7 +19,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from ..config import Secret, Settings, _CredentialResolver
+from ..config import Secret, Settings
+from ..config.credentials import CredentialResolver
 from ..errors import ConfigError
 from ..roles import ROLES, Permission, can
 from .i18n import DEFAULT as DEFAULT_LANGUAGE
@@ -190,7 +191,7 @@ def _secret_key(settings: Settings, host: str, env: dict[str, str] | None) -> Se
     if isinstance(ref, str) and ref.startswith("sandbox:") and not is_loopback_host(host):
         raise ConfigError(f"{p}: web.secret_key: \"sandbox:\" is a public value, only accepted while the web "
                           f"server binds to a loopback address (asked for {host!r})")
-    resolver = _CredentialResolver(p, dict(os.environ if env is None else env), _secrets_file(p))
+    resolver = CredentialResolver(p, dict(os.environ if env is None else env), _secrets_file(p))
     secret = resolver.resolve(ref, "web.secret_key", "http://127.0.0.1/")
     if not ref.startswith("sandbox:") and len(secret.reveal()) < 16:
         raise ConfigError(f"{p}: web.secret_key: the secret must be at least 16 characters")

@@ -19,7 +19,7 @@ from .base import DeliveryContext
 from .http import ErrorTable, Rule, json_body, send, short
 
 if TYPE_CHECKING:
-    from ..config import Account
+    from ..config.settings import Account
     from ..media import Image
 
 AUTH_CODES = frozenset({40001, 40014, 42001})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import not_one_of
+from ..config.fields import not_one_of
 from .spec import OptionError, Options
 
 MODES = ("publish", "mass", "draft")

@@ -20,7 +20,7 @@ from ..store import scripts
 if TYPE_CHECKING:
     from redis import Redis
 
-    from ..config import Account
+    from ..config.settings import Account
     from ..store.keys import Keys
     from ._wechat_options import WeChatOptions
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from redis import Redis
 
     from ..article import Article
-    from ..config import Account
+    from ..config.settings import Account
     from ..store.keys import Keys
 
 

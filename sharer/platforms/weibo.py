@@ -30,7 +30,7 @@ import requests
 
 from ..article import Article
 from ..compose import article_values, tag_url
-from ..config import is_loopback_url
+from ..config.credentials import is_loopback_url
 from ..errors import (
     Ambiguous,
     AuthExpired,

@@ -82,12 +82,12 @@ def test_cli_refuses_with_one_line(tmp_path, base_env, name):
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: {path}: "), proc.stderr
 
 
-def celery(kind: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+def celery(kind: str, env: dict[str, str], tmp: Path, timeout: float = 60) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "celery", "-A", "tasks", kind, "-l", "INFO"]
     if kind == "worker":
         cmd += ["-P", "solo", "--without-mingle", "--without-gossip", "--without-heartbeat"]
-    else:
-        cmd += ["-s", str(Path(env.get("TMPDIR", "/tmp")) / "sharer-cfgtest-beat-schedule")]
+    else:  # the test's own schedule file: parallel test processes never share one
+        cmd += ["-s", str(tmp / "beat-schedule")]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -96,7 +96,7 @@ def celery(kind: str, env: dict[str, str], timeout: float = 60) -> subprocess.Co
 def test_worker_and_beat_refuse_to_start_with_the_clis_message(tmp_path, base_env, kind, name):
     path = write(tmp_path, name, BAD[name][0])
     env = cli_env(base_env, path)
-    proc = celery(kind, env)
+    proc = celery(kind, env, tmp_path)
     cli = run_cli(["accounts"], env, timeout=60)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert " ready." not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr

@@ -44,9 +44,9 @@ _SHAPES: list[tuple[str, str]] = [
     (r"thread of (?P<n>\d+) posts", N_("thread of %(n)s posts")),
     (r"overdue: not settled after (?P<n>\d+) min", N_("overdue: not settled after %(n)s min")),
     (r"missed its scheduled slot by (?P<n>\d+) min \(the scheduler or workers were down\) - publish now\?",
-     N_("missed its scheduled slot by %(n)s min (the scheduler or workers were down): publish now?")),
+     N_("missed its scheduled slot by %(n)s min (the scheduler or workers were down) - publish now?")),
     (r"missed its (?P<slot>.+) slot by (?P<n>\d+) min \(the scheduler or workers were down\) - publish now\?",
-     N_("missed its %(slot)s slot by %(n)s min (the scheduler or workers were down): publish now?")),
+     N_("missed its %(slot)s slot by %(n)s min (the scheduler or workers were down) - publish now?")),
     # sign-off (the approval workflow's events)
     (r"waiting for approval \(version (?P<v>\d+)\)", N_("waiting for approval (version %(v)s)")),
     (r"approved by (?P<who>.+) \(version (?P<v>\d+)\)", N_("approved by %(who)s (version %(v)s)")),

@@ -222,7 +222,7 @@ def test_a_thousand_posts_due_together_with_two_beats_and_two_dispatchers_go_out
         t.start()
     try:
         deadline = time.time() + 120
-        while runtime.store.count_by_status()["delivered"] < n and time.time() < deadline:
+        while time.time() < deadline:  # this test's own records: earlier tests' deliveries share the prefix
             got = [d for d in runtime.store.get_many(ids, with_events=False) if d.status == "delivered"]
             if len(got) == n:
                 break

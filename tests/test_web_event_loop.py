@@ -22,6 +22,8 @@ from conftest import REDIS_URL, wait_settled
 from test_web_pages import ARTICLE, _compose_data
 from web_support import client, sign_in
 
+from sharer.web.prefs import PrefsStore
+
 
 @pytest.fixture
 def on_loop(monkeypatch) -> list[str]:
@@ -49,7 +51,15 @@ def on_loop(monkeypatch) -> list[str]:
     return seen
 
 
-def test_no_async_route_blocks_the_event_loop(on_loop, web_app, runtime, worker):
+@pytest.fixture
+def editor_prefs(runtime):
+    """The walk saves the shared editor's language and zone: clear them after, as other modules' pages
+    (in this process, in whatever order pytest-xdist gives them) expect the editor to have none."""
+    yield
+    PrefsStore(runtime.redis, runtime.keys.root).set("editor", None, None)
+
+
+def test_no_async_route_blocks_the_event_loop(on_loop, editor_prefs, web_app, runtime, worker):
     anon = client(web_app)
     page = anon.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]

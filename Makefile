@@ -49,10 +49,15 @@ system-deps:
 	  echo "installing axe-core from the npm registry into ./node_modules (package-lock.json)"; \
 	  npm ci --no-audit --no-fund --loglevel=error || echo "warning: could not install axe-core" >&2; }
 
+# pytest in two processes (pytest-xdist): the suite mostly waits (kill -9 proofs, failovers, schedules),
+# so two of them overlap their waits. Whole test files go to one process (their module fixtures start
+# workers once). Serially: make test PYTEST_ARGS=-n0
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: install redis rabbitmq system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: install redis
 	$(BIN)/sharer demo

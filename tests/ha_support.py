@@ -20,18 +20,33 @@ import redis as redis_lib
 MASTER = "sharer-ha"
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports. Each socket is held until all are chosen: a port released at
+    once can be handed out again by the next bind (two sentinels were once given the same port)."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
-def free_cluster_port() -> int:
-    """A free port whose cluster-bus port (+10000) is free too (so at most 55535)."""
+def free_cluster_port(taken: tuple[int, ...] = ()) -> int:
+    """A free port whose cluster-bus port (+10000) is free too (so at most 55535), not in ``taken``."""
     import random
 
     for _ in range(200):
         port = random.randint(20000, 45000)
+        if {port, port + 10000} & {q + d for q in taken for d in (0, 10000)}:
+            continue
         try:
             for p in (port, port + 10000):
                 with socket.socket() as s:
@@ -76,7 +91,16 @@ class Node:
                    "--logfile", str(self.dir / "redis.log"), *self.args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         client = self.client(timeout=0.3)
-        _wait(client.ping, 10, f"redis on port {self.port}")
+
+        def ours() -> bool:  # the server answering is this process, not another one holding the port
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                log = self.dir / ("sentinel.log" if self.sentinel else "redis.log")
+                tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+                raise RuntimeError(f"redis-server on port {self.port} exited: {tail}")
+            return client.info("server").get("process_id") == self.proc.pid
+
+        _wait(ours, 10, f"redis on port {self.port}")
         client.close()
 
     def client(self, timeout: float = 2.0) -> redis_lib.Redis:
@@ -98,12 +122,13 @@ class Node:
 
 class SentinelGroup:
     def __init__(self, directory: Path):
-        self.primary = Node(directory / "primary", free_port(), [])
-        self.replica = Node(directory / "replica", free_port(),
+        primary, replica, *sentinels = free_ports(5)
+        self.primary = Node(directory / "primary", primary, [])
+        self.replica = Node(directory / "replica", replica,
                             ["--replicaof", "127.0.0.1", "0"])  # port filled in at start
         self.sentinels = []
-        for i in range(3):
-            self.sentinels.append(Node(directory / f"sentinel{i}", free_port(), [
+        for i, port in enumerate(sentinels):
+            self.sentinels.append(Node(directory / f"sentinel{i}", port, [
                 f"sentinel monitor {MASTER} 127.0.0.1 {self.primary.port} 2",
                 f"sentinel down-after-milliseconds {MASTER} 1000",
                 f"sentinel failover-timeout {MASTER} 4000",
@@ -144,9 +169,12 @@ class RedisClusterGroup:
     """Three ``--cluster-enabled`` primaries sharing the 16384 slots, no replicas."""
 
     def __init__(self, directory: Path, size: int = 3):
-        self.nodes = [Node(directory / f"node{i}", free_cluster_port(), [
+        ports: list[int] = []
+        for _ in range(size):
+            ports.append(free_cluster_port(tuple(ports)))
+        self.nodes = [Node(directory / f"node{i}", port, [
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000",
-        ], aof=False) for i in range(size)]
+        ], aof=False) for i, port in enumerate(ports)]
 
     @property
     def url(self) -> str:

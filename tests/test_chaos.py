@@ -231,6 +231,9 @@ def test_worker_killed_while_the_publish_is_held_open_never_loses_or_doubles(how
         for first in range(0, LOOPS, size):
             if how == "sigkill-main" and first > 0:
                 w = Worker(env, concurrency=size)
+            if how == "sigkill-child":  # a slow respawn must not eat a round (the client gives up at 3 s)
+                wait_for(lambda pid=w.proc.pid: len([k for k in pool_children(pid) if alive(k)]) == size, 30,
+                         "the pool to replace the killed children")
             held = []
             for i in range(first, min(first + size, LOOPS)):
                 token = f"{run}n{i:03d}z"
@@ -245,6 +248,7 @@ def test_worker_killed_while_the_publish_is_held_open_never_loses_or_doubles(how
                 assert len(kids) == size, kids  # every child is inside a held publish
                 for kid in kids:
                     os.kill(kid, signal.SIGKILL)
+                time.sleep(0.2)  # the killed children are gone before the next round counts the pool
             elif how == "sigkill-main":
                 kids = pool_children(w.proc.pid)
                 os.kill(w.proc.pid, signal.SIGKILL)

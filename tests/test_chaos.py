@@ -155,13 +155,17 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, every: floa
 
 
 def settle(rt: Runtime, ids: list[str], timeout: float = 45.0, every: float = 0.5,
-           shift: Callable[[float], float] | None = None, fail: bool = True) -> list[Delivery] | None:
+           shift: Callable[[float], float] | None = None, fail: bool = True,
+           each: Callable[[], object] | None = None) -> list[Delivery] | None:
     """Run the sweeper (as beat would) until every delivery is delivered/failed/needs_review.
 
-    ``shift`` runs it as if at a later time; ``fail=False`` returns None on timeout instead of failing.
+    ``shift`` runs it as if at a later time; ``fail=False`` returns None on timeout instead of failing;
+    ``each`` runs on every round (a supervisor's check that the worker is still up).
     """
     deadline = time.monotonic() + timeout
     while True:
+        if each is not None:
+            each()
         ds = rt.store.get_many(ids, with_events=True)
         if len(ds) == len(ids) and all(service.is_settled(d) for d in ds):
             return ds

@@ -97,11 +97,12 @@ def cancel(rt: Runtime, share_or_delivery_id: str, *, actor: Actor | None = None
 
 
 def purge(rt: Runtime, *, actor: Actor | None = None) -> int:
-    """Enforce ``[log] retention_days`` on deliveries, shares and the audit log. ``actor``: a person ran
-    it (recorded); beat's hourly run passes none."""
+    """Enforce ``[log] retention_days`` on deliveries, shares and the audit log, then pack the shares
+    settled for an hour. ``actor``: a person ran it (recorded); beat's hourly run passes none."""
     cutoff = time.time() - rt.settings.retention_days * 86400
     rt.audit.purge(cutoff)  # the audit log is retained like the log
     removed = rt.store.purge(cutoff)
+    rt.store.compact()  # shares settled for an hour are packed (sharer/store/cold.py)
     if actor is not None:
         record_audit(rt, AuditAction.PURGE, actor, f"purged {removed} deliveries older than "
                                              f"{rt.settings.retention_days:g} days", data={"removed": removed})

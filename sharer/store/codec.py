@@ -105,7 +105,11 @@ def unpack_post(blob: bytes, article: bytes | None) -> dict[str, Any] | None:
 # --- the article stored with its share ----------------------------------------------------------------
 
 def pack_article(article: dict[str, Any]) -> bytes:
-    raw = compact_json(article).encode()
+    return pack_article_raw(compact_json(article).encode())
+
+
+def pack_article_raw(raw: bytes) -> bytes:
+    """``article_z`` for article JSON already encoded (kept byte for byte: posts use it as a dictionary)."""
     z = zlib.compress(raw, 9)
     return _ZLIB + z if len(z) < len(raw) else _JSON + raw
 

@@ -15,7 +15,8 @@ from typing import Any
 from redis import Redis
 
 from ..clock import iso, ms, now
-from . import codec, lua, scripts, titles
+from . import codec, cold, lua, scripts, titles
+from .coldstore import ColdStore
 from .keys import Keys
 from .records import Delivery, ShareRecord
 from .states import CANCELLABLE, EXPLAINED, RETRYABLE, STATUSES, TERMINAL, Status, index_keys
@@ -35,6 +36,7 @@ class DeliveryStore:
         self._decide = scripts.register(redis, lua.DECIDE)
         self._indexes = index_keys(keys)
         self._articles: dict[str, bytes | None] = {}  # share id -> article JSON (immutable once written)
+        self.cold = ColdStore(redis, keys)  # settled shares, packed (``cold.py``)
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -96,7 +98,6 @@ class DeliveryStore:
             if st in TERMINAL:  # a delivery may start settled (``failed``: it cannot compose)
                 for key in self.k.delivery_keys(d["id"]):
                     pipe.expire(key, ttl)
-            pipe.zadd(self.k.all_index, {member: 0})
             pipe.zadd(self.k.status_index(st), {member: 0})
             pipe.zadd(self.k.account_index(d["account"]), {member: 0})
         if also is not None:
@@ -118,13 +119,16 @@ class DeliveryStore:
         allowed_s = allowed if isinstance(allowed, str) else ",".join(allowed)
         fields = dict(fields or {})
         post = fields.pop("post", None)
-        res = self._transition(
-            keys=[*self.k.delivery_keys(delivery_id), *self._indexes],
-            args=[allowed_s, new or "", iso(), message,
-                  "" if token is None else str(token), json.dumps(_fields(fields)),
-                  "1" if bump else "0", self.k.events_channel, str(self.retention + 86400), actor,
-                  b"" if post is None else self._pack_post(delivery_id, post)],
-        )
+        for _ in range(3):  # a packed (settled) record is unpacked first; packing may race once
+            res = self._transition(
+                keys=[*self.k.delivery_keys(delivery_id), *self._indexes],
+                args=[allowed_s, new or "", iso(), message,
+                      "" if token is None else str(token), json.dumps(_fields(fields)),
+                      "1" if bump else "0", self.k.events_channel, str(self.retention + 86400), actor,
+                      b"" if post is None else self._pack_post(delivery_id, post)],
+            )
+            if _s(res[0]) != Outcome.MISSING or not self.cold.thaw_delivery(delivery_id):
+                break
         outcome, detail = Outcome(_s(res[0])), _s(res[1])
         if outcome is Outcome.OK:
             return Result(outcome, None, int(detail))
@@ -207,36 +211,87 @@ class DeliveryStore:
             if with_post:
                 pipe.get(self.k.delivery_post(i))
         out = iter(pipe.execute())
-        rows = []
-        for _ in ids:
+        rows: dict[str, tuple[dict[str, str], list[str] | None, bytes | None]] = {}
+        for i in ids:
             h, long = _dec(next(out)), _dec(next(out))
             evs = [_s(e) for e in next(out)] if with_events else None
             blob = next(out) if with_post else None
             if h:
-                rows.append((codec.join_long(h, long), evs, blob))
+                rows[i] = (codec.join_long(h, long), evs, blob)
         if with_post:
-            self._articles_for({h["share_id"] for h, _, blob in rows if blob and blob[:1] == b"z"})
+            self._articles_for({h["share_id"] for h, _, blob in rows.values() if blob and blob[:1] == b"z"})
+        packed = self.cold.records(i for i in ids if i not in rows)
         result = []
-        for h, evs, blob in rows:
-            post = codec.unpack_post(blob, self._articles.get(h["share_id"])) if blob else None
-            result.append(Delivery.from_hash(h, evs, post=post))
+        for i in ids:
+            if i in rows:
+                h, evs, blob = rows[i]
+                post = codec.unpack_post(blob, self._articles.get(h["share_id"])) if blob else None
+                result.append(Delivery.from_hash(h, evs, post=post))
+            elif i in packed:
+                h, cold_evs, cold_post = packed[i]
+                result.append(Delivery.from_hash(h, cold_evs if with_events else None,
+                                                 post=cold_post if with_post else None))
         return result
 
     def share_delivery_ids(self, share_id: str) -> list[str] | None:
-        """The share's delivery ids (None: no such share), without loading its article."""
+        """The share's delivery ids (None: no such share, hot or packed), without loading its article."""
         raw = self.r.hget(self.k.share(share_id), "delivery_ids")
-        return None if raw is None else json.loads(_s(raw))
+        if raw is None:
+            head = self.share_heads([share_id]).get(share_id)
+            return None if head is None else json.loads(head.get("delivery_ids") or "[]")
+        return json.loads(_s(raw))
 
     def share(self, share_id: str) -> ShareRecord | None:
         raw = self.r.hgetall(self.k.share(share_id))
         if not raw:
-            return None
+            p = self.cold.packed([share_id]).get(share_id)
+            if p is None:
+                return None
+            h = dict(p.share)
+            if p.article is not None:
+                h["article"] = p.article.decode()
+            return ShareRecord.from_hash(share_id, h)
         packed = raw.pop(b"article_z", None)
         article = codec.unpack_article(packed if isinstance(packed, bytes) else None, raw.pop(b"article", None))
         h = _dec(raw)
         if article is not None:
             h["article"] = article.decode()
         return ShareRecord.from_hash(share_id, h)
+
+    def share_heads(self, share_ids: list[str]) -> dict[str, dict[str, str]]:
+        """The share hash's small fields (title, url, created_at, delivery_ids, shared_by, ...) of each
+        share that exists, hot or packed; a packed one also carries ``_briefs``: JSON
+        ``{delivery id: [status, account, platform]}`` (its records are not in hot keys to look at)."""
+        small = ("title", "url", "created_at", "delivery_ids", "shared_by")
+        pipe = self.r.pipeline(transaction=False)
+        for sid in share_ids:
+            pipe.hmget(self.k.share(sid), *small)
+        out: dict[str, dict[str, str]] = {}
+        missing = []
+        for sid, row in zip(share_ids, pipe.execute()):
+            if row[3] is None:
+                missing.append(sid)
+            else:
+                out[sid] = {k: _s(v) for k, v in zip(small, row) if v is not None}
+        for sid, p in self.cold.packed(missing).items():
+            head = {k: v for k, v in p.share.items() if k in small}
+            head["_briefs"] = codec.compact_json({d.id: [d.record.get("status"), d.record.get("account"),
+                                                         d.record.get("platform")] for d in p.deliveries})
+            out[sid] = head
+        return out
+
+    def share_ids_of(self, delivery_ids: list[str]) -> dict[str, str]:
+        """Delivery id -> its share id, hot or packed (ids of no delivery are left out)."""
+        pipe = self.r.pipeline(transaction=False)
+        for did in delivery_ids:
+            pipe.hget(self.k.delivery(did), "share_id")
+        found = {did: _s(sid) for did, sid in zip(delivery_ids, pipe.execute()) if sid is not None}
+        found.update(self.cold.share_ids_of(d for d in delivery_ids if d not in found))
+        return found
+
+    def compact(self, settled_before: float | None = None, limit: int | None = None) -> int:
+        """Pack the shares settled before ``settled_before`` (default: ``COLD_AFTER`` ago); see ``cold.py``."""
+        return self.cold.compact(now() - cold.COLD_AFTER if settled_before is None else settled_before, limit=limit)
 
     # --- the article a post is compressed against ------------------------------------------------
 
@@ -252,8 +307,13 @@ class DeliveryStore:
         pipe = self.r.pipeline(transaction=False)
         for sid in wanted:
             pipe.hmget(self.k.share(sid), "article_z", "article")
+        missing = []
         for sid, (packed, plain) in zip(wanted, pipe.execute()):
+            if packed is None and plain is None:
+                missing.append(sid)
             self._remember(sid, codec.unpack_article(packed, plain))
+        for sid, p in self.cold.packed(missing).items():
+            self._remember(sid, p.article)
 
     def _article(self, share_id: str) -> bytes | None:
         self._articles_for({share_id})
@@ -273,7 +333,7 @@ class DeliveryStore:
         elif account:
             index = self.k.account_index(account)
         else:
-            index = self.k.all_index
+            return self._query_all(since, limit, cursor, with_events)
         high = f"({cursor}" if cursor else "+"
         low = f"[{ms(since):013d}" if since else "-"
         found: list[Delivery] = []
@@ -302,6 +362,37 @@ class DeliveryStore:
             next_cursor = None
         return found, next_cursor
 
+    def _query_all(self, since: float | None, limit: int, cursor: str | None, with_events: bool
+                   ) -> tuple[list[Delivery], str | None]:
+        """Every delivery newest first, walking the shares index: a share's deliveries carry its
+        millisecond, so their members (``"<ms>:<delivery id>"``) are the shares' with the ids swapped.
+        Whole milliseconds are taken at a time so the order across shares stays exact."""
+        low = f"[{ms(since):013d}" if since else "-"
+        high = f"({cursor.split(':', 1)[0]}:~" if cursor else "+"
+        members: list[str] = []
+        while True:
+            got = [_s(m) for m in self.r.zrange(self.k.shares_index, high, low, desc=True, bylex=True, offset=0,
+                                                 num=max(limit, 50))]
+            if got:  # finish the last millisecond, so no share of it waits for the next page
+                last_ms = got[-1].split(":", 1)[0]
+                got += [_s(m) for m in self.r.zrange(self.k.shares_index, f"({got[-1]}", f"[{last_ms}:",
+                                                      desc=True, bylex=True)]
+            heads = self.share_heads([m.split(":", 1)[1] for m in got])
+            for m in got:
+                at, sid = m.split(":", 1)
+                for did in json.loads((heads.get(sid) or {}).get("delivery_ids") or "[]"):
+                    member = f"{at}:{did}"
+                    if cursor is None or member < cursor:
+                        members.append(member)
+            if len(members) > limit or not got:
+                break
+            high = f"({got[-1].split(':', 1)[0]}:"
+        members.sort(reverse=True)
+        page = members[:limit]
+        records = {d.id: d for d in self.get_many([m.split(":", 1)[1] for m in page], with_events=with_events)}
+        found = [records[m.split(":", 1)[1]] for m in page if m.split(":", 1)[1] in records]
+        return found, (page[-1] if len(members) > limit else None)
+
     def ids_in_status(self, status: str, limit: int = 1000) -> list[str]:
         members = self.r.zrange(self.k.status_index(status), "-", "+", bylex=True, offset=0, num=limit)
         return [_s(m).split(":", 1)[1] for m in members]
@@ -320,7 +411,7 @@ class DeliveryStore:
         removed = 0
         if not self.r.exists(self.k.title_index_version):  # a log older than the title index
             titles.backfill(self.r, self.k)
-        while True:
+        while True:  # the all-deliveries index of a log written before it went away (issue 15)
             members = [_s(m) for m in self.r.zrange(self.k.all_index, "-", cutoff, bylex=True, offset=0, num=batch)]
             if not members:
                 break
@@ -338,22 +429,41 @@ class DeliveryStore:
                         pipe.zrem(self.k.status_index(s), member)
                 if account is not None:
                     pipe.zrem(self.k.account_index(_s(account)), member)
-            pipe.execute()
-            removed += len(ids)
-        while True:
+            pipe.execute()  # counted below, with their shares
+        while True:  # each share with its deliveries, hot or packed
             members = [_s(m) for m in self.r.zrange(self.k.shares_index, "-", cutoff, bylex=True, offset=0, num=batch)]
             if not members:
                 break
+            heads = self.share_heads([m.split(":", 1)[1] for m in members])
+            owned = {m: json.loads((heads.get(m.split(":", 1)[1]) or {}).get("delivery_ids") or "[]") for m in members}
             pipe = self.r.pipeline(transaction=False)
             for m in members:
-                pipe.hget(self.k.share(m.split(":", 1)[1]), "title")
-            names = pipe.execute()
+                for did in owned[m]:
+                    pipe.hmget(self.k.delivery(did), "status", "account")
+            hot = iter(pipe.execute())
             pipe = self.r.pipeline(transaction=True)
-            for m, title in zip(members, names):
-                pipe.delete(self.k.share(m.split(":", 1)[1]))
+            for m in members:
+                at, sid = m.split(":", 1)
+                head = heads.get(sid) or {}
+                briefs = json.loads(head.get("_briefs") or "{}")
+                for did in owned[m]:
+                    status, account = (_s(x) if x is not None else None for x in next(hot))
+                    if did in briefs:
+                        status, account = briefs[did][0], briefs[did][1]
+                        pipe.hdel(self.k.cold_map(cold.bucket(did)), did)
+                    pipe.delete(*self.k.delivery_keys(did))
+                    dm = f"{at}:{did}"
+                    for st in STATUSES:
+                        if status is None or status == st:
+                            pipe.zrem(self.k.status_index(st), dm)
+                    if account is not None:
+                        pipe.zrem(self.k.account_index(account), dm)
+                    removed += 1
+                pipe.delete(self.k.share(sid), self.k.cold(sid))
                 pipe.zrem(self.k.shares_index, m)
-                if title is not None:
-                    titles.remove(pipe, self.k, m, _s(title))
+                pipe.zrem(self.k.cold_pending, m)
+                if head.get("title") is not None:
+                    titles.remove(pipe, self.k, m, head["title"])
             pipe.execute()
         return removed
 

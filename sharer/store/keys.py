@@ -42,6 +42,25 @@ class Keys:
         return (self.delivery(delivery_id), self.events(delivery_id), self.delivery_post(delivery_id),
                 self.delivery_long(delivery_id))
 
+    # The packed form of settled shares (``store/cold.py``).
+    def cold(self, share_id: str) -> str:
+        """String: a settled share with every delivery, packed (``cold.pack``)."""
+        return f"{self.root}:cold:{share_id}"
+
+    def cold_map(self, n: int) -> str:
+        """Hash: delivery id -> share id for packed deliveries whose id falls in bucket ``n``."""
+        return f"{self.root}:cold-map:{n}"
+
+    @property
+    def cold_cursor(self) -> str:
+        """String: the shares-index member the packing walk has reached."""
+        return f"{self.root}:cold-cursor"
+
+    @property
+    def cold_pending(self) -> str:
+        """Lexicographic sorted set: shares the walk passed that were not settled yet (looked at again)."""
+        return f"{self.root}:cold-pending"
+
     # Indexes are lexicographic sorted sets (all scores 0) whose members are
     # "<13-digit created ms>:<id>", so time order, cursors and --since are one ZRANGE BYLEX.
     @property

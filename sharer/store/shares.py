@@ -119,28 +119,31 @@ class _Walk:
         Title and the delivery filters are checked on a few fields first (one pipelined round trip
         each); only shares that pass are loaded with their deliveries and events."""
         r, k = self.store.r, self.store.k
-        pipe = r.pipeline(transaction=False)
-        for m in members:
-            pipe.hmget(k.share(m.split(":", 1)[1]), "title", "url", "created_at", "delivery_ids")
+        heads = self.store.share_heads([m.split(":", 1)[1] for m in members])  # hot or packed
         rows = []
-        for m, row in zip(members, pipe.execute()):
-            if row[3] is None:  # purged meanwhile
+        for m in members:
+            head = heads.get(m.split(":", 1)[1])
+            if head is None:  # purged meanwhile
                 continue
-            title = _s(row[0] or b"")
+            title = head.get("title", "")
             if self.flt.q and not titles.matches(self.flt.q, title):
                 continue
-            rows.append((m, {"title": title, "url": _s(row[1] or b""), "created_at": _s(row[2] or b"")},
-                         json.loads(_s(row[3]))))
+            rows.append((m, {"title": title, "url": head.get("url", ""), "created_at": head.get("created_at", ""),
+                             "_briefs": head.get("_briefs")}, json.loads(head.get("delivery_ids") or "[]")))
         f = self.flt
         if rows and (f.status or f.account or f.platform):
             pipe = r.pipeline(transaction=False)
-            for _, _, ids in rows:
-                for i in ids:
+            for _, h, ids in rows:
+                for i in ids if h["_briefs"] is None else []:
                     pipe.hmget(k.delivery(i), "status", "account", "platform")
             fields = iter(pipe.execute())
             kept = []
             for row in rows:
-                ds = [tuple(_s(x) if x is not None else None for x in next(fields)) for _ in row[2]]
+                if row[1]["_briefs"] is not None:  # a packed share: its records' fields came with it
+                    briefs = json.loads(row[1]["_briefs"])
+                    ds = [tuple(briefs.get(i) or (None, None, None)) for i in row[2]]
+                else:
+                    ds = [tuple(_s(x) if x is not None else None for x in next(fields)) for _ in row[2]]
                 if ((not f.status or any(d[0] == f.status for d in ds))
                         and (not f.account or any(d[1] == f.account for d in ds))
                         and (not f.platform or any(d[2] == f.platform for d in ds))):
@@ -198,7 +201,7 @@ class _Walk:
     def deliveries(self, index: str, high: str, low: str) -> tuple[list[ShareSummary], str | None]:
         """Walk a delivery index (status or account): each entry names its share. The walk stops on a
         millisecond boundary, so shares created in the same millisecond are never split across pages."""
-        r, k = self.store.r, self.store.k
+        r = self.store.r
         seen: set[str] = set()
         scanned = 0
         stop_ms: str | None = None
@@ -207,12 +210,11 @@ class _Walk:
             members = [_s(m) for m in r.zrange(index, high, low, desc=True, bylex=True, offset=0, num=batch)]
             if not members:
                 return self._page(False)
-            pipe = r.pipeline(transaction=False)
-            for m in members:
-                pipe.hget(k.delivery(m.split(":", 1)[1]), "share_id")
+            owners = self.store.share_ids_of([m.split(":", 1)[1] for m in members])  # hot or packed
             fresh: list[str] = []
             crossed = False
-            for m, sid in zip(members, pipe.execute()):
+            for m in members:
+                sid = owners.get(m.split(":", 1)[1])
                 at = m.split(":", 1)[0]
                 if stop_ms is not None and at != stop_ms:
                     crossed = True

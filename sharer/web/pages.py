@@ -365,11 +365,4 @@ def shared_by(rt: Any, share_ids: list[str]) -> dict[str, str]:
     """Who started each share (``shared_by`` on the share record; absent on shares from before it)."""
     if not share_ids:
         return {}
-    pipe = rt.redis.pipeline(transaction=False)
-    for sid in share_ids:
-        pipe.hget(rt.keys.share(sid), "shared_by")
-    out = {}
-    for sid, raw in zip(share_ids, pipe.execute()):
-        if raw:
-            out[sid] = raw.decode() if isinstance(raw, bytes) else str(raw)
-    return out
+    return {sid: head["shared_by"] for sid, head in rt.store.share_heads(share_ids).items() if head.get("shared_by")}

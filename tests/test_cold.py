@@ -150,12 +150,13 @@ def test_pack_and_unpack_keep_every_field_event_post_and_expiry(own):
     raw = sum(len(json.dumps(d)) for d in before)
     assert len(blob) < raw / 3  # one compressed key for the whole share
     assert rt.redis.pttl(rt.keys.cold(sid)) > 0
-    assert all(rt.redis.hget(rt.keys.cold_map(cold.bucket(d)), d).decode() == sid for d in ids)
+    assert all(cold.unpack_id(rt.redis.hget(rt.keys.cold_map(cold.bucket(d)), cold.pack_id(d)), "sh") == sid
+               for d in ids)
 
     assert rt.store.cold.thaw(sid)
     assert not rt.redis.exists(rt.keys.cold(sid))
     assert [d.to_json() for d in rt.store.get_many(ids)] == before
-    assert not any(rt.redis.hexists(rt.keys.cold_map(cold.bucket(d)), d) for d in ids)
+    assert not any(rt.redis.hexists(rt.keys.cold_map(cold.bucket(d)), cold.pack_id(d)) for d in ids)
     for key, ttl in ttls.items():  # the same expiry as before it was packed (give or take the test's time)
         assert abs(rt.redis.pttl(key) - ttl) < 5000, key
     assert rt.redis.hget(rt.keys.delivery(ids[1]), "error").decode() == codec.LONG_MARK

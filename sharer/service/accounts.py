@@ -12,11 +12,20 @@ from ..store.deliveries import Delivery
 
 
 def account_activity(rt: Runtime, account: str, scan: int = 200) -> tuple[Delivery | None, Delivery | None]:
-    """The account's most recent delivered and most recent failed delivery among its last ``scan``."""
+    """The account's most recent delivered and most recent failed delivery among its last ``scan``,
+    read newest first a page at a time until both are found (usually the first page)."""
     rt.settings.account(account)
-    recent, _ = rt.store.query(account=account, limit=scan, with_events=False)
-    ok = next((d for d in recent if d.status == "delivered"), None)
-    bad = next((d for d in recent if d.status in ("failed", "needs_review")), None)
+    ok = bad = None
+    cursor: str | None = None
+    seen = 0
+    while seen < scan:
+        recent, cursor = rt.store.query(account=account, limit=min(25, scan - seen), cursor=cursor,
+                                        with_events=False, with_post=False)
+        seen += len(recent)
+        ok = ok or next((d for d in recent if d.status == "delivered"), None)
+        bad = bad or next((d for d in recent if d.status in ("failed", "needs_review")), None)
+        if (ok and bad) or cursor is None:
+            break
     return ok, bad
 
 

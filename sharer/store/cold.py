@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,8 +33,27 @@ MAP_BUCKETS = 8192  # cold-map hashes: ~120 entries each at a million deliveries
 _MAGIC = b"C1"
 
 
+_STANDARD = re.compile(r"^(sh|dl)_[0-9a-f]{21}$")  # ``new_id``'s form: 21 hex digits pack into 11 bytes
+
+
 def bucket(delivery_id: str) -> int:
     return zlib.crc32(delivery_id.encode()) % MAP_BUCKETS
+
+
+def pack_id(any_id: str) -> bytes:
+    """An id as a cold-map field or value: 11 bytes for ``new_id``'s form (the prefix is known from the
+    role: fields are delivery ids, values share ids), else the id itself (it never starts below 0x10)."""
+    return bytes.fromhex("0" + any_id[3:]) if _STANDARD.match(any_id) else any_id.encode()
+
+
+def unpack_id(raw: bytes, prefix: str) -> str:
+    return f"{prefix}_{raw.hex()[1:]}" if len(raw) == 11 and raw[0] < 0x10 else raw.decode()
+
+
+def _derived(share: dict[str, str], member_ms: str, did: str) -> dict[str, str]:
+    """Record fields a packed record leaves out because the share gives them (restored on unpacking)."""
+    return {"id": did, "share_id": share.get("id", ""), "idx": f"{member_ms}:{did}",
+            "created_at": share.get("created_at", "")}
 
 
 @dataclass
@@ -68,8 +88,11 @@ def pack(share: dict[str, str], article: bytes | None, deliveries: list[HotDeliv
     """The packed key's value. Posts are decoded (the stream compresses them against the article); a
     post that cannot be decoded (its article is gone) is kept as its raw blob."""
     ds = []
+    member_ms = next((d.record["idx"].split(":", 1)[0] for d in deliveries if ":" in d.record.get("idx", "")), "")
     for d in deliveries:
-        item: dict[str, Any] = {"id": d.id, "h": d.record, "e": d.events, "t": list(d.ttls)}
+        same = {k for k, v in _derived(share, member_ms, d.id).items() if d.record.get(k) == v}
+        record = {k: v for k, v in d.record.items() if k not in same}
+        item: dict[str, Any] = {"id": d.id, "h": record, "e": d.events, "t": list(d.ttls), "x": sorted(same)}
         if d.long:
             item["l"] = d.long
         if d.post_blob:
@@ -79,19 +102,22 @@ def pack(share: dict[str, str], article: bytes | None, deliveries: list[HotDeliv
             else:
                 item["p"] = post
         ds.append(item)
-    doc = {"s": share, "a": None if article is None else article.decode(), "d": ds, "t": share_ttl}
-    return _MAGIC + zlib.compress(codec.compact_json(doc).encode(), 9)
+    doc = {"s": share, "a": None if article is None else article.decode(), "d": ds, "t": share_ttl, "m": member_ms}
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: the key is ours, no header or checksum
+    return _MAGIC + co.compress(codec.compact_json(doc).encode()) + co.flush()
 
 
 def unpack(blob: bytes) -> Packed:
     if blob[:2] != _MAGIC:
         raise ValueError("not a packed share")
-    doc = json.loads(zlib.decompress(blob[2:]))
+    doc = json.loads(zlib.decompress(blob[2:], -15))
     article = None if doc["a"] is None else doc["a"].encode()
     out = Packed(doc["s"], article, share_ttl=int(doc.get("t", -1)))
     for item in doc["d"]:
         raw = base64.b64decode(item["pb"]) if "pb" in item else None
-        out.deliveries.append(HotDelivery(item["id"], item["h"], item.get("l") or {}, item["e"], raw,
+        derived = _derived(doc["s"], doc.get("m", ""), item["id"])
+        record = {**{k: derived[k] for k in item.get("x", ())}, **item["h"]}
+        out.deliveries.append(HotDelivery(item["id"], record, item.get("l") or {}, item["e"], raw,
                                           _four(item.get("t"))))
         out.posts.append(item.get("p") if raw is None else codec.unpack_post(raw, article))
     return out
@@ -116,12 +142,14 @@ def thaw_args(p: Packed) -> list[Any]:
         else:
             posts.append(b"")
     article = b"" if p.article is None else codec.pack_article_raw(p.article)
-    return [codec.compact_json(spec), article, *posts]
+    return [codec.compact_json(spec), article, *[x for d, post in zip(p.deliveries, posts)
+                                                 for x in (post, pack_id(d.id))]]
 
 
 # KEYS: 1 the packed key, 2 the share hash, then per delivery 5: record, events, post, long, its cold-map
 # ARGV: 1 the packed value, 2 its PEXPIREAT ms ("" none), 3 the share hash's field count as read,
-#       4 the share id, then per delivery 6: id, status, updated_at, event count, post length, long count
+#       4 the share id (``pack_id``), then per delivery 6: id (``pack_id``), status, updated_at, event count,
+#       post length, long count
 # Returns 1 packed, 0 already packed, -1 something changed since it was read (left hot).
 COMPACT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -149,8 +177,8 @@ return 1
 """
 
 # KEYS: as COMPACT's. ARGV: 1 JSON {s = share fields, st = its expiry, d = [{id, h, l, e, t = 4 expiries}]}
-# (expiries: epoch ms as strings, "-1" none), 2 the share's
-# article_z ("" none), then per delivery its post blob ("" none).
+# (expiries: epoch ms as strings, "-1" none), 2 the share's article_z ("" none), then per delivery 2: its
+# post blob ("" none), its cold-map field (``pack_id``).
 # Returns 1 unpacked, 0 not packed (someone else unpacked it first: the hot keys are the truth).
 THAW = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -170,10 +198,10 @@ for i, d in ipairs(spec.d) do
   local k = 3 + (i - 1) * 5
   hset(KEYS[k], d.h)
   if #d.e > 0 then redis.call('RPUSH', KEYS[k + 1], unpack(d.e)) end
-  if ARGV[2 + i] ~= '' then redis.call('SET', KEYS[k + 2], ARGV[2 + i]) end
+  if ARGV[1 + 2 * i] ~= '' then redis.call('SET', KEYS[k + 2], ARGV[1 + 2 * i]) end
   hset(KEYS[k + 3], d.l)
   for j = 1, 4 do expire(KEYS[k + j - 1], d.t[j]) end
-  redis.call('HDEL', KEYS[k + 4], d.id)
+  redis.call('HDEL', KEYS[k + 4], ARGV[2 + 2 * i])
 end
 redis.call('DEL', KEYS[1])
 return 1

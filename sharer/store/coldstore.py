@@ -53,8 +53,9 @@ class ColdStore:
             return {}
         pipe = self.r.pipeline(transaction=False)
         for did in ids:
-            pipe.hget(self.k.cold_map(cold.bucket(did)), did)
-        return {did: _s(sid) for did, sid in zip(ids, pipe.execute()) if sid is not None}
+            pipe.hget(self.k.cold_map(cold.bucket(did)), cold.pack_id(did))
+        return {did: cold.unpack_id(codec.as_bytes(sid), "sh") for did, sid in zip(ids, pipe.execute())
+                if sid is not None}
 
     def records(self, delivery_ids: Iterable[str]
                 ) -> dict[str, tuple[dict[str, str], list[str], dict[str, Any] | None]]:
@@ -150,12 +151,13 @@ class ColdStore:
             blob = cold.pack(h, article, ds, share_exp)
             latest = max([share_exp] + [t for d in ds for t in d.ttls])
             keys = [self.k.cold(sid), self.k.share(sid)]
-            args: list[Any] = [blob, str(latest) if latest > 0 else "", str(len(h) + (article is not None)), sid]
+            args: list[Any] = [blob, str(latest) if latest > 0 else "", str(len(h) + (article is not None)),
+                               cold.pack_id(sid)]
             for d in ds:
                 keys += [self.k.delivery(d.id), self.k.events(d.id), self.k.delivery_post(d.id),
                          self.k.delivery_long(d.id), self.k.cold_map(cold.bucket(d.id))]
-                args += [d.id, d.record.get("status", ""), d.record.get("updated_at", ""), str(len(d.events)),
-                         str(len(d.post_blob or b"")), str(len(d.long))]
+                args += [cold.pack_id(d.id), d.record.get("status", ""), d.record.get("updated_at", ""),
+                         str(len(d.events)), str(len(d.post_blob or b"")), str(len(d.long))]
             calls.append((m, keys, args))
         pipe = self.r.pipeline(transaction=False)
         for _, keys, args in calls:

@@ -325,7 +325,7 @@ class DeliveryStore:
         return codec.pack_post(post, self._article(_s(share_id)) if share_id is not None else None)
 
     def query(self, *, status: str | None = None, account: str | None = None, since: float | None = None,
-              limit: int = 50, cursor: str | None = None, with_events: bool = True
+              limit: int = 50, cursor: str | None = None, with_events: bool = True, with_post: bool = True
               ) -> tuple[list[Delivery], str | None]:
         """Newest first. ``cursor`` is the opaque ``next_cursor`` of the previous page."""
         if status:
@@ -333,7 +333,7 @@ class DeliveryStore:
         elif account:
             index = self.k.account_index(account)
         else:
-            return self._query_all(since, limit, cursor, with_events)
+            return self._query_all(since, limit, cursor, with_events, with_post)
         high = f"({cursor}" if cursor else "+"
         low = f"[{ms(since):013d}" if since else "-"
         found: list[Delivery] = []
@@ -345,7 +345,7 @@ class DeliveryStore:
                 next_cursor = None
                 break
             ids = [m.split(":", 1)[1] for m in members]
-            records = {d.id: d for d in self.get_many(ids, with_events=with_events)}
+            records = {d.id: d for d in self.get_many(ids, with_events=with_events, with_post=with_post)}
             for member, did in zip(members, ids):
                 d = records.get(did)
                 next_cursor = member
@@ -362,8 +362,8 @@ class DeliveryStore:
             next_cursor = None
         return found, next_cursor
 
-    def _query_all(self, since: float | None, limit: int, cursor: str | None, with_events: bool
-                   ) -> tuple[list[Delivery], str | None]:
+    def _query_all(self, since: float | None, limit: int, cursor: str | None, with_events: bool,
+                   with_post: bool) -> tuple[list[Delivery], str | None]:
         """Every delivery newest first, walking the shares index: a share's deliveries carry its
         millisecond, so their members (``"<ms>:<delivery id>"``) are the shares' with the ids swapped.
         Whole milliseconds are taken at a time so the order across shares stays exact."""
@@ -389,7 +389,8 @@ class DeliveryStore:
             high = f"({got[-1].split(':', 1)[0]}:"
         members.sort(reverse=True)
         page = members[:limit]
-        records = {d.id: d for d in self.get_many([m.split(":", 1)[1] for m in page], with_events=with_events)}
+        records = {d.id: d for d in self.get_many([m.split(":", 1)[1] for m in page], with_events=with_events,
+                                                  with_post=with_post)}
         found = [records[m.split(":", 1)[1]] for m in page if m.split(":", 1)[1] in records]
         return found, (page[-1] if len(members) > limit else None)
 
@@ -450,7 +451,7 @@ class DeliveryStore:
                     status, account = (_s(x) if x is not None else None for x in next(hot))
                     if did in briefs:
                         status, account = briefs[did][0], briefs[did][1]
-                        pipe.hdel(self.k.cold_map(cold.bucket(did)), did)
+                        pipe.hdel(self.k.cold_map(cold.bucket(did)), cold.pack_id(did))
                     pipe.delete(*self.k.delivery_keys(did))
                     dm = f"{at}:{did}"
                     for st in STATUSES:

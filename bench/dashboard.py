@@ -212,6 +212,11 @@ def main() -> None:
         print(f"packed {packed:,} settled shares in {time.time() - t:.0f} s (hot: "
               f"{(hot - mem0) / max(1, n):,.0f} bytes per delivery)", flush=True)
         mem1 = rt.redis.info("memory")["used_memory"]
+        for _ in range(30):  # Redis shrinks its key tables a moment after many keys went (serverCron)
+            time.sleep(0.5)
+            mem1, last = rt.redis.info("memory")["used_memory"], mem1
+            if abs(mem1 - last) < 64 * 1024:
+                break
         r, k = rt.redis, rt.keys
         members = r.zcard(k.shares_index)
         mid = r.zrange(k.shares_index, members // 2, members // 2)[0].decode()

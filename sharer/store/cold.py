@@ -77,14 +77,13 @@ class Packed:
     article: bytes | None  # the article JSON, exactly the bytes posts were compressed against
     deliveries: list[HotDelivery] = field(default_factory=list)
     posts: list[dict[str, Any] | None] = field(default_factory=list)
-    share_ttl: int = -1  # when the share hash expires, epoch ms (-1: never)
 
     def records(self) -> list[tuple[dict[str, str], list[str], dict[str, Any] | None]]:
         """``(record with long values joined, events, post)`` per delivery, as ``Delivery.from_hash`` takes."""
         return [(codec.join_long(d.record, d.long), d.events, p) for d, p in zip(self.deliveries, self.posts)]
 
 
-def pack(share: dict[str, str], article: bytes | None, deliveries: list[HotDelivery], share_ttl: int) -> bytes:
+def pack(share: dict[str, str], article: bytes | None, deliveries: list[HotDelivery]) -> bytes:
     """The packed key's value. Posts are decoded (the stream compresses them against the article); a
     post that cannot be decoded (its article is gone) is kept as its raw blob."""
     ds = []
@@ -92,7 +91,7 @@ def pack(share: dict[str, str], article: bytes | None, deliveries: list[HotDeliv
     for d in deliveries:
         same = {k for k, v in _derived(share, member_ms, d.id).items() if d.record.get(k) == v}
         record = {k: v for k, v in d.record.items() if k not in same}
-        item: dict[str, Any] = {"id": d.id, "h": record, "e": d.events, "t": list(d.ttls), "x": sorted(same)}
+        item: dict[str, Any] = {"id": d.id, "h": record, "e": d.events, "x": sorted(same)}
         if d.long:
             item["l"] = d.long
         if d.post_blob:
@@ -102,7 +101,7 @@ def pack(share: dict[str, str], article: bytes | None, deliveries: list[HotDeliv
             else:
                 item["p"] = post
         ds.append(item)
-    doc = {"s": share, "a": None if article is None else article.decode(), "d": ds, "t": share_ttl, "m": member_ms}
+    doc = {"s": share, "a": None if article is None else article.decode(), "d": ds, "m": member_ms}
     co = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: the key is ours, no header or checksum
     return _MAGIC + co.compress(codec.compact_json(doc).encode()) + co.flush()
 
@@ -112,27 +111,23 @@ def unpack(blob: bytes) -> Packed:
         raise ValueError("not a packed share")
     doc = json.loads(zlib.decompress(blob[2:], -15))
     article = None if doc["a"] is None else doc["a"].encode()
-    out = Packed(doc["s"], article, share_ttl=int(doc.get("t", -1)))
+    out = Packed(doc["s"], article)
     for item in doc["d"]:
         raw = base64.b64decode(item["pb"]) if "pb" in item else None
         derived = _derived(doc["s"], doc.get("m", ""), item["id"])
         record = {**{k: derived[k] for k in item.get("x", ())}, **item["h"]}
-        out.deliveries.append(HotDelivery(item["id"], record, item.get("l") or {}, item["e"], raw,
-                                          _four(item.get("t"))))
+        out.deliveries.append(HotDelivery(item["id"], record, item.get("l") or {}, item["e"], raw))
         out.posts.append(item.get("p") if raw is None else codec.unpack_post(raw, article))
     return out
 
 
-def _four(ttls: list[int] | None) -> tuple[int, int, int, int]:
-    a, b, c, d = (ttls or [-1, -1, -1, -1])[:4]
-    return int(a), int(b), int(c), int(d)
-
-
-def thaw_args(p: Packed) -> list[Any]:
-    """``THAW``'s ARGV: the text parts as one JSON document, then the binary ones (article, posts)."""
-    spec = {"s": p.share, "st": str(p.share_ttl),
-            "d": [{"id": d.id, "h": d.record, "l": d.long, "e": d.events, "t": [str(t) for t in d.ttls]}
-                  for d in p.deliveries]}
+def thaw_args(p: Packed, expire_at: int) -> list[Any]:
+    """``THAW``'s ARGV: the text parts as one JSON document, then the binary ones (article, posts).
+    Every key unpacked expires when the packed key would have (epoch ms; -1 never): the latest of the
+    keys packed into it, so nothing goes before its time and purge removes them on time anyway."""
+    at = str(expire_at)
+    spec = {"s": p.share, "st": at,
+            "d": [{"id": d.id, "h": d.record, "l": d.long, "e": d.events, "t": [at] * 4} for d in p.deliveries]}
     posts: list[bytes] = []
     for d, post in zip(p.deliveries, p.posts):
         if d.post_blob is not None:

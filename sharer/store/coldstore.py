@@ -148,7 +148,7 @@ class ColdStore:
             if not settled:
                 waiting.append(m)
                 continue
-            blob = cold.pack(h, article, ds, share_exp)
+            blob = cold.pack(h, article, ds)
             latest = max([share_exp] + [t for d in ds for t in d.ttls])
             keys = [self.k.cold(sid), self.k.share(sid)]
             args: list[Any] = [blob, str(latest) if latest > 0 else "", str(len(h) + (article is not None)),
@@ -181,7 +181,10 @@ class ColdStore:
     def thaw(self, share_id: str) -> bool:
         """Unpack a share into its hot keys. True: it is hot now (by us or someone first); False: it was
         not packed."""
-        blob = self.r.get(self.k.cold(share_id))
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(self.k.cold(share_id))
+        pipe.pttl(self.k.cold(share_id))
+        blob, pttl = pipe.execute()
         if not blob:
             return False
         p = cold.unpack(codec.as_bytes(blob))
@@ -189,7 +192,7 @@ class ColdStore:
         for d in p.deliveries:
             keys += [self.k.delivery(d.id), self.k.events(d.id), self.k.delivery_post(d.id),
                      self.k.delivery_long(d.id), self.k.cold_map(cold.bucket(d.id))]
-        self._thaw(keys=keys, args=cold.thaw_args(p))
+        self._thaw(keys=keys, args=cold.thaw_args(p, _expiry(pttl, ms(now()))))
         idx = p.deliveries[0].record.get("idx", "") if p.deliveries else ""
         if ":" in idx:  # once it settles again, pack it again: the walk has passed it
             self.r.zadd(self.k.cold_pending, {f"{idx.split(':', 1)[0]}:{share_id}": 0})

@@ -155,6 +155,15 @@ def test_shares_to_three_accounts_on_a_cluster_are_delivered_exactly_once_each(o
     assert status.returncode == 0, status.stderr
     assert {d["status"] for d in json.loads(status.stdout)["deliveries"]} == {"delivered"}
 
+    # the settled shares packed (one script per share, all keys declared) read the same, and a
+    # packed record unpacks for a change
+    before = [d.to_json() for d in rt.store.get_many(ids)]
+    assert rt.store.compact(settled_before=time.time() + 1) >= SHARES
+    assert not rt.redis.exists(rt.keys.delivery(ids[0])) and rt.redis.exists(rt.keys.cold(shares[0].share_id))
+    assert [d.to_json() for d in rt.store.get_many(ids)] == before
+    assert rt.store.transition(ids[0], "delivered", None, "checked on the account", actor="alice").ok
+    assert rt.redis.exists(rt.keys.delivery(ids[0])) and not rt.redis.exists(rt.keys.cold(shares[0].share_id))
+
     # retention: a purge (MULTI/EXEC over the indexes) removes the records and their index entries
     assert rt.store.purge(time.time() + 60) >= len(ids)
     assert rt.store.get_many(ids) == [] and service.log(rt, limit=5)[0] == []

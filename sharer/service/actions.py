@@ -102,7 +102,9 @@ def purge(rt: Runtime, *, actor: Actor | None = None) -> int:
     cutoff = time.time() - rt.settings.retention_days * 86400
     rt.audit.purge(cutoff)  # the audit log is retained like the log
     removed = rt.store.purge(cutoff)
-    rt.store.compact()  # shares settled for an hour are packed (sharer/store/cold.py)
+    # shares settled for an hour are packed (sharer/store/cold.py); a large log written before packing
+    # existed is packed 50,000 shares an hour, so no run holds the task for long
+    rt.store.compact(limit=50_000)
     if actor is not None:
         record_audit(rt, AuditAction.PURGE, actor, f"purged {removed} deliveries older than "
                                              f"{rt.settings.retention_days:g} days", data={"removed": removed})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
@@ -26,6 +27,19 @@ def _dec(h: dict) -> dict[str, str]:
 
 def _expiry(pttl: int, at_ms: int) -> int:
     return at_ms + pttl if pttl is not None and pttl >= 0 else -1
+
+
+@dataclass
+class _HotShare:
+    """A share's hot keys as read for packing."""
+
+    id: str
+    fields: dict[str, str]  # the share hash without its article
+    article: bytes | None
+    expires: int  # epoch ms, -1 never
+    ids: list[str]
+    deliveries: list[cold.HotDelivery] = field(default_factory=list)
+    incomplete: bool = False  # a delivery it lists has no record
 
 
 class ColdStore:
@@ -92,78 +106,36 @@ class ColdStore:
             members = [_s(m) for m in self.r.zrange(self.k.shares_index, low, high, bylex=True, offset=0, num=batch)]
             if not members:
                 break
-            packed += self._pack(members, settled_before, walk=True)
+            packed += self._pack(members, settled_before)
             looked += len(members)
             self.r.set(self.k.cold_cursor, members[-1])
             low = f"({members[-1]}"
         return packed
 
-    def _pack(self, members: list[str], settled_before: float, walk: bool = False) -> int:
+    def _pack(self, members: list[str], settled_before: float) -> int:
         """Pack these shares where every delivery is settled since before ``settled_before``; those not
         ready go (or stay) in ``cold-pending``. One round trip for the shares, one for their deliveries,
         one for the scripts."""
-        sids = [m.split(":", 1)[1] for m in members]
-        pipe = self.r.pipeline(transaction=False)
-        for sid in sids:
-            pipe.hgetall(self.k.share(sid))
-            pipe.pttl(self.k.share(sid))
-        got = pipe.execute()
-        at = ms(now())
-        shares = []
-        for i, (m, sid) in enumerate(zip(members, sids)):
-            raw: dict[bytes, bytes] = got[2 * i]
-            if not raw:
-                continue  # gone (purged) or packed already
-            article = codec.unpack_article(raw.pop(b"article_z", None), raw.pop(b"article", None))
-            shares.append((m, sid, _dec(raw), article, _expiry(got[2 * i + 1], at)))
-        pipe = self.r.pipeline(transaction=False)
-        for _, _, h, _, _ in shares:
-            for did in json.loads(h.get("delivery_ids") or "[]"):
-                pipe.hgetall(self.k.delivery(did))
-                pipe.hgetall(self.k.delivery_long(did))
-                pipe.lrange(self.k.events(did), 0, -1)
-                pipe.get(self.k.delivery_post(did))
-                for key in self.k.delivery_keys(did):
-                    pipe.pttl(key)
-        rows = iter(pipe.execute())
         ready_before = iso(settled_before)
         calls: list[tuple[str, list[str], list[Any]]] = []
         waiting: list[str] = []
-        for m, sid, h, article, share_exp in shares:
-            ds: list[cold.HotDelivery] = []
-            settled = complete = True
-            for did in json.loads(h.get("delivery_ids") or "[]"):
-                rec, long, evs, post = _dec(next(rows)), _dec(next(rows)), next(rows), next(rows)
-                ttls = (_expiry(next(rows), at), _expiry(next(rows), at), _expiry(next(rows), at),
-                        _expiry(next(rows), at))
-                if not rec:
-                    complete = False  # a record missing from its share: leave the share as it is
-                    continue
-                changed = rec.get("updated_at") or rec.get("created_at") or ""
-                if rec.get("status") not in _TERMINAL or changed >= ready_before:
-                    settled = False
-                ds.append(cold.HotDelivery(did, rec, long, [_s(e) for e in evs], post, ttls))
-            if not complete or not ds:
-                continue
-            if not settled:
+        for m, share in self._read(members):
+            if share.incomplete:
+                continue  # a record missing from its share: leave the share as it is
+            if not all(d.record.get("status") in _TERMINAL
+                       and (d.record.get("updated_at") or d.record.get("created_at") or "") < ready_before
+                       for d in share.deliveries):
                 waiting.append(m)
                 continue
-            blob = cold.pack(h, article, ds)
-            latest = max([share_exp] + [t for d in ds for t in d.ttls])
-            keys = [self.k.cold(sid), self.k.share(sid)]
-            args: list[Any] = [blob, str(latest) if latest > 0 else "", str(len(h) + (article is not None)),
-                               cold.pack_id(sid)]
-            for d in ds:
-                keys += [self.k.delivery(d.id), self.k.events(d.id), self.k.delivery_post(d.id),
-                         self.k.delivery_long(d.id), self.k.cold_map(cold.bucket(d.id))]
-                args += [cold.pack_id(d.id), d.record.get("status", ""), d.record.get("updated_at", ""),
-                         str(len(d.events)), str(len(d.post_blob or b"")), str(len(d.long))]
-            calls.append((m, keys, args))
-        pipe = self.r.pipeline(transaction=False)
-        for _, keys, args in calls:
-            self._compact(keys=keys, args=args, client=pipe)
+            calls.append((m, *self._compact_call(share)))
+        if self.k.cluster:  # redis-py's cluster pipeline refuses scripts: one call each
+            results = [self._compact(keys=keys, args=args) for _, keys, args in calls]
+        else:
+            pipe = self.r.pipeline(transaction=False)
+            for _, keys, args in calls:
+                self._compact(keys=keys, args=args, client=pipe)
+            results = pipe.execute() if calls else []
         done = 0
-        results = pipe.execute() if calls else []
         pipe = self.r.pipeline(transaction=False)
         for (m, _, _), res in zip(calls, results):
             if int(res) == -1:
@@ -175,6 +147,59 @@ class ColdStore:
             pipe.zadd(self.k.cold_pending, {m: 0})
         pipe.execute()
         return done
+
+    def _read(self, members: list[str]) -> list[tuple[str, _HotShare]]:
+        """The hot keys of these shares and their deliveries, in two pipelined round trips (a share that
+        is gone or packed already is left out)."""
+        sids = [m.split(":", 1)[1] for m in members]
+        pipe = self.r.pipeline(transaction=False)
+        for sid in sids:
+            pipe.hgetall(self.k.share(sid))
+            pipe.pttl(self.k.share(sid))
+        got = pipe.execute()
+        at = ms(now())
+        shares: list[tuple[str, _HotShare]] = []
+        for i, (m, sid) in enumerate(zip(members, sids)):
+            raw: dict[bytes, bytes] = got[2 * i]
+            if raw:
+                article = codec.unpack_article(raw.pop(b"article_z", None), raw.pop(b"article", None))
+                h = _dec(raw)
+                shares.append((m, _HotShare(sid, h, article, _expiry(got[2 * i + 1], at),
+                                            json.loads(h.get("delivery_ids") or "[]"))))
+        pipe = self.r.pipeline(transaction=False)
+        for _, share in shares:
+            for did in share.ids:
+                pipe.hgetall(self.k.delivery(did))
+                pipe.hgetall(self.k.delivery_long(did))
+                pipe.lrange(self.k.events(did), 0, -1)
+                pipe.get(self.k.delivery_post(did))
+                for key in self.k.delivery_keys(did):
+                    pipe.pttl(key)
+        rows = iter(pipe.execute())
+        for _, share in shares:
+            for did in share.ids:
+                rec, long, evs, post = _dec(next(rows)), _dec(next(rows)), next(rows), next(rows)
+                ttls = (_expiry(next(rows), at), _expiry(next(rows), at), _expiry(next(rows), at),
+                        _expiry(next(rows), at))
+                if rec:
+                    share.deliveries.append(cold.HotDelivery(did, rec, long, [_s(e) for e in evs], post, ttls))
+                else:
+                    share.incomplete = True
+        return shares
+
+    def _compact_call(self, share: _HotShare) -> tuple[list[str], list[Any]]:
+        """``COMPACT``'s keys and arguments for one share (see the script for their order)."""
+        blob = cold.pack(share.fields, share.article, share.deliveries)
+        latest = max([share.expires] + [t for d in share.deliveries for t in d.ttls])
+        keys = [self.k.cold(share.id), self.k.share(share.id)]
+        args: list[Any] = [blob, str(latest) if latest > 0 else "",
+                           str(len(share.fields) + (share.article is not None)), cold.pack_id(share.id)]
+        for d in share.deliveries:
+            keys += [self.k.delivery(d.id), self.k.events(d.id), self.k.delivery_post(d.id),
+                     self.k.delivery_long(d.id), self.k.cold_map(cold.bucket(d.id))]
+            args += [cold.pack_id(d.id), d.record.get("status", ""), d.record.get("updated_at", ""),
+                     str(len(d.events)), str(len(d.post_blob or b"")), str(len(d.long))]
+        return keys, args
 
     # --- unpacking -------------------------------------------------------------------------------
 

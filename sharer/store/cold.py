@@ -2,14 +2,16 @@
 
 A share whose every delivery has settled (``delivered``, ``failed``, ``cancelled``) for ``COLD_AFTER``
 seconds is packed by the hourly purge task into ``cold:<share id>``: its share hash (article included),
-every delivery's record, long values, events and composed post, as one zlib-compressed JSON document.
-The posts are stored decoded, so the one stream compresses them against the article it already holds.
-Measured: ~3.2 KB of Redis per delivery hot, ~0.75 KB packed (most of the rest are the indexes).
+every delivery's record, long values, events and composed post, as one deflate-compressed JSON
+document. The posts are stored decoded, so the one stream compresses them against the article it
+already holds. Measured on the dashboard bench (3 deliveries a share): the hot keys of a settled
+delivery take ~2.3 KB of Redis, packed ~0.9 KB (``bench/dashboard.py``; the indexes come on top).
 
 Nothing else changes: the status, account and shares indexes keep their members, so every list and
 filter finds a packed share as before; the readers (``DeliveryStore.get_many``, ``share``,
-``share_fields``) look in the packed form for what the hot keys do not hold. A delivery id alone finds its
-share through ``cold-map:<n>`` (small hashes, delivery id -> share id, in listpack encoding).
+``share_heads``, ``share_ids_of``) look in the packed form for what the hot keys do not hold. A
+delivery id alone finds its share through ``cold-map:<n>`` (small hashes, delivery id -> share id, in
+listpack encoding).
 
 Packed records are read-only. The one change a settled delivery can still take (an editor retries a
 failed one, or forces a repair) unpacks its share first (``THAW``), atomically: the hot keys are written
@@ -31,8 +33,6 @@ from . import codec
 COLD_AFTER = 3600.0  # seconds a share's last delivery must have been settled before it is packed
 MAP_BUCKETS = 8192  # cold-map hashes: ~120 entries each at a million deliveries (listpack up to 512)
 _MAGIC = b"C1"
-
-
 _STANDARD = re.compile(r"^(sh|dl)_[0-9a-f]{21}$")  # ``new_id``'s form: 21 hex digits pack into 11 bytes
 
 

@@ -117,3 +117,26 @@ def test_codec_round_trips_and_falls_back_without_an_article():
                                       "message": "delivered: https://e.com/p/1", "actor": "worker"}
     assert codec.split_long({"a": "x" * 65, "b": "y", "c": codec.LONG_MARK}) == (
         {"a": codec.LONG_MARK, "b": "y", "c": codec.LONG_MARK}, {"a": "x" * 65, "c": codec.LONG_MARK})
+
+
+def test_a_new_share_is_created_at_its_ids_millisecond_and_indexed_in_11_bytes_a_token(runtime):
+    from sharer.clock import epoch_of
+    from sharer.store import titles
+    r, k = runtime.redis, runtime.keys
+    sid, did = _share(runtime)
+    id_ms = int(sid[3:14], 16)
+    assert round(epoch_of(runtime.store.share(sid).created_at) * 1000) == id_ms
+    member = f"{id_ms:013d}:{sid}"
+    assert r.zscore(k.shares_index, member) == 0 and r.zscore(k.status_index("queued"), f"{id_ms:013d}:{did}") == 0
+    assert titles.pack(member) == bytes.fromhex("0" + sid[3:]) and titles.unpack(titles.pack(member)) == member
+    week = id_ms // titles.WEEK_MS
+    toks = titles.tokens(ARTICLE["title"])
+    for t in toks:
+        assert titles.pack(member) in r.get(k.title_postings(week, t)), t
+        assert r.ttl(k.title_postings(week, t)) > runtime.store.retention
+        assert r.zscore(k.title_odd(t), member) is None
+    # a backdated share with the same kind of id is indexed by its own member, in the odd sets
+    sid2, did2 = new_id("sh"), new_id("dl")
+    runtime.store.create_share({"id": sid2, "title": "Backdated 回溯", "url": ARTICLE["url"], "delivery_ids": [did2]},
+                               [{"id": did2, "account": "hook-a", "platform": "webhook"}], at=1764106800.5)
+    assert r.zscore(k.title_odd("b:回溯"), f"1764106800500:{sid2}") == 0

@@ -49,13 +49,18 @@ class DeliveryStore:
         A delivery dict may carry its own ``status`` and ``message`` (a share to several accounts waits
         for sign-off only on the accounts that need it). ``also(pipe)`` adds writes that belong with it
         (the audit entry). Records get their Redis TTL (retention + 1 day, a backstop for the purge) when
-        they settle. ``at`` backdates the creation (imports and benchmarks); default now. With ``pipe``
+        they settle. ``at`` backdates the creation (imports and benchmarks); default now — the millisecond in
+        a share id made by ``new_id`` (a few ms ago), so its title-index entry is the packed id. With ``pipe``
         (bulk imports) the commands are queued on the caller's pipeline, which executes them.
         """
         created_records: list[Delivery] = []
         t = now() if at is None else at
+        t_ms = ms(t)
+        id_ms = titles.id_ms(str(share["id"])) if at is None else None
+        if id_ms is not None and abs(id_ms - t_ms) < 3_600_000:  # a new id: created at its own
+            t, t_ms = id_ms / 1000, id_ms  # millisecond, so the title index derives the member from the id
         created = iso(t)
-        member_ms = f"{ms(t):013d}"
+        member_ms = f"{t_ms:013d}"
         ttl = self.retention + 86400  # backstop; `purge` removes index entries on time
         own = pipe is None
         if own:
@@ -70,14 +75,14 @@ class DeliveryStore:
         pipe.hset(share_key, mapping=share_fields)
         pipe.expire(share_key, ttl)
         pipe.zadd(self.k.shares_index, {f"{member_ms}:{share['id']}": 0})
-        titles.add(pipe, self.k, f"{member_ms}:{share['id']}", str(share.get("title") or ""))
+        titles.add(pipe, self.k, f"{member_ms}:{share['id']}", str(share.get("title") or ""), self.retention)
         scheduled = False
         for d in deliveries:
             d = dict(d)
             text = d.pop("message", message)
             st = Status(d.pop("status", status))
             member = f"{member_ms}:{d['id']}"
-            ev = codec.pack_event(ms(t), st, 0, text, actor)
+            ev = codec.pack_event(t_ms, st, 0, text, actor)
             post = d.pop("post", None)
             fields: dict[str, str] = {**{k: _enc(v) for k, v in d.items()}, "share_id": share["id"], "status": st,
                                       "attempts": "0", "created_at": created, "updated_at": created, "idx": member}
@@ -410,8 +415,8 @@ class DeliveryStore:
         """Delete deliveries and shares created before ``older_than`` (epoch seconds), indexes included."""
         cutoff = f"({ms(older_than):013d}"
         removed = 0
-        if not self.r.exists(self.k.title_index_version):  # a log older than the title index
-            titles.backfill(self.r, self.k)
+        if titles.version(self.r, self.k) != titles.INDEX_VERSION:  # a log older than this title index
+            titles.backfill(self.r, self.k, self.retention)
         while True:  # the all-deliveries index of a log written before it went away (issue 15)
             members = [_s(m) for m in self.r.zrange(self.k.all_index, "-", cutoff, bylex=True, offset=0, num=batch)]
             if not members:
@@ -463,7 +468,7 @@ class DeliveryStore:
                 pipe.delete(self.k.share(sid), self.k.cold(sid))
                 pipe.zrem(self.k.shares_index, m)
                 pipe.zrem(self.k.cold_pending, m)
-                if head.get("title") is not None:
+                if head.get("title") is not None:  # only odd-set entries: the posting strings expire by themselves
                     titles.remove(pipe, self.k, m, head["title"])
             pipe.execute()
         return removed

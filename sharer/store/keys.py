@@ -78,16 +78,25 @@ class Keys:
         return f"{self.root}:idx:account:{account}"
 
     def title_index(self, token: str) -> str:
-        """Shares whose title has ``token`` (see ``store/titles.py``); same members as the shares index."""
+        """Version 1 of the title index (a sorted set per token); only the migration to version 2 reads
+        these names, to delete them."""
         return f"{self.root}:idx:title:{token}"
 
-    def title_query(self, digest: str) -> str:
-        """A title query's intersection, kept for a minute so its next pages reuse it."""
-        return f"{self.root}:tmp:title:{digest}"
+    def title_postings(self, week: int, token: str) -> str:
+        """String: the 11-byte entries (``titles.pack``) of the shares created in ``week`` (ms // one
+        week) whose title has ``token``, appended as they are written; it expires when the week has
+        left the retention window."""
+        return f"{self.root}:idx:title-w:{week}:{token}"
+
+    def title_odd(self, token: str) -> str:
+        """Sorted set: shares whose title has ``token`` but whose member is not derivable from the id
+        (``"<created ms>:<share id>"``, as the shares index): backdated, older, or non-standard ids."""
+        return f"{self.root}:idx:title-odd:{token}"
 
     @property
     def title_index_version(self) -> str:
-        """Set once every share in the log is in the title index (new shares are indexed when written)."""
+        """The title index's version (``titles.INDEX_VERSION``), set once every share in the log is in it
+        (new shares are indexed when written)."""
         return f"{self.root}:idx:title-version"
 
     # Platform state shared by all workers.

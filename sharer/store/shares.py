@@ -2,8 +2,9 @@
 
 Shares are indexed in one lexicographic sorted set (``"<13-digit created ms>:<share id>"``), so time
 order, a date range and the cursor are one ``ZRANGE BYLEX``. A filter starts from the narrowest index
-that serves it — the title index (``titles.py``) for a search, the status or account index for those
-filters (their members carry the same millisecond prefix) — and checks the rest on the candidates.
+that serves it — the title index (``titles.py``: every candidate of a search, within the date range and
+cursor, in one round trip) for a search, the status or account index for those filters (their members
+carry the same millisecond prefix) — and checks the rest on the candidates.
 Only a filter no index serves (a one-character search, a platform) scans the shares index, at most
 ``scan_budget`` entries per request; a page cut short that way still hands back a cursor, so an
 empty page without one always means "nothing more", never "gave up".
@@ -94,11 +95,11 @@ def query_shares(store: DeliveryStore, flt: ShareFilter, *, limit: int = 20, cur
     for key in deliveries:
         pipe.zcard(key)
     smallest = min(zip(pipe.execute(), deliveries)) if deliveries else None
-    if toks and titles.ready(store.r, store.k):
-        key = titles.candidates_key(store.r, store.k, toks, fresh=cursor is None)
+    if toks and titles.ready(store.r, store.k, store.retention):
+        found = titles.search(store.r, store.k, toks, store.retention, high, low)
         # a share has ~3 deliveries: walk whichever index holds fewer shares
-        if smallest is None or store.r.zcard(key) * 3 <= smallest[0]:
-            return walk.shares(key, high, low)
+        if smallest is None or len(found) * 3 <= smallest[0]:
+            return walk.candidates(found)
     # a filter most deliveries match (``delivered``) is cheaper checked along the shares index
     if smallest is not None and smallest[0] < store.r.zcard(store.k.shares_index):
         return walk.deliveries(smallest[1], high, low)
@@ -197,6 +198,21 @@ class _Walk:
             if scanned >= self.budget:
                 return self._rest(members[-1] if self._more(index, members[-1], low) else None)
             high = f"({members[-1]}"
+
+    def candidates(self, found: titles.Candidates) -> tuple[list[ShareSummary], str | None]:
+        """Walk a title search's candidates (already within the page's bounds), newest first: every
+        candidate is checked, so the page is complete, and it has a cursor exactly when candidates
+        remain below it."""
+        rounds = 0
+        while True:
+            need = self.limit - len(self.found)
+            members = found.take(min(max(need * 2, 50) * 4 ** rounds, 2000))
+            if not members:
+                return self._page(False)
+            self._load(members, cap=need)
+            rounds += 1
+            if len(self.found) >= self.limit:
+                return self._page(len(self.found) > self.limit or found.below(self.found[self.limit - 1][0]))
 
     def deliveries(self, index: str, high: str, low: str) -> tuple[list[ShareSummary], str | None]:
         """Walk a delivery index (status or account): each entry names its share. The walk stops on a

@@ -1,8 +1,6 @@
 """The title index: find a share by title from any day of the retention window in one request.
 
-RediSearch is not available, so the index is plain lexicographic sorted sets, one per token, whose
-members are the shares index's own ``"<13-digit created ms>:<share id>"`` (time order, date ranges and
-cursors work exactly as on the share list):
+RediSearch is not available, so the index is built from plain keys. A title's tokens:
 
 - Chinese/Japanese/Korean text: every pair of adjacent characters (a bigram). Any substring of two or
   more characters contains only bigrams the title has, so intersecting the query's bigram sets gives
@@ -10,20 +8,36 @@ cursors work exactly as on the share list):
 - Other words (Latin, digits): casefolded prefixes of each word, 2 to ``PREFIX_MAX`` characters, so a
   query matches from the start of any word, in any case ("catl", "Batt").
 
-A query with no token (a single character) cannot use the index; the share list then walks the shares
-index with a scan budget and hands back a cursor, never an empty page that pretends to be the end.
-Entries are written with the share and removed when retention purges it.
+Where a share is listed (version 2 of the index; ~11 bytes per token instead of a ~130-byte sorted-set
+entry): a share id made by ``new_id`` is ``sh_`` + 11 hex digits of milliseconds + 10 random ones, and
+a share written at its id's own millisecond has a shares-index member, ``"<ms>:<id>"``, derivable from
+the id. Such a share's entry is the id packed into 11 bytes (``pack``: byte order = time order = the
+member order), appended to one string per token and week of creation, ``idx:title-w:<week>:<token>``,
+which expires by itself when its week has left the retention window (the purge never touches it; an
+entry whose share is gone is dropped when the candidates are verified). Any other share (a backdated
+``at``, an id of another form, one written by an older version a few ms after its id) goes to a small
+sorted set per token, ``idx:title-odd:<token>``, with its shares-index member; the purge removes those.
+A search reads every (token, week) string of its date range and the odd sets in one round trip,
+intersects them in Python and walks the candidates newest first, checking each against its title.
+
+A query with no token (a single character) cannot use the index, nor can any query before the index
+is built (a log written by an older version: ``backfill``); the share list then walks the shares index
+with a scan budget and hands back a cursor, never an empty page that pretends to be the end.
 """
 
 from __future__ import annotations
 
-import hashlib
+import operator
 import re
+import struct
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
 
+from ..clock import now
 from .keys import Keys
 
 PREFIX_MAX = 10  # longer query words are looked up by their first 10 characters, then verified
@@ -31,7 +45,12 @@ _CJK = (r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
         r"\U00020000-\U0002ffff")
 _RUNS = re.compile(rf"[{_CJK}]+|[^\W{_CJK}_]+")
 _IS_CJK = re.compile(rf"[{_CJK}]")
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
+WEEK_MS = 7 * 86400 * 1000  # a posting string holds one week of shares (by creation)
+ENTRY = 11  # bytes per entry: "0" + the id's 21 hex digits
+_STANDARD = re.compile(r"sh_[0-9a-f]{21}")
+_ENTRIES = struct.Struct(f"{ENTRY}s")
+_FIRST = operator.itemgetter(0)
 
 
 def tokens(text: str) -> set[str]:
@@ -61,45 +80,146 @@ def matches(q: str, title: str) -> bool:
     return q.casefold() in title.casefold()
 
 
-def add(pipe: Pipeline, keys: Keys, member: str, title: str) -> None:
-    for t in tokens(title):
-        pipe.zadd(keys.title_index(t), {member: 0})
+def id_ms(share_id: str) -> int | None:
+    """The millisecond in a standard share id (``new_id("sh")``); None for an id of another form."""
+    return int(share_id[3:14], 16) if _STANDARD.fullmatch(share_id) else None
+
+
+def pack(member: str) -> bytes | None:
+    """A shares-index member's 11-byte entry, or None when the member is not derivable from its id
+    (the share goes to the odd sets)."""
+    at, _, share_id = member.partition(":")
+    if id_ms(share_id) != (int(at) if at.isdigit() else -1):
+        return None
+    return bytes.fromhex("0" + share_id[3:])
+
+
+def unpack(entry: bytes) -> str:
+    """The shares-index member of an 11-byte entry."""
+    h = entry.hex()
+    return f"{int(h[:12], 16):013d}:sh_{h[1:]}"
+
+
+def week_of(at_ms: int) -> int:
+    return at_ms // WEEK_MS
+
+
+def add(pipe: Pipeline, keys: Keys, member: str, title: str, retention: int) -> None:
+    """Index a share (``member`` as in the shares index) kept ``retention`` seconds."""
+    toks = tokens(title)
+    entry = pack(member)
+    if entry is None:
+        for t in toks:
+            pipe.zadd(keys.title_odd(t), {member: 0})
+        return
+    week = week_of(int(member[:13]))
+    expires = (week + 1) * WEEK_MS // 1000 + retention + 86400  # the week's end has left the window
+    for t in toks:
+        key = keys.title_postings(week, t)
+        pipe.append(key, entry)
+        pipe.expireat(key, expires)
 
 
 def remove(pipe: Pipeline, keys: Keys, member: str, title: str) -> None:
-    for t in tokens(title):
-        pipe.zrem(keys.title_index(t), member)
+    """What the purge removes: a share's odd-set entries (posting strings expire by themselves)."""
+    if pack(member) is None:
+        for t in tokens(title):
+            pipe.zrem(keys.title_odd(t), member)
 
 
-def candidates_key(r: Redis, keys: Keys, toks: set[str], fresh: bool, dense: int = 20000) -> str:
-    """The sorted set to walk for a query: every share having all ``toks`` is in it.
+class Candidates:
+    """Every share a query's tokens select within its bounds, oldest first in two lists — the packed
+    entries and the odd members — walked from the end (newest first) by ``take``."""
 
-    One token: its own set. Several: their intersection, kept for 60 s (recomputed for a first page,
-    reused by its next pages) — unless even the smallest set is larger than ``dense``, where the
-    intersection would cost more than it saves: then the smallest set itself is walked (matches are
-    dense there; each candidate's title is checked anyway)."""
+    def __init__(self, entries: list[bytes], odd: list[str]):
+        self.entries, self.odd = entries, odd
+        self._i, self._j = len(entries), len(odd)
+
+    def __len__(self) -> int:
+        return len(self.entries) + len(self.odd)
+
+    def take(self, n: int) -> list[str]:
+        """The next ``n`` candidates (members), newest first; only these entries are decoded."""
+        out: list[str] = []
+        head = unpack(self.entries[self._i - 1]) if self._i else None
+        while len(out) < n and (head is not None or self._j):
+            if head is not None and (not self._j or head > self.odd[self._j - 1]):
+                out.append(head)
+                self._i -= 1
+                head = unpack(self.entries[self._i - 1]) if self._i else None
+            else:
+                self._j -= 1
+                out.append(self.odd[self._j])
+        return out
+
+    def below(self, member: str) -> bool:
+        """Whether any candidate sorts below ``member`` (the last of a page: a next page has one)."""
+        return bisect_left(self.entries, member, key=unpack) > 0 or bisect_left(self.odd, member) > 0
+
+
+def search(r: Redis, keys: Keys, toks: set[str], retention: int, high: str = "+", low: str = "-") -> Candidates:
+    """The candidates of a query's tokens between ``high`` (``"+"`` or ``"(<member>"``, exclusive) and
+    ``low`` (``"-"`` or ``"[<member>"``, inclusive), the bounds of a ``ZRANGE BYLEX`` on the shares
+    index. One pipelined round trip reads every (token, week) string and each token's odd set."""
+    upper = high[1:] if high != "+" else None
+    lower = low[1:] if low != "-" else None
+    t = int(now() * 1000)
+    first = week_of(t - retention * 1000) - 1  # the oldest week a string can still exist for, and a margin
+    if lower is not None and lower[:13].isdigit():
+        first = max(first, week_of(int(lower[:13])))
+    last = week_of(int(upper[:13])) if upper is not None and upper[:13].isdigit() else week_of(t + WEEK_MS)
+    weeks = range(first, last + 1)
     ordered = sorted(toks)
-    if len(ordered) == 1:
-        return keys.title_index(ordered[0])
     pipe = r.pipeline(transaction=False)
-    for t in ordered:
-        pipe.zcard(keys.title_index(t))
-    size, smallest = min(zip(pipe.execute(), ordered))
-    if size == 0 or size > dense:
-        return keys.title_index(smallest)
-    digest = hashlib.sha1("\x00".join(ordered).encode()).hexdigest()[:20]
-    tmp = keys.title_query(digest)
-    if fresh or not r.exists(tmp):
-        pipe = r.pipeline(transaction=True)
-        pipe.zinterstore(tmp, [keys.title_index(t) for t in ordered], aggregate="MIN")
-        pipe.expire(tmp, 60)
-        pipe.execute()
-    return tmp
+    for tok in ordered:
+        for w in weeks:
+            pipe.get(keys.title_postings(w, tok))
+        pipe.zrange(keys.title_odd(tok), high, low, desc=True, bylex=True)
+    out = iter(pipe.execute())
+    blobs: list[bytes] = []
+    odd: set[str] | None = None
+    for _ in ordered:
+        blobs.append(b"".join(b for b in (next(out) for _ in weeks) if b))
+        members = {m.decode() if isinstance(m, bytes) else str(m) for m in next(out)}
+        odd = members if odd is None else odd & members
+    return Candidates(_intersect(blobs, upper, lower), sorted(odd or ()))
 
 
-def backfill(r: Redis, keys: Keys, batch: int = 1000) -> int:
-    """Index every share already in the log (a log written before the index existed), then mark the
-    index complete. Shares written meanwhile index themselves. Returns how many were looked at."""
+def _intersect(blobs: list[bytes], upper: str | None, lower: str | None) -> list[bytes]:
+    """The entries in every blob (each blob: a token's weeks in order), sorted, within the bounds."""
+    blobs.sort(key=len)
+    if not blobs or not blobs[0]:
+        return []
+    # the weeks are concatenated in order and appended in about time order: nearly sorted, so the
+    # sort is a few merges; dict.fromkeys drops duplicates (a backfill run twice) and keeps the order
+    base = list(dict.fromkeys(sorted(_entries(blobs[0]))))
+    if len(blobs) > 1:
+        keep = set(base)
+        for blob in blobs[1:]:
+            keep.intersection_update(_entries(blob))
+            if not keep:
+                return []
+        base = list(filter(keep.__contains__, base))
+    lo = bisect_left(base, lower, key=unpack) if lower is not None else 0
+    hi = bisect_left(base, upper, key=unpack) if upper is not None else len(base)
+    return base[lo:hi]
+
+
+def _entries(blob: bytes) -> Iterator[bytes]:
+    usable = len(blob) - len(blob) % ENTRY  # a torn write never leaves one, but never misalign
+    return map(_FIRST, _ENTRIES.iter_unpack(memoryview(blob)[:usable]))
+
+
+def version(r: Redis, keys: Keys) -> str | None:
+    raw = r.get(keys.title_index_version)
+    return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def backfill(r: Redis, keys: Keys, retention: int, batch: int = 1000) -> int:
+    """Build the index from the shares index (titles from the share hashes, created ms from the
+    members) — a log written before the index or by version 1 of it — delete version 1's sorted sets,
+    then mark the index complete. Shares written meanwhile index themselves (an entry written twice is
+    read once). Returns how many shares were looked at."""
     high, seen = "+", 0
     while True:
         raw: list[Any] = r.zrange(keys.shares_index, high, "-", desc=True, bylex=True, offset=0, num=batch)
@@ -113,20 +233,33 @@ def backfill(r: Redis, keys: Keys, batch: int = 1000) -> int:
         pipe = r.pipeline(transaction=False)
         for m, title in zip(members, names):
             if title is not None:
-                add(pipe, keys, m, title.decode() if isinstance(title, bytes) else title)
+                add(pipe, keys, m, title.decode() if isinstance(title, bytes) else title, retention)
         pipe.execute()
         seen += len(members)
         high = f"({members[-1]}"
+    _drop_version_1(r, keys)
     r.set(keys.title_index_version, INDEX_VERSION)
     return seen
 
 
-def ready(r: Redis, keys: Keys, small: int = 5000) -> bool:
+def _drop_version_1(r: Redis, keys: Keys) -> None:
+    """UNLINK version 1's sorted sets, ``idx:title:<token>`` (never the version 2 keys beside them)."""
+    stem = keys.title_index("")
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", stem) + "*"
+    pipe = r.pipeline(transaction=False)
+    for n, key in enumerate(r.scan_iter(match=pattern, count=1000, _type="zset")):
+        pipe.unlink(key)
+        if n % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+
+
+def ready(r: Redis, keys: Keys, retention: int, small: int = 5000) -> bool:
     """Whether title search may use the index; a small log without it is indexed on the spot (a large
     one by the hourly purge task or ``sharer purge``; until then search walks the log with a cursor)."""
-    if r.exists(keys.title_index_version):
+    if version(r, keys) == INDEX_VERSION:
         return True
     if r.zcard(keys.shares_index) <= small:
-        backfill(r, keys)
+        backfill(r, keys, retention)
         return True
     return False

@@ -212,7 +212,8 @@ class _Walk:
             self._load(members, cap=need)
             rounds += 1
             if len(self.found) >= self.limit:
-                return self._page(len(self.found) > self.limit or found.below(self.found[self.limit - 1][0]))
+                last = self.found[self.limit - 1][0]  # a batch's members past the page were not loaded
+                return self._page(members[-1] < last or found.remaining())
 
     def deliveries(self, index: str, high: str, low: str) -> tuple[list[ShareSummary], str | None]:
         """Walk a delivery index (status or account): each entry names its share. The walk stops on a

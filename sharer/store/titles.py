@@ -128,33 +128,72 @@ def remove(pipe: Pipeline, keys: Keys, member: str, title: str) -> None:
 
 
 class Candidates:
-    """Every share a query's tokens select within its bounds, oldest first in two lists — the packed
-    entries and the odd members — walked from the end (newest first) by ``take``."""
+    """Every share a query's tokens select within its bounds, handed out newest first by ``take``.
 
-    def __init__(self, entries: list[bytes], odd: list[str]):
-        self.entries, self.odd = entries, odd
-        self._i, self._j = len(entries), len(odd)
+    The packed entries are intersected a week at a time, newest week first, when a page gets that far
+    (a first page usually needs one week); ``len`` intersects them all. The odd members (already
+    intersected, oldest first) are merged in by member order."""
+
+    def __init__(self, weeks: list[list[bytes]], odd: list[str], upper: str | None, lower: str | None):
+        self._pending = weeks  # per week, newest first: each token's entries of that week
+        self._ready: list[list[bytes]] = []  # intersected weeks, oldest first within; taken from the end
+        self._bounds = upper, lower
+        self.odd, self._j = odd, len(odd)
 
     def __len__(self) -> int:
-        return len(self.entries) + len(self.odd)
+        while self._pending:
+            self._ready.append(self._week(self._pending.pop(0)))
+        return sum(map(len, self._ready)) + self._j
+
+    def _head(self) -> bytes | None:
+        """The newest entry not taken yet."""
+        while self._ready and not self._ready[0]:
+            self._ready.pop(0)
+        while not self._ready and self._pending:
+            got = self._week(self._pending.pop(0))
+            if got:
+                self._ready.append(got)
+        return self._ready[0][-1] if self._ready else None
 
     def take(self, n: int) -> list[str]:
         """The next ``n`` candidates (members), newest first; only these entries are decoded."""
         out: list[str] = []
-        head = unpack(self.entries[self._i - 1]) if self._i else None
-        while len(out) < n and (head is not None or self._j):
+        while len(out) < n:
+            e = self._head()
+            head = unpack(e) if e is not None else None
             if head is not None and (not self._j or head > self.odd[self._j - 1]):
+                self._ready[0].pop()
                 out.append(head)
-                self._i -= 1
-                head = unpack(self.entries[self._i - 1]) if self._i else None
-            else:
+            elif self._j:
                 self._j -= 1
                 out.append(self.odd[self._j])
+            else:
+                break
         return out
 
-    def below(self, member: str) -> bool:
-        """Whether any candidate sorts below ``member`` (the last of a page: a next page has one)."""
-        return bisect_left(self.entries, member, key=unpack) > 0 or bisect_left(self.odd, member) > 0
+    def remaining(self) -> bool:
+        """Whether any candidate is left (each sorts below every one taken)."""
+        return self._j > 0 or self._head() is not None
+
+    def _week(self, blobs: list[bytes]) -> list[bytes]:
+        """One week's entries in every token's blob, sorted, within the bounds."""
+        blobs = sorted(blobs, key=len)
+        if not blobs[0]:
+            return []
+        # appended in about time order, so the sort is a few merges; dict.fromkeys drops duplicates
+        # (a backfill run twice) and keeps the order
+        base = list(dict.fromkeys(sorted(_entries(blobs[0]))))
+        if len(blobs) > 1:
+            keep = set(base)
+            for blob in blobs[1:]:
+                keep.intersection_update(_entries(blob))
+                if not keep:
+                    return []
+            base = list(filter(keep.__contains__, base))
+        upper, lower = self._bounds
+        lo = bisect_left(base, lower, key=unpack) if lower is not None else 0
+        hi = bisect_left(base, upper, key=unpack) if upper is not None else len(base)
+        return base[lo:hi]
 
 
 def search(r: Redis, keys: Keys, toks: set[str], retention: int, high: str = "+", low: str = "-") -> Candidates:
@@ -168,7 +207,7 @@ def search(r: Redis, keys: Keys, toks: set[str], retention: int, high: str = "+"
     if lower is not None and lower[:13].isdigit():
         first = max(first, week_of(int(lower[:13])))
     last = week_of(int(upper[:13])) if upper is not None and upper[:13].isdigit() else week_of(t + WEEK_MS)
-    weeks = range(first, last + 1)
+    weeks = range(last, first - 1, -1)  # newest first
     ordered = sorted(toks)
     pipe = r.pipeline(transaction=False)
     for tok in ordered:
@@ -176,33 +215,14 @@ def search(r: Redis, keys: Keys, toks: set[str], retention: int, high: str = "+"
             pipe.get(keys.title_postings(w, tok))
         pipe.zrange(keys.title_odd(tok), high, low, desc=True, bylex=True)
     out = iter(pipe.execute())
-    blobs: list[bytes] = []
+    by_week: list[list[bytes]] = [[] for _ in weeks]
     odd: set[str] | None = None
     for _ in ordered:
-        blobs.append(b"".join(b for b in (next(out) for _ in weeks) if b))
+        for blobs in by_week:
+            blobs.append(next(out) or b"")
         members = {m.decode() if isinstance(m, bytes) else str(m) for m in next(out)}
         odd = members if odd is None else odd & members
-    return Candidates(_intersect(blobs, upper, lower), sorted(odd or ()))
-
-
-def _intersect(blobs: list[bytes], upper: str | None, lower: str | None) -> list[bytes]:
-    """The entries in every blob (each blob: a token's weeks in order), sorted, within the bounds."""
-    blobs.sort(key=len)
-    if not blobs or not blobs[0]:
-        return []
-    # the weeks are concatenated in order and appended in about time order: nearly sorted, so the
-    # sort is a few merges; dict.fromkeys drops duplicates (a backfill run twice) and keeps the order
-    base = list(dict.fromkeys(sorted(_entries(blobs[0]))))
-    if len(blobs) > 1:
-        keep = set(base)
-        for blob in blobs[1:]:
-            keep.intersection_update(_entries(blob))
-            if not keep:
-                return []
-        base = list(filter(keep.__contains__, base))
-    lo = bisect_left(base, lower, key=unpack) if lower is not None else 0
-    hi = bisect_left(base, upper, key=unpack) if upper is not None else len(base)
-    return base[lo:hi]
+    return Candidates([b for b in by_week if all(b)], sorted(odd or ()), upper, lower)
 
 
 def _entries(blob: bytes) -> Iterator[bytes]:

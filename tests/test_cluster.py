@@ -145,7 +145,7 @@ def test_shares_to_three_accounts_on_a_cluster_are_delivered_exactly_once_each(o
     assert keys and all(k.startswith(tag + ":") for k in keys)
     assert len({rt.redis.keyslot(k) for k in keys}) == 1
 
-    # reading works as on one Redis: the log by status, a title search (ZINTERSTORE), counts
+    # reading works as on one Redis: the log by status, a title search (one pipeline of GETs), counts
     found, _ = service.log(rt, status="delivered", limit=100)
     assert {d.id for d in found} >= set(ids)
     page, _ = query_shares(rt.store, ShareFilter(q=f"proof {run} article 07"), limit=5)

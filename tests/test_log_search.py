@@ -95,6 +95,9 @@ def test_the_title_index_follows_retention(store):
     for key in store.r.scan_iter(match=f"{store.k.prefix}:idx:title:*"):
         members = {m.decode().split(":", 1)[1] for m in store.r.zrange(key, 0, -1)}
         assert not members & set(ids[:3])
+    for key in store.r.scan_iter(match=f"{store.k.prefix}:idx:title-odd:*"):  # these ids are not new_id's
+        members = {m.decode().split(":", 1)[1] for m in store.r.zrange(key, 0, -1)}
+        assert members and not members & set(ids[:3])
 
 
 def test_a_log_written_before_the_index_is_indexed_and_then_searchable(store):

@@ -97,8 +97,9 @@ def query_shares(store: DeliveryStore, flt: ShareFilter, *, limit: int = 20, cur
     smallest = min(zip(pipe.execute(), deliveries)) if deliveries else None
     if toks and titles.ready(store.r, store.k, store.retention):
         found = titles.search(store.r, store.k, toks, store.retention, high, low)
-        # a share has ~3 deliveries: walk whichever index holds fewer shares
-        if smallest is None or len(found) * 3 <= smallest[0]:
+        # a share has ~3 deliveries: walk whichever index holds fewer shares (the candidates are
+        # counted exactly only when a bound does not settle it)
+        if smallest is None or found.at_most() * 3 <= smallest[0] or len(found) * 3 <= smallest[0]:
             return walk.candidates(found)
     # a filter most deliveries match (``delivered``) is cheaper checked along the shares index
     if smallest is not None and smallest[0] < store.r.zcard(store.k.shares_index):

@@ -145,6 +145,11 @@ class Candidates:
             self._ready.append(self._week(self._pending.pop(0)))
         return sum(map(len, self._ready)) + self._j
 
+    def at_most(self) -> int:
+        """An upper bound of ``len`` without intersecting: each week's smallest token counts whole."""
+        return (sum(map(len, self._ready)) + sum(min(map(len, b)) // ENTRY for b in self._pending)
+                + self._j)
+
     def _head(self) -> bytes | None:
         """The newest entry not taken yet."""
         while self._ready and not self._ready[0]:

@@ -298,18 +298,21 @@ def test_a_version_1_index_is_rebuilt_and_its_sorted_sets_deleted(store):
     now_ms = int(time.time() * 1000)
     ids = [std(store, now_ms - i * 86_400_000, f"Migrate 迁移 {i}") for i in range(30)]
     ids.append(put(store, "sh_migrate_odd", "Migrate 迁移 odd", at_ms=now_ms - 31 * 86_400_000))
+    assert store.compact(settled_before=time.time() + 1) == len(ids)  # settled: packed, titles included
+    assert store.r.exists(store.k.cold(ids[0])) and not store.r.exists(store.k.share(ids[0]))
     # the log as version 1 left it: one sorted set per token, no posting strings, version "1"
     for key in keys_like(store, "idx:title*"):
         store.r.delete(key)
     pipe = store.r.pipeline()
     for sid in ids:
         m = member(store, sid)
-        for t in titles.tokens(store.share(sid).title):
+        for t in titles.tokens(store.share(sid).title):  # (a packed share reads the same)
             pipe.zadd(store.k.title_index(t), {m: 0})
     pipe.set(store.k.title_index_version, "1")
     pipe.set(store.k.title_index("not-a-zset"), "x")
     pipe.execute()
-    assert not titles.ready(store.r, store.k, store.retention, small=0)  # a big log waits for the purge
+    # a big log waits for the purge
+    assert not titles.ready(store.r, store.k, store.retention, store.share_heads, small=0)
     assert titles.version(store.r, store.k) == "1" and store.r.exists(store.k.title_index("b:迁移"))
     store.purge(time.time() - 91 * DAY)  # the hourly purge rebuilds it
     assert titles.version(store.r, store.k) == "2"
@@ -318,6 +321,6 @@ def test_a_version_1_index_is_rebuilt_and_its_sorted_sets_deleted(store):
     assert all(store.r.ttl(k) > 0 for k in keys_like(store, "idx:title-w:*"))
     page, cursor = query_shares(store, ShareFilter(q="迁移"), limit=50)
     assert [s.id for s in page] == ids and cursor is None
-    titles.backfill(store.r, store.k, store.retention)  # twice: every entry is now in its string twice
+    titles.backfill(store.r, store.k, store.retention, store.share_heads)  # twice: each entry is in twice
     page, cursor = query_shares(store, ShareFilter(q="migrate"), limit=50)
     assert [s.id for s in page] == ids and cursor is None

@@ -95,7 +95,7 @@ def query_shares(store: DeliveryStore, flt: ShareFilter, *, limit: int = 20, cur
     for key in deliveries:
         pipe.zcard(key)
     smallest = min(zip(pipe.execute(), deliveries)) if deliveries else None
-    if toks and titles.ready(store.r, store.k, store.retention):
+    if toks and titles.ready(store.r, store.k, store.retention, store.share_heads):
         found = titles.search(store.r, store.k, toks, store.retention, high, low)
         # a share has ~3 deliveries: walk whichever index holds fewer shares (the candidates are
         # counted exactly only when a bound does not settle it)

@@ -31,7 +31,7 @@ import operator
 import re
 import struct
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from redis import Redis
@@ -240,25 +240,26 @@ def version(r: Redis, keys: Keys) -> str | None:
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def backfill(r: Redis, keys: Keys, retention: int, batch: int = 1000) -> int:
-    """Build the index from the shares index (titles from the share hashes, created ms from the
-    members) — a log written before the index or by version 1 of it — delete version 1's sorted sets,
-    then mark the index complete. Shares written meanwhile index themselves (an entry written twice is
-    read once). Returns how many shares were looked at."""
+Heads = Callable[[list[str]], dict[str, dict[str, str]]]  # ``DeliveryStore.share_heads``: hot or packed
+
+
+def backfill(r: Redis, keys: Keys, retention: int, heads: Heads, batch: int = 1000) -> int:
+    """Build the index from the shares index (titles from ``heads``, the shares hot or packed; created
+    ms from the members) — a log written before the index or by version 1 of it — delete version 1's
+    sorted sets, then mark the index complete. Shares written meanwhile index themselves (an entry
+    written twice is read once). Returns how many shares were looked at."""
     high, seen = "+", 0
     while True:
         raw: list[Any] = r.zrange(keys.shares_index, high, "-", desc=True, bylex=True, offset=0, num=batch)
         members = [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
         if not members:
             break
+        found = heads([m.split(":", 1)[1] for m in members])
         pipe = r.pipeline(transaction=False)
         for m in members:
-            pipe.hget(keys.share(m.split(":", 1)[1]), "title")
-        names = pipe.execute()
-        pipe = r.pipeline(transaction=False)
-        for m, title in zip(members, names):
+            title = (found.get(m.split(":", 1)[1]) or {}).get("title")
             if title is not None:
-                add(pipe, keys, m, title.decode() if isinstance(title, bytes) else title, retention)
+                add(pipe, keys, m, title, retention)
         pipe.execute()
         seen += len(members)
         high = f"({members[-1]}"
@@ -279,12 +280,12 @@ def _drop_version_1(r: Redis, keys: Keys) -> None:
     pipe.execute()
 
 
-def ready(r: Redis, keys: Keys, retention: int, small: int = 5000) -> bool:
+def ready(r: Redis, keys: Keys, retention: int, heads: Heads, small: int = 5000) -> bool:
     """Whether title search may use the index; a small log without it is indexed on the spot (a large
     one by the hourly purge task or ``sharer purge``; until then search walks the log with a cursor)."""
     if version(r, keys) == INDEX_VERSION:
         return True
     if r.zcard(keys.shares_index) <= small:
-        backfill(r, keys, retention)
+        backfill(r, keys, retention, heads)
         return True
     return False

@@ -89,7 +89,7 @@ def pack(member: str) -> bytes | None:
     """A shares-index member's 11-byte entry, or None when the member is not derivable from its id
     (the share goes to the odd sets)."""
     at, _, share_id = member.partition(":")
-    if id_ms(share_id) != (int(at) if at.isdigit() else -1):
+    if len(at) != 13 or id_ms(share_id) != _ms_of(at):
         return None
     return bytes.fromhex("0" + share_id[3:])
 
@@ -102,6 +102,12 @@ def unpack(entry: bytes) -> str:
 
 def week_of(at_ms: int) -> int:
     return at_ms // WEEK_MS
+
+
+def _ms_of(member: str) -> int | None:
+    """The created ms a member (or a bound: its first 13 characters) starts with."""
+    at = member[:13]
+    return int(at) if len(at) == 13 and at.isascii() and at.isdigit() else None
 
 
 def add(pipe: Pipeline, keys: Keys, member: str, title: str, retention: int) -> None:
@@ -209,9 +215,10 @@ def search(r: Redis, keys: Keys, toks: set[str], retention: int, high: str = "+"
     lower = low[1:] if low != "-" else None
     t = int(now() * 1000)
     first = week_of(t - retention * 1000) - 1  # the oldest week a string can still exist for, and a margin
-    if lower is not None and lower[:13].isdigit():
-        first = max(first, week_of(int(lower[:13])))
-    last = week_of(int(upper[:13])) if upper is not None and upper[:13].isdigit() else week_of(t + WEEK_MS)
+    since, until = _ms_of(lower or ""), _ms_of(upper or "")
+    if since is not None:
+        first = max(first, week_of(since))
+    last = week_of(until if until is not None else t + WEEK_MS)
     weeks = range(last, first - 1, -1)  # newest first
     ordered = sorted(toks)
     pipe = r.pipeline(transaction=False)

@@ -216,3 +216,32 @@ def test_the_delivery_log_pages_through_hot_and_packed_shares_newest_first(own):
     assert got == sorted(got, key=lambda i: (created[i], i), reverse=True)  # newest first, exactly
     delivered, _ = rt.store.query(status="delivered", limit=200, with_events=False)
     assert set(want) <= {d.id for d in delivered}
+
+
+def test_finished_weeks_of_the_title_index_are_stored_at_their_exact_size(own):
+    """Posting strings grow by APPEND (with spare room); once their week is over, packing rewrites them
+    at their exact size — same bytes, same expiry — and every title is still found."""
+    from sharer.store import titles
+
+    rt, _ = own
+    r, k = rt.redis, rt.keys
+    week_ago = time.time() - 8 * 86400
+    made = []
+    for i in range(40):
+        at = week_ago + i
+        sid = f"sh_{int(at * 1000):011x}{secrets.token_hex(5)}"  # an id of that millisecond: packed entries
+        rt.store.create_share({"id": sid, "title": f"封存测试 seal{i:02d}", "url": "https://e.com/s",
+                               "delivery_ids": []}, [], at=at)
+        made.append(sid)
+    week = titles.week_of(int(week_ago * 1000))
+    key = k.title_postings(week, "b:封存")
+    assert r.strlen(key) == 40 * titles.ENTRY
+    before, value, ttl = r.memory_usage(key, samples=0), r.get(key), r.ttl(key)
+    r.delete(k.title_sealed)
+    rt.store.compact(settled_before=time.time() + 1)
+    assert r.get(key) == value and abs(r.ttl(key) - ttl) <= 2
+    assert r.memory_usage(key, samples=0) < before  # the spare room is gone
+    assert int(r.get(k.title_sealed)) == titles.week_of(int(time.time() * 1000)) - 1
+    assert titles.seal(r, k, rt.store._seal) == 0  # nothing more until another week ends
+    page, cursor = query_shares(rt.store, ShareFilter(q="封存测试"), limit=50)
+    assert {s.id for s in page} == set(made) and cursor is None

@@ -34,6 +34,7 @@ class DeliveryStore:
         self._transition = scripts.register(redis, lua.TRANSITION)
         self._claim = scripts.register(redis, lua.CLAIM)
         self._decide = scripts.register(redis, lua.DECIDE)
+        self._seal = scripts.register(redis, titles.SEAL)
         self._indexes = index_keys(keys)
         self._articles: dict[str, bytes | None] = {}  # share id -> article JSON (immutable once written)
         self.cold = ColdStore(redis, keys)  # settled shares, packed (``cold.py``)
@@ -296,7 +297,9 @@ class DeliveryStore:
 
     def compact(self, settled_before: float | None = None, limit: int | None = None) -> int:
         """Pack the shares settled before ``settled_before`` (default: ``COLD_AFTER`` ago); see ``cold.py``."""
-        return self.cold.compact(now() - cold.COLD_AFTER if settled_before is None else settled_before, limit=limit)
+        packed = self.cold.compact(now() - cold.COLD_AFTER if settled_before is None else settled_before, limit=limit)
+        titles.seal(self.r, self.k, self._seal)  # and the title index's finished weeks at their exact size
+        return packed
 
     # --- the article a post is compressed against ------------------------------------------------
 

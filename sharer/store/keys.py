@@ -94,6 +94,11 @@ class Keys:
         return f"{self.root}:idx:title-odd:{token}"
 
     @property
+    def title_sealed(self) -> str:
+        """String: the newest week whose title posting strings were rewritten at their exact size."""
+        return f"{self.root}:idx:title-sealed"
+
+    @property
     def title_index_version(self) -> str:
         """The title index's version (``titles.INDEX_VERSION``), set once every share in the log is in it
         (new shares are indexed when written)."""

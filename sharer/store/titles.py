@@ -242,6 +242,46 @@ def _entries(blob: bytes) -> Iterator[bytes]:
     return map(_FIRST, _ENTRIES.iter_unpack(memoryview(blob)[:usable]))
 
 
+# A string grown by APPEND keeps spare room (up to as much again as it holds); SET with its own value
+# stores it at its exact size. Atomic, so no APPEND in between is lost. KEYS: 1 a posting string.
+SEAL = """
+local v = redis.call('GET', KEYS[1])
+if v then redis.call('SET', KEYS[1], v, 'KEEPTTL') end
+return v and #v or 0
+"""
+
+
+def seal(r: Redis, keys: Keys, script: Any) -> int:
+    """Rewrite the posting strings of every week that has ended since the last call at their exact size
+    (a week's strings only grow while it is the current one: shares are created now). Run by the hourly
+    packing; one SCAN of the keyspace when a week has ended, nothing otherwise. Returns keys sealed."""
+    current = week_of(int(now() * 1000))
+    raw = r.get(keys.title_sealed)
+    done = int(raw) if raw is not None else None
+    if done is not None and done >= current - 1:
+        return 0
+    stem = keys.title_postings(0, "")[:-len("0:")]
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", stem) + "*"
+    cluster = keys.cluster
+    pipe = r.pipeline(transaction=False)
+    n = 0
+    for key in r.scan_iter(match=pattern, count=1000, _type="string"):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        week = name[len(stem):].split(":", 1)[0]
+        if not week.isdigit() or int(week) >= current or (done is not None and int(week) <= done):
+            continue
+        if cluster:  # redis-py's cluster pipeline refuses scripts
+            script(keys=[name])
+        else:
+            script(keys=[name], client=pipe)
+        n += 1
+        if n % 1000 == 0 and not cluster:
+            pipe.execute()
+    pipe.execute()
+    r.set(keys.title_sealed, current - 1)
+    return n
+
+
 def version(r: Redis, keys: Keys) -> str | None:
     raw = r.get(keys.title_index_version)
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -104,9 +104,9 @@ def main() -> None:
     group = SentinelGroup(tmp / "sentinel")
     cluster = RedisClusterGroup(tmp / "cluster")
     private = Node(tmp / "private", free_port(), [])
-    own = f"redis://127.0.0.1:{private.port}"
     try:
         private.start()
+        own = f"redis://127.0.0.1:{private.port}"  # after start(): a taken port is swapped for a fresh one
         if "redis" in only:
             rows.append(run_one("redis (broker + data)", tmp, f"{own}/0", None, args.n, args.concurrency,
                                 cpu=[own]))

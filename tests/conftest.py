@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import port_support
 import pytest
 import redis as redis_lib
 import requests
@@ -29,6 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TEST_DB = int(os.environ.get("SHARER_TEST_REDIS_DB", "13"))
 REDIS_URL = f"redis://127.0.0.1:6379/{TEST_DB}"
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port that refuses connections for the whole test (``port_support.closed_port``)."""
+    with port_support.closed_port() as port:
+        yield port
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ each delivery exactly once when the broker is back. Real CLI, real worker, a clo
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 from conftest import EXAMPLES, run_cli, sandbox_posts, wait_settled
@@ -16,14 +15,9 @@ from sharer.sweeper import STALE_QUEUED, sweep
 from sharer.web.app import create_app
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_cli_share_with_the_broker_down_is_sent_once_by_the_sweeper(base_env, runtime, worker, emulators):
-    env = {**base_env, "SHARER_BROKER_URL": f"redis://127.0.0.1:{closed_port()}/0"}
+def test_cli_share_with_the_broker_down_is_sent_once_by_the_sweeper(base_env, runtime, worker, emulators,
+                                                                    closed_port):
+    env = {**base_env, "SHARER_BROKER_URL": f"redis://127.0.0.1:{closed_port}/0"}
     started = time.monotonic()
     proc = run_cli(["share", str(EXAMPLES / "baic-catl.json"), "--to", "hook-a,hook-b", "--json"], env)
     assert time.monotonic() - started < 20
@@ -47,14 +41,14 @@ def test_cli_share_with_the_broker_down_is_sent_once_by_the_sweeper(base_env, ru
     assert sorted(p["delivery"] for p in posts) == sorted(d.id for d in ds)  # one post each, no more
 
 
-def test_api_share_with_the_broker_down_says_so(web_config, runtime, base_env, tmp_path):
+def test_api_share_with_the_broker_down_says_so(web_config, runtime, base_env, tmp_path, closed_port):
     from web_support import bearer, client
 
     from sharer.config import load_settings
 
     cfg = tmp_path / "nobroker.toml"
     cfg.write_text(web_config.read_text())
-    settings = load_settings(cfg, env={**base_env, "SHARER_BROKER_URL": f"redis://127.0.0.1:{closed_port()}/0"})
+    settings = load_settings(cfg, env={**base_env, "SHARER_BROKER_URL": f"redis://127.0.0.1:{closed_port}/0"})
     app = create_app(settings)
     body = {"article": article_json(EXAMPLES / "baic-catl.json"), "accounts": ["hook-a"], "force": True}
     r = client(app).post("/api/shares", json=body, headers=bearer(app, "editor"))

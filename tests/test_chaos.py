@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -32,8 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 from conftest import Worker, inject, sandbox_posts
+from ha_support import Node
+from port_support import reserve_port
 
 from sharer import service
 from sharer.article import Article
@@ -378,46 +378,21 @@ def test_three_workers_300_deliveries_random_503s_all_delivered_once_rate_limit_
 
 # --- 6. Redis restarted while deliveries are in flight ---------------------------------------------
 
-class RedisServer:
-    """A private ``redis-server``: AOF with fsync on every write, no RDB snapshots."""
+class RedisServer(Node):
+    """A private ``redis-server`` (``ha_support.Node`` on a reserved port): AOF with fsync on every write,
+    no RDB snapshots. ``start()`` after ``shutdown()`` brings it back on the same port and AOF."""
 
     def __init__(self, directory: Path):
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc: subprocess.Popen | None = None
+        super().__init__(directory, reserve_port(), [], fsync="always")
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile",
-             str(self.dir / "redis.log")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        client = redis_lib.Redis(port=self.port, socket_connect_timeout=0.2)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except redis_lib.RedisError:
-                return False
-
-        wait_for(up, 10, "redis-server to accept connections", every=0.05)
-        client.close()
-
     def shutdown(self) -> None:
         """``redis-cli shutdown``: the AOF is fsynced and the server exits."""
         subprocess.run(["redis-cli", "-p", str(self.port), "shutdown"], capture_output=True, timeout=10)
         assert self.proc is not None and self.proc.wait(10) == 0
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 def test_redis_restart_mid_run_loses_nothing_and_doubles_nothing(chaos, emulators, tmp_path):

@@ -282,13 +282,8 @@ def test_size_cap(internal):
     assert "larger than 1 MB" in err.problem
 
 
-def test_closed_port_is_a_transient_connect_error():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    err = refused(f"http://127.0.0.1:{port}/", FetchPolicy.build(hosts=["127.0.0.1"]))
+def test_closed_port_is_a_transient_connect_error(closed_port):
+    err = refused(f"http://127.0.0.1:{closed_port}/", FetchPolicy.build(hosts=["127.0.0.1"]))
     assert err.problem.startswith("cannot connect: connection refused") and err.transient
 
 

@@ -3,7 +3,6 @@ against real sockets, and the status/code tables every platform reads its answer
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -15,15 +14,9 @@ from sharer.errors import Ambiguous, AuthExpired, PermanentError, RateLimited, T
 from sharer.platforms.http import DEFAULT_TABLE, ErrorTable, Rule, parse_retry_after, send
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens once the socket is closed
-
-
-def test_refused_connection_is_transient_even_for_a_write(runtime):
+def test_refused_connection_is_transient_even_for_a_write(runtime, closed_port):
     with pytest.raises(TransientError) as info:
-        send(ctx(runtime, "hook-a"), "POST", f"http://127.0.0.1:{_closed_port()}/x", data=b"{}")
+        send(ctx(runtime, "hook-a"), "POST", f"http://127.0.0.1:{closed_port}/x", data=b"{}")
     assert type(info.value) is TransientError and "could not connect" in str(info.value)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -287,11 +286,8 @@ def test_fetching_an_internal_address_is_refused_by_default(server):
         assert error.field == "url" and "refused:" in error.problem and "loopback" in error.problem, str(error)
 
 
-def test_fetch_connection_refused_is_a_clear_error():
-    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens on it
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    error = load_error(f"http://127.0.0.1:{port}/", limits=LOCAL)
+def test_fetch_connection_refused_is_a_clear_error(closed_port):
+    error = load_error(f"http://127.0.0.1:{closed_port}/", limits=LOCAL)
     assert error.field == "url" and error.problem.startswith("cannot connect:")
     assert "Traceback" not in str(error) and "HTTPConnectionPool" not in str(error)
 

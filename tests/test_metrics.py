@@ -1,6 +1,6 @@
 """``/metrics`` on the web app and on a real worker, and JSON logs: what an operator scrapes and reads.
 
-One config for the module: its own Redis prefix and queue, ``[metrics] worker_port`` (a free port),
+One config for the module: its own Redis prefix and queue, ``[metrics] worker_port`` (a reserved port),
 ``[metrics] token`` for the web endpoint, ``[log] format = "json"``. The worker is a real prefork
 ``celery -A tasks worker`` (multiprocess metrics); traffic is real: deliveries, a 503, a platform
 429, the per-account limiter, a scheduled post released by a ``sharer.dispatch`` task on the worker,
@@ -13,12 +13,12 @@ import json
 import os
 import re
 import secrets
-import socket
 import time
 
 import pytest
 import requests
 from conftest import REDIS_URL, Worker, account_tables, inject
+from port_support import release_port, reserve_port
 from test_chaos import article, cleanup, env_for, settle, wait_for
 from web_support import client
 
@@ -32,21 +32,8 @@ from sharer.runtime import Runtime
 TOKEN = "metrics-token-" + secrets.token_hex(6)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def metered(tmp_path_factory, emulators):
-    tmp = tmp_path_factory.mktemp("metrics")
-    tag, port = secrets.token_hex(4), _free_port()
-    os.environ["SHARER_TEST_METRICS_TOKEN"] = TOKEN
-    os.environ.setdefault("SHARER_TEST_WRONG_SECRET", "x")
-    os.environ["SHARER_TEST_WEB_SECRET_M"] = "web-secret-" + secrets.token_hex(8)
-    config = tmp / "sharer-metrics.toml"
-    config.write_text(
+def _toml(tag: str, port: int, emulators) -> str:
+    return (
         f'[redis]\nurl = "{REDIS_URL}"\nprefix = "sharer-metrics-{tag}"\n\n[celery]\nqueue = "sharer-metrics-{tag}"\n\n'
         f'[metrics]\nworker_port = {port}\ntoken = "env:SHARER_TEST_METRICS_TOKEN"\n\n[log]\nformat = "json"\n\n'
         '[delivery]\nlease_seconds = 30\nhttp_timeout = 5\nretry = { base = 0.1, cap = 0.3, max_attempts = 4 }\n'
@@ -54,10 +41,28 @@ def metered(tmp_path_factory, emulators):
         f'[accounts.m-limited]\nplatform = "webhook"\napi_base = "{emulators["webhook"].url}/hooks/m-limited"\n'
         'credentials = { secret = "sandbox:" }\nrate_limit = { count = 1, per_seconds = 1 }\n\n'
         + account_tables(emulators))
+
+
+@pytest.fixture(scope="module")
+def metered(tmp_path_factory, emulators):
+    tmp = tmp_path_factory.mktemp("metrics")
+    tag = secrets.token_hex(4)
+    os.environ["SHARER_TEST_METRICS_TOKEN"] = TOKEN
+    os.environ.setdefault("SHARER_TEST_WRONG_SECRET", "x")
+    os.environ["SHARER_TEST_WEB_SECRET_M"] = "web-secret-" + secrets.token_hex(8)
+    config = tmp / "sharer-metrics.toml"
     env = env_for(config, tmp)
     env["SHARER_TEST_WRONG_SECRET"] = "x"
+    for attempt in range(5):
+        port = reserve_port()  # outside the ephemeral range, locked for this process (port_support)
+        config.write_text(_toml(tag, port, emulators))
+        worker = Worker(env, concurrency=2)  # ready: worker_ready has run, the endpoint is up or has failed
+        if f"metrics on http://127.0.0.1:{port}/metrics" in worker.output():
+            break
+        worker.stop()  # something outside the tests held the port: another one
+        release_port(port)
+        assert attempt < 4 and "Address already in use" in worker.output(), worker.output()[-3000:]
     rt = Runtime(load_settings(config))
-    worker = Worker(env, concurrency=2)
     yield rt, worker, port, config
     worker.stop()
     cleanup(rt)

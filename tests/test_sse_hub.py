@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import socket
 import threading
 import time
 from dataclasses import replace
@@ -27,10 +26,7 @@ def hub_site(web_config, runtime):
     settings = replace(base, prefix=f"{runtime.settings.prefix}-hub-{secrets.token_hex(3)}",
                        web={**base.web, "sse_per_user": 10})  # seven streams for one viewer
     app = create_app(settings)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",  # its own port
                                            timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -38,6 +34,7 @@ def hub_site(web_config, runtime):
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started
+    port = server.servers[0].sockets[0].getsockname()[1]
     rt = Runtime(settings)
     yield f"http://127.0.0.1:{port}", app, rt
     server.should_exit = True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -23,24 +22,21 @@ from web_support import PASSWORDS, bearer
 QUERY_SECRET = "qs-secret-value-123"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class WebProcess:
-    """``python -m sharer.cli web`` on a free port, its stdout and stderr in one file."""
+    """``python -m sharer.cli web --port 0``, its stdout and stderr in one file: uvicorn binds a free port
+    itself, and its "Uvicorn running on" line says which."""
 
     def __init__(self, config: Path, env: dict[str, str], tmp: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.out = tmp / f"web-{self.port}.log"
+        self.out = tmp / f"web-{len(list(tmp.glob('web-*.log')))}.log"
         self.fh = open(self.out, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "sharer.cli", "--config", str(config), "web",
-                                      "--port", str(self.port)], cwd=ROOT, env=env, stdout=self.fh,
-                                     stderr=subprocess.STDOUT)
+                                      "--port", "0"], cwd=ROOT, env=env, stdout=self.fh, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
+        while not (running := re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", self.output())):
+            assert self.proc.poll() is None and time.time() < deadline, self.output()
+            time.sleep(0.1)
+        self.port = int(running[1])
+        self.url = f"http://127.0.0.1:{self.port}"
         while True:
             assert self.proc.poll() is None and time.time() < deadline, self.output()
             try:

@@ -36,7 +36,7 @@ from sharer import service  # noqa: E402
 from sharer.config import load_settings  # noqa: E402
 from sharer.loaders import load_article  # noqa: E402
 from sharer.runtime import Runtime  # noqa: E402
-from sharer.store import codec, titles  # noqa: E402
+from sharer.store import codec  # noqa: E402
 from sharer.store.deliveries import STATUSES  # noqa: E402
 
 DAY = 86400.0
@@ -143,7 +143,7 @@ def write(rt: Runtime, n_deliveries: int, rng: random.Random) -> dict:
                 rate = written / (time.time() - t0)
                 print(f"  {written:,} deliveries written ({rate:,.0f}/s)", flush=True)
     pipe.execute()
-    rt.redis.set(rt.keys.title_index_version, titles.INDEX_VERSION)  # every share was indexed as it was written
+    rt.redis.set(rt.keys.title_index_ready, int(time.time()))  # every share was indexed as it was written
     planted.update(deliveries=written, shares=i, rare=rare_shares, seconds=time.time() - t0)
     return planted
 

@@ -106,7 +106,7 @@ def test_a_log_written_before_the_index_is_indexed_and_then_searchable(store):
         store.r.delete(key)
     page, cursor = query_shares(store, ShareFilter(q="旧日"), limit=50)
     assert {s.id for s in page} == set(ids) and cursor is None
-    assert store.r.exists(store.k.title_index_version)
+    assert store.r.exists(store.k.title_index_ready)
 
 
 def test_a_rare_status_is_found_from_anywhere_in_the_log_in_one_request(store):
@@ -316,6 +316,11 @@ def test_a_version_1_index_is_rebuilt_and_its_sorted_sets_deleted(store):
     assert titles.version(store.r, store.k) == "1" and store.r.exists(store.k.title_index("b:迁移"))
     store.purge(time.time() - 91 * DAY)  # the hourly purge rebuilds it
     assert titles.version(store.r, store.k) == "2"
+    # version 1 stays a day for processes of the earlier version still running (a rolling upgrade)
+    assert store.r.exists(store.k.title_index("b:迁移")) and store.r.get(store.k.title_index_version) == b"1"
+    store.r.set(store.k.title_index_ready, int(time.time() - titles.UPGRADE_GRACE - 60))  # a day later
+    store.purge(time.time() - 91 * DAY)
+    assert not store.r.exists(store.k.title_index_version)
     assert keys_like(store, "idx:title:*") == [store.k.title_index("not-a-zset")]
     assert keys_like(store, "idx:title-odd:*") and keys_like(store, "idx:title-w:*")
     assert all(store.r.ttl(k) > 0 for k in keys_like(store, "idx:title-w:*"))

@@ -420,6 +420,7 @@ class DeliveryStore:
         removed = 0
         if titles.version(self.r, self.k) != titles.INDEX_VERSION:  # a log older than this title index
             titles.backfill(self.r, self.k, self.retention, self.share_heads)
+        titles.retire_version_1(self.r, self.k)
         while True:  # the all-deliveries index of a log written before it went away (issue 15)
             members = [_s(m) for m in self.r.zrange(self.k.all_index, "-", cutoff, bylex=True, offset=0, num=batch)]
             if not members:

@@ -100,9 +100,15 @@ class Keys:
 
     @property
     def title_index_version(self) -> str:
-        """The title index's version (``titles.INDEX_VERSION``), set once every share in the log is in it
-        (new shares are indexed when written)."""
+        """Version 1 of the title index was complete ("1"); read by processes of an earlier version, so
+        it stays (with version 1's sorted sets) for a day after version 2 is built: a rolling upgrade."""
         return f"{self.root}:idx:title-version"
+
+    @property
+    def title_index_ready(self) -> str:
+        """String: epoch seconds at which version 2 of the title index held every share in the log (new
+        shares are indexed when written)."""
+        return f"{self.root}:idx:title-v2-ready"
 
     # Platform state shared by all workers.
     def token(self, account: str) -> str:

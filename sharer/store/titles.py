@@ -283,8 +283,26 @@ def seal(r: Redis, keys: Keys, script: Any) -> int:
 
 
 def version(r: Redis, keys: Keys) -> str | None:
+    """The complete index this log has: "2", "1" (an earlier version's, until it is rebuilt), or None."""
+    if r.exists(keys.title_index_ready):
+        return INDEX_VERSION
     raw = r.get(keys.title_index_version)
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+UPGRADE_GRACE = 86400.0  # version 1's keys outlive the rebuild by a day (processes not restarted yet)
+
+
+def retire_version_1(r: Redis, keys: Keys, grace: float = UPGRADE_GRACE) -> bool:
+    """Delete version 1's sorted sets and marker once version 2 has been complete for ``grace`` seconds.
+    Until then a process of the earlier version, still running during a rolling upgrade, keeps finding
+    what it searches for in them. Called by the hourly purge; True when it deleted them."""
+    raw = r.get(keys.title_index_ready)
+    if raw is None or not r.exists(keys.title_index_version) or now() - float(raw) < grace:
+        return False
+    _drop_version_1(r, keys)
+    r.delete(keys.title_index_version)
+    return True
 
 
 Heads = Callable[[list[str]], dict[str, dict[str, str]]]  # ``DeliveryStore.share_heads``: hot or packed
@@ -292,9 +310,9 @@ Heads = Callable[[list[str]], dict[str, dict[str, str]]]  # ``DeliveryStore.shar
 
 def backfill(r: Redis, keys: Keys, retention: int, heads: Heads, batch: int = 1000) -> int:
     """Build the index from the shares index (titles from ``heads``, the shares hot or packed; created
-    ms from the members) — a log written before the index or by version 1 of it — delete version 1's
-    sorted sets, then mark the index complete. Shares written meanwhile index themselves (an entry
-    written twice is read once). Returns how many shares were looked at."""
+    ms from the members) — a log written before the index or by version 1 of it — then mark the index
+    complete (version 1's sorted sets go a day later, ``retire_version_1``). Shares written meanwhile
+    index themselves (an entry written twice is read once). Returns how many shares were looked at."""
     high, seen = "+", 0
     while True:
         raw: list[Any] = r.zrange(keys.shares_index, high, "-", desc=True, bylex=True, offset=0, num=batch)
@@ -310,8 +328,7 @@ def backfill(r: Redis, keys: Keys, retention: int, heads: Heads, batch: int = 10
         pipe.execute()
         seen += len(members)
         high = f"({members[-1]}"
-    _drop_version_1(r, keys)
-    r.set(keys.title_index_version, INDEX_VERSION)
+    r.set(keys.title_index_ready, int(now()))
     return seen
 
 

@@ -169,7 +169,17 @@ class SentinelGroup:
         return int(port)
 
     def wait_failover(self, old_port: int, timeout: float = 30.0) -> int:
-        return _wait(lambda: (p := self.master_port()) != old_port and p, timeout, "the failover", every=0.1)
+        """The new primary's port, once every sentinel names it and it answers as a primary (a client
+        asking any sentinel then finds it)."""
+        def agreed() -> int | None:
+            ports = {int(s.client().sentinel_get_master_addr_by_name(MASTER)[1]) for s in self.sentinels}
+            if len(ports) != 1 or old_port in ports:
+                return None
+            [port] = ports
+            role = redis_lib.Redis(port=port, socket_timeout=1).info("replication")["role"]
+            return port if role == "master" else None
+
+        return _wait(agreed, timeout, "the failover", every=0.1)
 
     def stop(self) -> None:
         for node in [*self.sentinels, self.replica, self.primary]:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis as redis_lib
 from conftest import Worker, inject, sandbox_posts
 from ha_support import Node
 from port_support import reserve_port
@@ -166,7 +167,13 @@ def settle(rt: Runtime, ids: list[str], timeout: float = 45.0, every: float = 0.
     while True:
         if each is not None:
             each()
-        ds = rt.store.get_many(ids, with_events=True)
+        try:
+            ds = rt.store.get_many(ids, with_events=True)
+        except redis_lib.ConnectionError:  # a failover still settling: the next round tries again
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(every)
+            continue
         if len(ds) == len(ids) and all(service.is_settled(d) for d in ds):
             return ds
         if time.monotonic() > deadline:
@@ -175,7 +182,10 @@ def settle(rt: Runtime, ids: list[str], timeout: float = 45.0, every: float = 0.
             left = Counter(d.status for d in ds if not service.is_settled(d))
             pytest.fail(f"{len(ids) - len(ds)} records missing, not settled after {timeout:.0f}s: {dict(left)}")
         now = time.time()
-        sweep(rt, now=shift(now) if shift else now)
+        try:
+            sweep(rt, now=shift(now) if shift else now)
+        except redis_lib.ConnectionError:  # as beat's sweeper: this round failed, the next one runs
+            pass
         time.sleep(every)
 
 

@@ -243,8 +243,8 @@ class DeliveryStore:
         """The share's delivery ids (None: no such share, hot or packed), without loading its article."""
         raw = self.r.hget(self.k.share(share_id), "delivery_ids")
         if raw is None:
-            head = self.share_heads([share_id]).get(share_id)
-            return None if head is None else json.loads(head.get("delivery_ids") or "[]")
+            p = self.cold.packed([share_id]).get(share_id)
+            return None if p is None else json.loads(p.share.get("delivery_ids") or "[]")
         return json.loads(_s(raw))
 
     def share(self, share_id: str) -> ShareRecord | None:

@@ -145,7 +145,7 @@ def test_pack_and_unpack_keep_every_field_event_post_and_expiry(own):
     assert hot_keys(rt, sid) == []
     assert [d.to_json() for d in rt.store.get_many(ids)] == before
     assert rt.store.get(ids[0]).post == {"text": "old form"}
-    assert rt.store.share_heads([sid])[sid]["shared_by"] == "alice"
+    assert rt.store.share_heads([sid])[sid].shared_by == "alice"
     assert service.schedule_titles(rt, [sid]) == {sid: f"宁德时代 packed {sid}"}
     blob = rt.redis.get(rt.keys.cold(sid))
     raw = sum(len(json.dumps(d)) for d in before)

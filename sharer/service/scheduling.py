@@ -134,7 +134,7 @@ def schedule_list(rt: Runtime, *, account: str | None = None, start: datetime | 
 def schedule_titles(rt: Runtime, share_ids: list[str]) -> dict[str, str]:
     """The titles of these shares in one pipelined round trip (a purged share has none; a packed one is
     read from its packed form)."""
-    return {sid: head["title"] for sid, head in rt.store.share_heads(share_ids).items() if "title" in head}
+    return {sid: head.title for sid, head in rt.store.share_heads(share_ids).items()}
 
 
 def reschedule(rt: Runtime, share_id: str, at: str | datetime, tz: str | None = None, *,

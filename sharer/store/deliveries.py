@@ -18,7 +18,7 @@ from ..clock import iso, ms, now
 from . import codec, cold, lua, scripts, titles
 from .coldstore import ColdStore
 from .keys import Keys
-from .records import Delivery, ShareRecord
+from .records import Delivery, ShareHead, ShareRecord
 from .states import CANCELLABLE, EXPLAINED, RETRYABLE, STATUSES, TERMINAL, Status, index_keys
 from .verdicts import Claim, ClaimOutcome, Decision, Outcome, Result
 
@@ -234,17 +234,19 @@ class DeliveryStore:
                 post = codec.unpack_post(blob, self._articles.get(h["share_id"])) if blob else None
                 result.append(Delivery.from_hash(h, evs, post=post))
             elif i in packed:
-                h, cold_evs, cold_post = packed[i]
-                result.append(Delivery.from_hash(h, cold_evs if with_events else None,
-                                                 post=cold_post if with_post else None))
+                result.append(_from_packed(packed[i], with_events, with_post))
         return result
+
+    def packed_deliveries(self, p: cold.Packed, with_events: bool = True) -> list[Delivery]:
+        """A packed share's deliveries (as ``get_many`` reads them), from a form already read."""
+        return [_from_packed(row, with_events, True) for row in p.records()]
 
     def share_delivery_ids(self, share_id: str) -> list[str] | None:
         """The share's delivery ids (None: no such share, hot or packed), without loading its article."""
         raw = self.r.hget(self.k.share(share_id), "delivery_ids")
         if raw is None:
-            p = self.cold.packed([share_id]).get(share_id)
-            return None if p is None else json.loads(p.share.get("delivery_ids") or "[]")
+            head = self.share_heads([share_id]).get(share_id)
+            return None if head is None else head.delivery_ids
         return json.loads(_s(raw))
 
     def share(self, share_id: str) -> ShareRecord | None:
@@ -264,27 +266,25 @@ class DeliveryStore:
             h["article"] = article.decode()
         return ShareRecord.from_hash(share_id, h)
 
-    def share_heads(self, share_ids: list[str]) -> dict[str, dict[str, str]]:
-        """The share hash's small fields (title, url, created_at, delivery_ids, shared_by, ...) of each
-        share that exists, hot or packed; a packed one also carries ``_briefs``: JSON
-        ``{delivery id: [status, account, platform]}`` (its records are not in hot keys to look at)."""
+    def share_heads(self, share_ids: list[str]) -> dict[str, ShareHead]:
+        """The small fields of each share that exists, hot (one HMGET) or packed (with its packed form,
+        so its records need no second read)."""
         small = ("title", "url", "created_at", "delivery_ids", "shared_by")
         pipe = self.r.pipeline(transaction=False)
         for sid in share_ids:
             pipe.hmget(self.k.share(sid), *small)
-        out: dict[str, dict[str, str]] = {}
+        found: dict[str, tuple[dict[str, str], cold.Packed | None]] = {}
         missing = []
         for sid, row in zip(share_ids, pipe.execute()):
             if row[3] is None:
                 missing.append(sid)
             else:
-                out[sid] = {k: _s(v) for k, v in zip(small, row) if v is not None}
+                found[sid] = ({k: _s(v) for k, v in zip(small, row) if v is not None}, None)
         for sid, p in self.cold.packed(missing).items():
-            head = {k: v for k, v in p.share.items() if k in small}
-            head["_briefs"] = codec.compact_json({d.id: [d.record.get("status"), d.record.get("account"),
-                                                         d.record.get("platform")] for d in p.deliveries})
-            out[sid] = head
-        return out
+            found[sid] = (p.share, p)
+        return {sid: ShareHead(h.get("title", ""), h.get("url", ""), h.get("created_at", ""),
+                               json.loads(h.get("delivery_ids") or "[]"), h.get("shared_by") or None, p)
+                for sid, (h, p) in found.items()}
 
     def share_ids_of(self, delivery_ids: list[str]) -> dict[str, str]:
         """Delivery id -> its share id, hot or packed (ids of no delivery are left out)."""
@@ -388,7 +388,7 @@ class DeliveryStore:
             heads = self.share_heads([m.split(":", 1)[1] for m in got])
             for m in got:
                 at, sid = m.split(":", 1)
-                for did in json.loads((heads.get(sid) or {}).get("delivery_ids") or "[]"):
+                for did in heads[sid].delivery_ids if sid in heads else []:
                     member = f"{at}:{did}"
                     if cursor is None or member < cursor:
                         members.append(member)
@@ -445,19 +445,19 @@ class DeliveryStore:
             if not members:
                 break
             heads = self.share_heads([m.split(":", 1)[1] for m in members])
-            owned = {m: json.loads((heads.get(m.split(":", 1)[1]) or {}).get("delivery_ids") or "[]") for m in members}
+            hot_ids = [did for h in heads.values() if h.packed is None for did in h.delivery_ids]
             pipe = self.r.pipeline(transaction=False)
-            for m in members:
-                for did in owned[m]:
-                    pipe.hmget(self.k.delivery(did), "status", "account")
-            hot = iter(pipe.execute())
+            for did in hot_ids:
+                pipe.hmget(self.k.delivery(did), "status", "account")
+            fields = {did: tuple(_s(x) if x is not None else None for x in row)
+                      for did, row in zip(hot_ids, pipe.execute())}
             pipe = self.r.pipeline(transaction=True)
             for m in members:
                 at, sid = m.split(":", 1)
-                head = heads.get(sid) or {}
-                briefs = json.loads(head.get("_briefs") or "{}")
-                for did in owned[m]:
-                    status, account = (_s(x) if x is not None else None for x in next(hot))
+                head = heads.get(sid)
+                briefs = head.briefs() if head is not None else {}
+                for did in head.delivery_ids if head is not None else []:
+                    status, account = fields.get(did) or (None, None)
                     if did in briefs:
                         status, account = briefs[did][0], briefs[did][1]
                         pipe.hdel(self.k.cold_map(cold.bucket(did)), cold.pack_id(did))
@@ -472,10 +472,16 @@ class DeliveryStore:
                 pipe.delete(self.k.share(sid), self.k.cold(sid))
                 pipe.zrem(self.k.shares_index, m)
                 pipe.zrem(self.k.cold_pending, m)
-                if head.get("title") is not None:  # only odd-set entries: the posting strings expire by themselves
-                    titles.remove(pipe, self.k, m, head["title"])
+                if head is not None:  # only odd-set entries: the posting strings expire by themselves
+                    titles.remove(pipe, self.k, m, head.title)
             pipe.execute()
         return removed
+
+def _from_packed(row: tuple[dict[str, str], list[str], dict[str, Any] | None], with_events: bool,
+                 with_post: bool) -> Delivery:
+    h, events, post = row
+    return Delivery.from_hash(h, events if with_events else None, post=post if with_post else None)
+
 
 def _enc(v: Any) -> str:
     if v is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..clock import iso
 from .codec import unpack_event
+from .cold import Packed
 from .states import EXPLAINED, Approval, Status
 
 
@@ -170,6 +171,25 @@ class Delivery:
             "publish_mode": ((self.post or {}).get("payload") or {}).get("publish_mode"),
             "msg_id": None if self.state.get("msg_id") is None else str(self.state["msg_id"]),
         }
+
+
+@dataclass(frozen=True)
+class ShareHead:
+    """A share's small fields, from its hash or its packed form (``DeliveryStore.share_heads``)."""
+
+    title: str
+    url: str
+    created_at: str
+    delivery_ids: list[str]
+    shared_by: str | None = None
+    packed: Packed | None = None  # a packed share: its records came with it (no hot keys to read)
+
+    def briefs(self) -> dict[str, tuple[str | None, str | None, str | None]]:
+        """Packed: delivery id -> (status, account, platform); empty for a hot share."""
+        if self.packed is None:
+            return {}
+        return {d.id: (d.record.get("status"), d.record.get("account"), d.record.get("platform"))
+                for d in self.packed.deliveries}
 
 
 @dataclass(frozen=True)

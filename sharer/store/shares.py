@@ -12,7 +12,6 @@ empty page without one always means "nothing more", never "gave up".
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,25 +126,24 @@ class _Walk:
             head = heads.get(m.split(":", 1)[1])
             if head is None:  # purged meanwhile
                 continue
-            title = head.get("title", "")
-            if self.flt.q and not titles.matches(self.flt.q, title):
+            if self.flt.q and not titles.matches(self.flt.q, head.title):
                 continue
-            rows.append((m, {"title": title, "url": head.get("url", ""), "created_at": head.get("created_at", ""),
-                             "_briefs": head.get("_briefs")}, json.loads(head.get("delivery_ids") or "[]")))
+            rows.append((m, head))
         f = self.flt
         if rows and (f.status or f.account or f.platform):
             pipe = r.pipeline(transaction=False)
-            for _, h, ids in rows:
-                for i in ids if h["_briefs"] is None else []:
+            for _, head in rows:
+                for i in head.delivery_ids if head.packed is None else []:
                     pipe.hmget(k.delivery(i), "status", "account", "platform")
             fields = iter(pipe.execute())
             kept = []
             for row in rows:
-                if row[1]["_briefs"] is not None:  # a packed share: its records' fields came with it
-                    briefs = json.loads(row[1]["_briefs"])
-                    ds = [tuple(briefs.get(i) or (None, None, None)) for i in row[2]]
+                head = row[1]
+                if head.packed is not None:  # a packed share: its records' fields came with it
+                    briefs = head.briefs()
+                    ds = [briefs.get(i) or (None, None, None) for i in head.delivery_ids]
                 else:
-                    ds = [tuple(_s(x) if x is not None else None for x in next(fields)) for _ in row[2]]
+                    ds = [_brief(next(fields)) for _ in head.delivery_ids]
                 if ((not f.status or any(d[0] == f.status for d in ds))
                         and (not f.account or any(d[1] == f.account for d in ds))
                         and (not f.platform or any(d[2] == f.platform for d in ds))):
@@ -155,9 +153,14 @@ class _Walk:
         while rows:
             take = rows if cap is None else rows[:max(1, cap - (len(self.found) - start))]
             rows = rows[len(take):]
-            by_id = {d.id: d for d in self.store.get_many([i for _, _, ids in take for i in ids], with_events=True)}
-            for m, h, ids in take:
-                summary = _summary(m.split(":", 1)[1], h, [by_id[i] for i in ids if i in by_id])
+            hot = [i for _, head in take if head.packed is None for i in head.delivery_ids]
+            by_id = {d.id: d for d in self.store.get_many(hot, with_events=True)}
+            for _, head in take:  # a packed share's records came with its head: not read again
+                if head.packed is not None:
+                    by_id.update((d.id, d) for d in self.store.packed_deliveries(head.packed))
+            for m, head in take:
+                summary = ShareSummary(m.split(":", 1)[1], head.title, head.url, head.created_at,
+                                       [by_id[i] for i in head.delivery_ids if i in by_id])
                 if self.flt.matches(summary):  # it may have changed since the first look
                     self.found.append((m, summary))
             if cap is not None and len(self.found) - start >= cap:
@@ -263,6 +266,7 @@ class _Walk:
         return self._rest(f"{stop_ms}:0" if self._more(index, f"{stop_ms}:", low) else None)
 
 
-def _summary(share_id: str, h: dict[str, Any], deliveries: list[Delivery]) -> ShareSummary:
-    return ShareSummary(share_id, str(h.get("title") or ""), str(h.get("url") or ""),
-                        str(h.get("created_at") or ""), deliveries)
+def _brief(row: list[Any]) -> tuple[str | None, str | None, str | None]:
+    """(status, account, platform) of an HMGET on a hot record."""
+    status, account, platform = (_s(x) if x is not None else None for x in row)
+    return status, account, platform

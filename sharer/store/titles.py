@@ -39,6 +39,7 @@ from redis.client import Pipeline
 
 from ..clock import now
 from .keys import Keys
+from .records import ShareHead
 
 PREFIX_MAX = 10  # longer query words are looked up by their first 10 characters, then verified
 _CJK = (r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
@@ -305,7 +306,7 @@ def retire_version_1(r: Redis, keys: Keys, grace: float = UPGRADE_GRACE) -> bool
     return True
 
 
-Heads = Callable[[list[str]], dict[str, dict[str, str]]]  # ``DeliveryStore.share_heads``: hot or packed
+Heads = Callable[[list[str]], dict[str, ShareHead]]  # ``DeliveryStore.share_heads``: hot or packed
 
 
 def backfill(r: Redis, keys: Keys, retention: int, heads: Heads, batch: int = 1000) -> int:
@@ -322,9 +323,9 @@ def backfill(r: Redis, keys: Keys, retention: int, heads: Heads, batch: int = 10
         found = heads([m.split(":", 1)[1] for m in members])
         pipe = r.pipeline(transaction=False)
         for m in members:
-            title = (found.get(m.split(":", 1)[1]) or {}).get("title")
-            if title is not None:
-                add(pipe, keys, m, title, retention)
+            head = found.get(m.split(":", 1)[1])
+            if head is not None:
+                add(pipe, keys, m, head.title, retention)
         pipe.execute()
         seen += len(members)
         high = f"({members[-1]}"

@@ -365,4 +365,4 @@ def shared_by(rt: Any, share_ids: list[str]) -> dict[str, str]:
     """Who started each share (``shared_by`` on the share record; absent on shares from before it)."""
     if not share_ids:
         return {}
-    return {sid: head["shared_by"] for sid, head in rt.store.share_heads(share_ids).items() if head.get("shared_by")}
+    return {sid: head.shared_by for sid, head in rt.store.share_heads(share_ids).items() if head.shared_by}
